@@ -1,0 +1,6 @@
+//! Assemble the root tree: unpack payloads, users and groups, scriptlets in
+//! bubblewrap, overlays.
+
+pub mod install;
+pub mod overlay;
+pub mod scripts;

@@ -1,0 +1,1 @@
+//! Run RPM scriptlets inside the tree with bubblewrap, as rpm-ostree does.

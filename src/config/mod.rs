@@ -1,0 +1,6 @@
+//! The config repo: treefile (manifest) loading, `.repo` files, and the
+//! working directory layout.
+
+pub mod repofile;
+pub mod treefile;
+pub mod workdir;

@@ -1,0 +1,9 @@
+//! cosa: an OS build and release pipeline in the style of coreos-assembler.
+//! See `../shared/DESIGN.md` for the map of the stages and rooms.
+
+pub mod cli;
+pub mod cmd;
+pub mod compose;
+pub mod config;
+pub mod rpm;
+pub mod util;

@@ -1,0 +1,18 @@
+//! The `cosa` binary: parse the command line and dispatch one verb.
+
+use clap::Parser;
+use cosa::cli::{Cli, Command, ComposeCmd};
+
+fn main() {
+    let cli = Cli::parse();
+    cosa::util::init_logging(cli.verbose);
+    let result = match cli.command {
+        Command::Init(o) => cosa::cmd::init::run(&cli.global, o),
+        Command::Fetch(o) => cosa::cmd::fetch::run(&cli.global, o),
+        Command::Compose(ComposeCmd::Rootfs(o)) => cosa::cmd::compose::rootfs(&cli.global, o),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,421 @@
+//! Build RPM packages and repositories from code, with the `rpm` crate and
+//! `createrepo_c`. Used by the test suite, the benchmarks and (later) the
+//! sample OS: every fixture is generated, never committed as a blob.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+/// What kind of entry a [`FileSpec`] is.
+#[derive(Debug, Clone)]
+pub enum FileKind {
+    File(Vec<u8>),
+    Dir,
+    Symlink(String),
+    /// `%ghost`: owned by the package, not in the payload.
+    Ghost,
+}
+
+/// One entry of a package's payload.
+#[derive(Debug, Clone)]
+pub struct FileSpec {
+    pub path: String,
+    pub kind: FileKind,
+    /// Permission bits, including setuid/setgid/sticky (e.g. `0o4755`).
+    pub mode: u16,
+    pub user: String,
+    pub group: String,
+    /// File capabilities in `cap_from_text` form, e.g. `cap_net_raw=ep`.
+    pub caps: Option<String>,
+    /// Regular files with the same hardlink set name become one inode.
+    pub hardlink_set: Option<String>,
+    pub config: bool,
+}
+
+impl FileSpec {
+    pub fn file(path: &str, content: impl Into<Vec<u8>>) -> FileSpec {
+        FileSpec {
+            path: path.into(),
+            kind: FileKind::File(content.into()),
+            mode: 0o644,
+            user: "root".into(),
+            group: "root".into(),
+            caps: None,
+            hardlink_set: None,
+            config: false,
+        }
+    }
+    pub fn dir(path: &str) -> FileSpec {
+        FileSpec {
+            kind: FileKind::Dir,
+            mode: 0o755,
+            ..FileSpec::file(path, "")
+        }
+    }
+    pub fn symlink(path: &str, target: &str) -> FileSpec {
+        FileSpec {
+            kind: FileKind::Symlink(target.into()),
+            mode: 0o777,
+            ..FileSpec::file(path, "")
+        }
+    }
+    pub fn ghost(path: &str) -> FileSpec {
+        FileSpec {
+            kind: FileKind::Ghost,
+            ..FileSpec::file(path, "")
+        }
+    }
+    pub fn mode(mut self, mode: u16) -> Self {
+        self.mode = mode;
+        self
+    }
+    pub fn owner(mut self, user: &str, group: &str) -> Self {
+        self.user = user.into();
+        self.group = group.into();
+        self
+    }
+    pub fn caps(mut self, caps: &str) -> Self {
+        self.caps = Some(caps.into());
+        self
+    }
+    pub fn hardlink(mut self, set: &str) -> Self {
+        self.hardlink_set = Some(set.into());
+        self
+    }
+    pub fn config(mut self) -> Self {
+        self.config = true;
+        self
+    }
+}
+
+/// A package to build. Dependency strings are `name`, `name OP evr`, or a
+/// rich dependency `(a or b)`.
+#[derive(Debug, Clone)]
+pub struct PkgSpec {
+    pub name: String,
+    pub epoch: u32,
+    pub version: String,
+    pub release: String,
+    pub arch: String,
+    pub provides: Vec<String>,
+    pub requires: Vec<String>,
+    /// `Requires(pre)`.
+    pub requires_pre: Vec<String>,
+    pub conflicts: Vec<String>,
+    pub obsoletes: Vec<String>,
+    pub recommends: Vec<String>,
+    pub suggests: Vec<String>,
+    pub supplements: Vec<String>,
+    pub enhances: Vec<String>,
+    pub files: Vec<FileSpec>,
+    pub pre: Option<String>,
+    pub post: Option<String>,
+    pub posttrans: Option<String>,
+    /// Payload compression: `gzip`, `xz`, `zstd` or `none`.
+    pub compression: String,
+}
+
+impl PkgSpec {
+    pub fn new(name: &str, version: &str) -> PkgSpec {
+        PkgSpec {
+            name: name.into(),
+            epoch: 0,
+            version: version.into(),
+            release: "1".into(),
+            arch: "x86_64".into(),
+            provides: vec![],
+            requires: vec![],
+            requires_pre: vec![],
+            conflicts: vec![],
+            obsoletes: vec![],
+            recommends: vec![],
+            suggests: vec![],
+            supplements: vec![],
+            enhances: vec![],
+            files: vec![],
+            pre: None,
+            post: None,
+            posttrans: None,
+            compression: "zstd".into(),
+        }
+    }
+    pub fn epoch(mut self, e: u32) -> Self {
+        self.epoch = e;
+        self
+    }
+    pub fn release(mut self, r: &str) -> Self {
+        self.release = r.into();
+        self
+    }
+    pub fn arch(mut self, a: &str) -> Self {
+        self.arch = a.into();
+        self
+    }
+    pub fn provides(mut self, d: &str) -> Self {
+        self.provides.push(d.into());
+        self
+    }
+    pub fn requires(mut self, d: &str) -> Self {
+        self.requires.push(d.into());
+        self
+    }
+    pub fn requires_pre(mut self, d: &str) -> Self {
+        self.requires_pre.push(d.into());
+        self
+    }
+    pub fn conflicts(mut self, d: &str) -> Self {
+        self.conflicts.push(d.into());
+        self
+    }
+    pub fn obsoletes(mut self, d: &str) -> Self {
+        self.obsoletes.push(d.into());
+        self
+    }
+    pub fn recommends(mut self, d: &str) -> Self {
+        self.recommends.push(d.into());
+        self
+    }
+    pub fn suggests(mut self, d: &str) -> Self {
+        self.suggests.push(d.into());
+        self
+    }
+    pub fn supplements(mut self, d: &str) -> Self {
+        self.supplements.push(d.into());
+        self
+    }
+    pub fn enhances(mut self, d: &str) -> Self {
+        self.enhances.push(d.into());
+        self
+    }
+    pub fn file(mut self, f: FileSpec) -> Self {
+        self.files.push(f);
+        self
+    }
+    pub fn pre(mut self, s: &str) -> Self {
+        self.pre = Some(s.into());
+        self
+    }
+    pub fn post(mut self, s: &str) -> Self {
+        self.post = Some(s.into());
+        self
+    }
+    pub fn posttrans(mut self, s: &str) -> Self {
+        self.posttrans = Some(s.into());
+        self
+    }
+    pub fn compression(mut self, c: &str) -> Self {
+        self.compression = c.into();
+        self
+    }
+
+    /// `name-version-release.arch.rpm`
+    pub fn filename(&self) -> String {
+        format!(
+            "{}-{}-{}.{}.rpm",
+            self.name, self.version, self.release, self.arch
+        )
+    }
+
+    fn builder(&self) -> Result<rpm::PackageBuilder> {
+        let compression = match self.compression.as_str() {
+            "gzip" => rpm::CompressionType::Gzip,
+            "xz" => rpm::CompressionType::Xz,
+            "zstd" => rpm::CompressionType::Zstd,
+            "none" => rpm::CompressionType::None,
+            other => bail!("unknown payload compression {other:?}"),
+        };
+        let config = rpm::BuildConfig::v4()
+            .compression(compression)
+            .source_date(1_700_000_000u32);
+        let mut b = rpm::PackageBuilder::new(
+            &self.name,
+            &self.version,
+            "MIT",
+            &self.arch,
+            &format!("{} test package", self.name),
+        );
+        b.using_config(config);
+        b.release(self.release.clone());
+        if self.epoch != 0 {
+            b.epoch(self.epoch);
+        }
+        b.description(format!("Generated fixture package {}", self.name));
+        for d in &self.provides {
+            b.provides(dependency(d)?);
+        }
+        for d in &self.requires {
+            b.requires(dependency(d)?);
+        }
+        for d in &self.requires_pre {
+            let mut dep = dependency(d)?;
+            dep.flags |= rpm::DependencyFlags::SCRIPT_PRE;
+            b.requires(dep);
+        }
+        for d in &self.conflicts {
+            b.conflicts(dependency(d)?);
+        }
+        for d in &self.obsoletes {
+            b.obsoletes(dependency(d)?);
+        }
+        for d in &self.recommends {
+            b.recommends(dependency(d)?);
+        }
+        for d in &self.suggests {
+            b.suggests(dependency(d)?);
+        }
+        for d in &self.supplements {
+            b.supplements(dependency(d)?);
+        }
+        for d in &self.enhances {
+            b.enhances(dependency(d)?);
+        }
+        if let Some(s) = &self.pre {
+            b.pre_install_script(rpm::Scriptlet::new(s.clone()).prog(vec!["/bin/sh"]));
+        }
+        if let Some(s) = &self.post {
+            b.post_install_script(rpm::Scriptlet::new(s.clone()).prog(vec!["/bin/sh"]));
+        }
+        if let Some(s) = &self.posttrans {
+            b.post_trans_script(rpm::Scriptlet::new(s.clone()).prog(vec!["/bin/sh"]));
+        }
+        for f in &self.files {
+            add_file(&mut b, f).with_context(|| format!("adding {} to {}", f.path, self.name))?;
+        }
+        Ok(b)
+    }
+
+    /// Build the package into `dir`, returning the path of the .rpm.
+    pub fn build(&self, dir: &Path) -> Result<PathBuf> {
+        let pkg = self
+            .builder()?
+            .build()
+            .with_context(|| format!("building package {}", self.name))?;
+        let path = dir.join(self.filename());
+        pkg.write_file(&path)
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(path)
+    }
+
+    /// Build and sign with an armored OpenPGP secret key.
+    pub fn build_signed(&self, dir: &Path, secret_key_asc: &[u8]) -> Result<PathBuf> {
+        let signer = rpm::signature::pgp::Signer::from_asc_bytes(secret_key_asc)
+            .context("loading signing key")?;
+        let pkg = self
+            .builder()?
+            .build_and_sign(signer)
+            .with_context(|| format!("building signed package {}", self.name))?;
+        let path = dir.join(self.filename());
+        pkg.write_file(&path)
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(path)
+    }
+}
+
+fn add_file(b: &mut rpm::PackageBuilder, f: &FileSpec) -> Result<()> {
+    match &f.kind {
+        FileKind::File(content) => {
+            let mut o = rpm::FileOptions::new(f.path.clone())
+                .permissions(f.mode)
+                .user(f.user.clone())
+                .group(f.group.clone());
+            if let Some(c) = &f.caps {
+                o = o.caps(c.clone())?;
+            }
+            if let Some(h) = &f.hardlink_set {
+                o = o.hardlink(h.clone());
+            }
+            if f.config {
+                o = o.config();
+            }
+            b.with_file_contents(content.clone(), o)?;
+        }
+        FileKind::Dir => {
+            b.with_dir_entry(
+                rpm::FileOptions::dir(f.path.clone())
+                    .permissions(f.mode)
+                    .user(f.user.clone())
+                    .group(f.group.clone()),
+            )?;
+        }
+        FileKind::Symlink(target) => {
+            b.with_symlink(
+                rpm::FileOptions::symlink(f.path.clone(), target.clone())
+                    .user(f.user.clone())
+                    .group(f.group.clone()),
+            )?;
+        }
+        FileKind::Ghost => {
+            b.with_ghost(rpm::FileOptions::ghost(f.path.clone()).permissions(f.mode))?;
+        }
+    }
+    Ok(())
+}
+
+/// Turn `name`, `name OP evr` or `(rich)` into an rpm crate dependency.
+pub fn dependency(spec: &str) -> Result<rpm::Dependency> {
+    let spec = spec.trim();
+    if spec.starts_with('(') {
+        return Ok(rpm::Dependency::any(spec));
+    }
+    let parts: Vec<&str> = spec.split_whitespace().collect();
+    Ok(match parts.as_slice() {
+        [name] => rpm::Dependency::any(*name),
+        [name, "=", v] | [name, "==", v] => rpm::Dependency::eq(*name, *v),
+        [name, "<", v] => rpm::Dependency::less(*name, *v),
+        [name, "<=", v] => rpm::Dependency::less_eq(*name, *v),
+        [name, ">", v] => rpm::Dependency::greater(*name, *v),
+        [name, ">=", v] => rpm::Dependency::greater_eq(*name, *v),
+        _ => bail!("cannot parse dependency {spec:?}"),
+    })
+}
+
+/// Metadata compression for [`createrepo`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RepoCompression {
+    Gz,
+    Xz,
+    Zstd,
+}
+
+/// Run `createrepo_c` on `dir` (which holds .rpm files), writing `dir/repodata`.
+pub fn createrepo(dir: &Path, compression: RepoCompression) -> Result<()> {
+    let c = match compression {
+        RepoCompression::Gz => "gz",
+        RepoCompression::Xz => "xz",
+        RepoCompression::Zstd => "zstd",
+    };
+    let out = std::process::Command::new("createrepo_c")
+        .args([
+            "--quiet",
+            "--no-database",
+            "--simple-md-filenames",
+            "--general-compress-type",
+            c,
+        ])
+        .arg(dir)
+        .output()
+        .context("running createrepo_c (install the createrepo-c package)")?;
+    if !out.status.success() {
+        bail!(
+            "createrepo_c {} failed: {}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// Build every spec into `dir` and make it a repository.
+pub fn make_repo(
+    dir: &Path,
+    specs: &[PkgSpec],
+    compression: RepoCompression,
+) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let paths = specs
+        .iter()
+        .map(|s| s.build(dir))
+        .collect::<Result<Vec<_>>>()?;
+    createrepo(dir, compression)?;
+    Ok(paths)
+}

@@ -1,0 +1,50 @@
+//! Dependency resolution with resolvo and RPM rules: versioned and file
+//! provides, rich dependencies, conflicts, obsoletes, weak dependencies,
+//! arch compatibility, installonly packages, repo priorities, excludes and
+//! lockfile pins.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+
+use super::repodata::LoadedRepo;
+use super::types::{Evr, PackageMeta};
+
+/// A lockfile pin for one package name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pin {
+    pub evr: Evr,
+    /// When known (lockfile `evra`).
+    pub arch: Option<String>,
+    /// `sha256:<hex>` when the lockfile gives one.
+    pub digest: Option<String>,
+}
+
+/// What to resolve.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// Names, provides, file paths or quoted versioned specs (`podman >= 4.1`).
+    pub packages: Vec<String>,
+    /// (repo id, specs): these come only from that repo.
+    pub repo_packages: Vec<(String, Vec<String>)>,
+    /// Package name globs never installed.
+    pub exclude: Vec<String>,
+    /// Install Recommends (and Supplements of installed packages).
+    pub recommends: bool,
+    pub basearch: String,
+    /// Locked names take exactly this EVR (and digest when given).
+    pub pins: BTreeMap<String, Pin>,
+}
+
+/// Resolve `req` against `repos`. Returns the package set, sorted by name.
+pub fn solve(repos: &[LoadedRepo], req: &Request) -> Result<Vec<PackageMeta>> {
+    let _ = (repos, req);
+    todo!("solver::solve")
+}
+
+/// An order to install `pkgs` in: everything a package requires (pre-requires
+/// first) comes before it where the graph allows; cycles are broken stably.
+pub fn install_order(pkgs: &[PackageMeta]) -> Vec<usize> {
+    let _ = pkgs;
+    todo!("solver::install_order")
+}
