@@ -3,4 +3,5 @@
 
 pub mod install;
 pub mod overlay;
+pub mod resolve;
 pub mod scripts;

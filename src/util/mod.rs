@@ -2,6 +2,7 @@
 //! external programs, progress output, architecture names.
 
 pub mod progress;
+pub mod time;
 
 use std::io::Write;
 use std::path::Path;
