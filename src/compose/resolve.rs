@@ -55,7 +55,10 @@ impl Resolved {
 fn load_config(wd: &Workdir, arch: &str) -> Result<(Treefile, Vec<RepoDef>)> {
     let manifest = wd.manifest()?;
     let tf = treefile::load(&manifest, arch)?;
-    let mut vars = BTreeMap::new();
+    // dnf's convention: DNF_VAR_foo=bar in the environment defines $foo.
+    let mut vars: BTreeMap<String, String> = std::env::vars()
+        .filter_map(|(k, v)| k.strip_prefix("DNF_VAR_").map(|k| (k.to_string(), v)))
+        .collect();
     vars.insert("basearch".to_string(), arch.to_string());
     if let Some(rv) = &tf.releasever {
         vars.insert("releasever".to_string(), rv.clone());

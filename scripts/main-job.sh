@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The main job: install what is needed, build cosa, build the sample OS's
+# package repository, and compose the sample OS into a root tree.
+# Usage: scripts/main-job.sh [WORKDIR]   (default: ./sample-workdir)
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+work=$(realpath -m "${1:-$here/sample-workdir}")
+"$here/scripts/install-deps.sh"
+cargo build --release --manifest-path "$here/Cargo.toml" --bin cosa --example sample-repo
+cosa="$here/target/release/cosa"
+mkdir -p "$work"
+"$here/target/release/examples/sample-repo" "$work/sample-repo"
+export DNF_VAR_cosa_sample_repo="$work/sample-repo"
+export COSA_WORKDIR="$work/cosa"
+if [[ ! -e $COSA_WORKDIR/src/config ]]; then
+  "$cosa" init --transient "$here/manifests"
+fi
+"$cosa" fetch --update-lockfile
+rm -rf "$work/rootfs"
+"$cosa" compose rootfs "$work/rootfs"
+echo "The sample OS tree is in $work/rootfs:" >&2
+cat "$work/rootfs/usr/lib/os-release" >&2
