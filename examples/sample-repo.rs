@@ -1,86 +1,15 @@
 //! Build the sample OS's RPM repository: `cargo run --example sample-repo -- DIR [ARCH]`.
 //!
-//! Every package is made here with the `rpm` crate; the only binary taken
-//! from the host is Debian's static busybox (package busybox-static), so the
-//! tree has a real shell and the scriptlets really run. The result is
-//! `DIR/<arch>/` with repodata, which `manifests/sample.repo` points at
-//! through `$cosa_sample_repo` (set `DNF_VAR_cosa_sample_repo=DIR`).
+//! The result is `DIR/<arch>/` with repodata, which `manifests/sample.repo`
+//! points at through `$cosa_sample_repo` (set `DNF_VAR_cosa_sample_repo=DIR`).
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use cosa::rpm::fixture::{FileSpec, PkgSpec, RepoCompression, make_repo};
-
-const APPLETS: &[&str] = &["sh", "ls", "cat", "echo", "mkdir", "chmod", "chown", "id", "grep", "sed", "printf", "test", "["];
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let dir = PathBuf::from(args.get(1).context("usage: sample-repo DIR [ARCH]")?);
     let arch = args.get(2).cloned().unwrap_or_else(|| "x86_64".into());
-    let busybox = std::fs::read("/bin/busybox")
-        .context("reading /bin/busybox (install Debian's busybox-static)")?;
-
-    let filesystem = ["/usr", "/usr/bin", "/usr/lib", "/usr/share", "/etc", "/var", "/home", "/srv", "/opt", "/mnt"]
-        .iter()
-        .fold(PkgSpec::new("filesystem", "3.18").release("1.sample").arch(&arch), |p, d| {
-            p.file(FileSpec::dir(d))
-        })
-        .file(FileSpec::dir("/tmp").mode(0o1777))
-        .file(FileSpec::dir("/root").mode(0o550))
-        .file(FileSpec::symlink("/bin", "usr/bin"))
-        .file(FileSpec::symlink("/lib", "usr/lib"));
-
-    let setup = PkgSpec::new("setup", "2.14.5")
-        .release("1.sample")
-        .arch("noarch")
-        .requires("filesystem")
-        .file(FileSpec::file("/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n").config())
-        .file(FileSpec::file("/etc/group", "root:x:0:\nwheel:x:10:\n").config())
-        .file(FileSpec::file("/etc/shadow", "root:!::0:99999:7:::\n").mode(0).config());
-
-    let mut bb = PkgSpec::new("busybox", "1.35.0")
-        .release("1.sample")
-        .arch(&arch)
-        .requires("filesystem")
-        .provides("/bin/sh")
-        .file(FileSpec::file("/usr/bin/busybox", busybox).mode(0o755));
-    for a in APPLETS {
-        bb = bb.file(FileSpec::symlink(&format!("/usr/bin/{a}"), "busybox"));
-    }
-
-    let release = PkgSpec::new("sample-release", "1")
-        .release("1.sample")
-        .arch("noarch")
-        .provides("system-release = 1")
-        .file(FileSpec::file(
-            "/usr/lib/os-release",
-            "NAME=\"cosa sample OS\"\nID=cosa-sample\nVERSION_ID=1\nPRETTY_NAME=\"cosa sample OS 1\"\n",
-        ))
-        .file(FileSpec::symlink("/etc/os-release", "../usr/lib/os-release"));
-
-    let daemon = PkgSpec::new("sample-daemon", "0.3")
-        .release("2.sample")
-        .arch(&arch)
-        .requires("system-release >= 1")
-        .requires_pre("/bin/sh")
-        .requires_pre("setup")
-        .recommends("sample-extras")
-        .pre("grep -q '^sampled:' /etc/passwd || { echo 'sampled:x:990:990:sample daemon:/var/lib/sampled:/sbin/nologin' >> /etc/passwd; echo 'sampled:x:990:' >> /etc/group; }")
-        .post("echo \"configured by %post of sample-daemon ($1)\" > /etc/sample-daemon.conf")
-        .file(FileSpec::file("/usr/bin/sampled", "#!/bin/sh\necho sampled running as $(id -un)\n").mode(0o755).caps("cap_net_bind_service=ep"))
-        .file(FileSpec::dir("/usr/lib/sampled").owner("sampled", "sampled").mode(0o750))
-        .file(FileSpec::file("/usr/lib/sampled/state", "ready\n").owner("sampled", "sampled"));
-
-    let extras = PkgSpec::new("sample-extras", "0.3")
-        .release("2.sample")
-        .arch("noarch")
-        .file(FileSpec::file("/usr/share/sample-extras/README", "only installed with recommends: true\n"));
-
-    let out = dir.join(&arch);
-    if out.exists() {
-        std::fs::remove_dir_all(&out).with_context(|| format!("clearing {}", out.display()))?;
-    }
-    let pkgs = make_repo(&out, &[filesystem, setup, bb, release, daemon, extras], RepoCompression::Gz)?;
-    eprintln!("Wrote {} packages and repodata to {}", pkgs.len(), out.display());
-    Ok(())
+    cosa::sample::make_sample_repo(&dir, &arch)
 }

@@ -6,4 +6,5 @@ pub mod cmd;
 pub mod compose;
 pub mod config;
 pub mod rpm;
+pub mod sample;
 pub mod util;

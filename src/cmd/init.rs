@@ -14,7 +14,9 @@ pub fn run(global: &GlobalOpts, opts: InitOpts) -> Result<()> {
     check_empty(&root, opts.force)?;
     let wd = Workdir { root: root.clone() };
     let config = wd.config_dir();
-    std::fs::create_dir_all(root.join("src"))?;
+    let src = root.join("src");
+    let made_src = !src.exists();
+    std::fs::create_dir_all(&src).with_context(|| format!("creating {}", src.display()))?;
     if opts.force && std::fs::symlink_metadata(&config).is_ok() {
         remove_any(&config)?;
     }
@@ -27,6 +29,9 @@ pub fn run(global: &GlobalOpts, opts: InitOpts) -> Result<()> {
     if let Err(e) = made {
         // Leave nothing half-made behind.
         let _ = remove_any(&config);
+        if made_src {
+            let _ = std::fs::remove_dir(&src);
+        }
         return Err(e);
     }
     wd.ensure_dirs()?;
