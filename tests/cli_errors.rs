@@ -11,8 +11,12 @@ fn repo(t: &Path) -> PathBuf {
     make_repo(
         &repo,
         &[
-            PkgSpec::new("app", "1.0").requires("libmid").file(FileSpec::file("/usr/bin/app", "app")),
-            PkgSpec::new("libmid", "1.0").requires("libgone >= 3").file(FileSpec::file("/usr/lib/mid", "m")),
+            PkgSpec::new("app", "1.0")
+                .requires("libmid")
+                .file(FileSpec::file("/usr/bin/app", "app")),
+            PkgSpec::new("libmid", "1.0")
+                .requires("libgone >= 3")
+                .file(FileSpec::file("/usr/lib/mid", "m")),
             PkgSpec::new("ok", "1.0").file(FileSpec::file("/usr/bin/ok", vec![7u8; 100_000])),
         ],
         RepoCompression::Gz,
@@ -53,7 +57,10 @@ fn include_cycle_is_named() {
     std::fs::write(cfg.join("a.yaml"), "include: b.yaml\n").unwrap();
     std::fs::write(cfg.join("b.yaml"), "include: a.yaml\n").unwrap();
     let e = fails(&wd, &["fetch"]);
-    assert!(e.contains("a.yaml") && e.contains("b.yaml") && e.to_lowercase().contains("cycle"), "{e}");
+    assert!(
+        e.contains("a.yaml") && e.contains("b.yaml") && e.to_lowercase().contains("cycle"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -66,7 +73,11 @@ fn missing_repo_is_named() {
 #[test]
 fn unreachable_repo_is_named() {
     let (_t, wd, cfg, _) = setup("repos: [test]\npackages: [ok]\n");
-    std::fs::write(cfg.join("test.repo"), "[test]\nbaseurl=file:///nonexistent/repo\ngpgcheck=0\n").unwrap();
+    std::fs::write(
+        cfg.join("test.repo"),
+        "[test]\nbaseurl=file:///nonexistent/repo\ngpgcheck=0\n",
+    )
+    .unwrap();
     let e = fails(&wd, &["fetch"]);
     assert!(e.contains("test") && e.contains("/nonexistent/repo"), "{e}");
 }
@@ -75,7 +86,10 @@ fn unreachable_repo_is_named() {
 fn unresolvable_package_names_the_chain() {
     let (_t, wd, _, _) = setup("repos: [test]\npackages: [app]\n");
     let e = fails(&wd, &["fetch"]);
-    assert!(e.contains("app") && e.contains("libmid") && e.contains("libgone"), "{e}");
+    assert!(
+        e.contains("app") && e.contains("libmid") && e.contains("libgone"),
+        "{e}"
+    );
     let (_t, wd, _, _) = setup("repos: [test]\npackages: [nothere]\n");
     let e = fails(&wd, &["fetch"]);
     assert!(e.contains("nothere"), "{e}");
@@ -91,8 +105,14 @@ fn checksum_mismatch_names_the_package_and_caches_nothing() {
     std::fs::write(&rpm, &data).unwrap();
     let e = fails(&wd, &["fetch"]);
     assert!(e.contains("ok-1.0-1.x86_64"), "{e}");
-    assert!(e.to_lowercase().contains("checksum") || e.contains("sha256"), "{e}");
-    let cached: Vec<_> = walk(&wd.join("cache")).into_iter().filter(|p| p.to_string_lossy().ends_with(".rpm")).collect();
+    assert!(
+        e.to_lowercase().contains("checksum") || e.contains("sha256"),
+        "{e}"
+    );
+    let cached: Vec<_> = walk(&wd.join("cache"))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".rpm"))
+        .collect();
     assert!(cached.is_empty(), "nothing corrupt is cached: {cached:?}");
 }
 

@@ -416,6 +416,57 @@ pub fn make_repo(
         .iter()
         .map(|s| s.build(dir))
         .collect::<Result<Vec<_>>>()?;
+    check_with_rpm(&paths, specs)?;
     createrepo(dir, compression)?;
     Ok(paths)
+}
+
+/// Read every built package back with Debian's `rpm -qp` (one process for
+/// all) and check that it names the NEVRA and file count the spec asked for.
+pub fn check_with_rpm(paths: &[PathBuf], specs: &[PkgSpec]) -> Result<()> {
+    if paths.is_empty() {
+        return Ok(());
+    }
+    let out = std::process::Command::new("rpm")
+        .args(["-qp", "--nosignature", "--nodigest", "--qf"])
+        .arg("%{NAME}-%{EPOCHNUM}:%{VERSION}-%{RELEASE}.%{ARCH} [%{FILENAMES}|]\n")
+        .args(paths)
+        .output()
+        .context("running rpm -qp (install the rpm package)")?;
+    if !out.status.success() {
+        bail!(
+            "rpm -qp rejected a generated package: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.len() != specs.len() {
+        bail!(
+            "rpm -qp read {} packages, {} were built",
+            lines.len(),
+            specs.len()
+        );
+    }
+    for (line, spec) in lines.iter().zip(specs) {
+        let want = format!(
+            "{}-{}:{}-{}.{}",
+            spec.name, spec.epoch, spec.version, spec.release, spec.arch
+        );
+        let (nevra, files) = line.split_once(' ').unwrap_or((line, ""));
+        if nevra != want {
+            bail!("rpm -qp reads {nevra}, the spec was {want}");
+        }
+        let n = files
+            .split('|')
+            .filter(|f| !f.is_empty() && *f != "(none)")
+            .count();
+        if n != spec.files.len() {
+            bail!(
+                "rpm -qp lists {n} files in {want}, the spec has {}",
+                spec.files.len()
+            );
+        }
+    }
+    Ok(())
 }

@@ -7,7 +7,9 @@ use std::process::{Command, Output};
 /// `cosa` with `--workdir WD` and a clean environment for CI-like output.
 pub fn cosa(wd: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_cosa"));
-    c.env("COSA_WORKDIR", wd).env("CI", "true").env_remove("RUST_LOG");
+    c.env("COSA_WORKDIR", wd)
+        .env("CI", "true")
+        .env_remove("RUST_LOG");
     c
 }
 
@@ -37,7 +39,10 @@ pub fn config_dir(root: &Path, manifest: &str, repo: &Path) -> PathBuf {
     std::fs::write(cfg.join("manifest.yaml"), manifest).unwrap();
     std::fs::write(
         cfg.join("test.repo"),
-        format!("[test]\nname=test\nbaseurl=file://{}\ngpgcheck=0\n", repo.display()),
+        format!(
+            "[test]\nname=test\nbaseurl=file://{}\ngpgcheck=0\n",
+            repo.display()
+        ),
     )
     .unwrap();
     cfg
@@ -56,7 +61,10 @@ pub fn list_tree(root: &Path) -> Vec<String> {
     use std::os::unix::fs::MetadataExt;
     let mut v = Vec::new();
     fn walk(root: &Path, dir: &Path, v: &mut Vec<String>) {
-        let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         entries.sort();
         for p in entries {
             let md = std::fs::symlink_metadata(&p).unwrap();
@@ -68,7 +76,11 @@ pub fn list_tree(root: &Path) -> Vec<String> {
             } else {
                 format!("f{}", md.len())
             };
-            let mode = if md.file_type().is_symlink() { 0 } else { md.mode() & 0o7777 };
+            let mode = if md.file_type().is_symlink() {
+                0
+            } else {
+                md.mode() & 0o7777
+            };
             v.push(format!("{rel} {kind} {mode:o} {}:{}", md.uid(), md.gid()));
             if md.is_dir() {
                 walk(root, &p, v);
