@@ -1,6 +1,8 @@
 //! Assemble the root tree: unpack payloads, users and groups, scriptlets in
 //! bubblewrap, overlays.
 
+pub mod caps;
 pub mod install;
 pub mod overlay;
 pub mod scripts;
+pub mod users;
