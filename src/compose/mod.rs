@@ -1,7 +1,9 @@
 //! Assemble the root tree: unpack payloads, users and groups, scriptlets in
 //! bubblewrap, overlays.
 
+pub mod caps;
 pub mod install;
 pub mod overlay;
 pub mod resolve;
 pub mod scripts;
+pub mod users;
