@@ -98,6 +98,13 @@ pub fn rootfs(global: &GlobalOpts, opts: RootfsOpts) -> Result<()> {
                 .join(", ")
         );
     }
+    if !report.owners_unresolved.is_empty() {
+        eprintln!(
+            "warning: {} file(s) left owned by root because their owner does not exist without the skipped scriptlets (see {})",
+            report.owners_unresolved.len(),
+            report_path.display()
+        );
+    }
     eprintln!("Wrote {}", lock_path.display());
     Ok(())
 }

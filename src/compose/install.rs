@@ -55,6 +55,10 @@ pub struct InstallReport {
     pub scripts_run: Vec<String>,
     /// ("package %post", reason) entries that were skipped.
     pub scripts_skipped: Vec<(String, String)>,
+    /// Files left owned by root because their user or group does not exist in
+    /// the tree; only when scriptlets (which usually create them) were skipped.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub owners_unresolved: Vec<String>,
 }
 
 /// Size of the read buffer on a compressed payload, in bytes.
@@ -616,11 +620,19 @@ fn read_cpio_header(r: &mut impl Read, p: &Planned) -> Result<Option<CpioHeader>
 
 /// Apply users and groups through the tree's etc/passwd and etc/group;
 /// re-apply modes (chown clears setuid/setgid) and capabilities.
-fn apply_owners(dest: &Path, plans: &[Planned]) -> Result<()> {
+///
+/// With `lenient` (scriptlets were skipped, so the users they would create are
+/// missing), an unknown owner leaves the file root-owned and is recorded in
+/// `unresolved` instead of failing.
+fn apply_owners(dest: &Path, plans: &[Planned], lenient: bool, unresolved: &mut Vec<String>) -> Result<()> {
     let ids = IdTables::load(dest)?;
     for p in plans {
         for e in p.entries.iter().filter(|e| e.writes) {
             if e.user == "root" && e.group == "root" {
+                continue;
+            }
+            if lenient && (ids.uid(&e.user).is_none() || ids.gid(&e.group).is_none()) {
+                unresolved.push(format!("{}: /{} ({}:{})", p.nevra, e.path, e.user, e.group));
                 continue;
             }
             let uid = ids.uid(&e.user).with_context(|| {
@@ -737,7 +749,9 @@ pub fn install(
         let outcomes = scripts::run_all(dest, &of_kind(k), skip.as_deref())?;
         record(&mut report, outcomes);
     }
-    apply_owners(dest, &plans)?;
+    let mut unresolved = Vec::new();
+    apply_owners(dest, &plans, skip.is_some(), &mut unresolved)?;
+    report.owners_unresolved = unresolved;
     let outcomes = scripts::run_all(dest, &of_kind(Kind::PostTrans), skip.as_deref())?;
     record(&mut report, outcomes);
     Ok(report)
