@@ -43,8 +43,8 @@ pub struct Request {
 /// Resolve `req` against `repos`. Returns the package set, sorted by name.
 ///
 /// Preferences follow dnf/libsolv: for each package name only the repos with
-/// the best (lowest) priority carrying it count; newest EVR first, then the
-/// base arch before noarch, then the better repo priority. When a dependency
+/// the best (lowest) priority carrying it count; newest EVR first, then
+/// noarch before the base arch (as dnf picks), then the better repo priority. When a dependency
 /// is provided by packages of several names, a requested name wins, then the
 /// package named like the dependency, then the alphabetically first name.
 /// With `recommends`, Recommends of installed packages are added when they

@@ -6,7 +6,8 @@
 //! Conflicts and obsoletes are resolvo "constrains" with negated filters.
 //! Rich dependencies map onto requirements, unions and conditions:
 //! `(A if B else C)` is `A` under condition `B` plus `(C or B)`,
-//! `(A unless B)` is `(A or B)`, `(A unless B else C)` is `(A or B)` plus `C`
+//! `(A unless B)` is `A` plus a constraint against `B` (libsolv reads it as
+//! `A and not B`), `(A unless B else C)` is `(A or B)` plus `C`
 //! under condition `B`, `with`/`without` filter the providers of `A`, and any
 //! operand that is not a plain alternative becomes a virtual helper solvable
 //! named after its text that carries the operand as its dependencies.
@@ -68,7 +69,6 @@ struct Provider<'a> {
     /// All packages known to the solver (candidates and excluded ones).
     pkgs: Vec<&'a PackageMeta>,
     prio: Vec<u32>,
-    basearch: String,
     /// Capability and needed file path -> usable packages.
     whatprovides: HashMap<String, Vec<usize>>,
     requested: HashSet<String>,
@@ -301,7 +301,6 @@ impl<'a> Provider<'a> {
         let prov = Provider {
             pkgs,
             prio,
-            basearch: req.basearch.clone(),
             whatprovides,
             requested,
             t: RefCell::new(Tables::default()),
@@ -472,20 +471,32 @@ impl<'a> Provider<'a> {
             .collect()
     }
 
-    /// `r` as a conjunction of (conditional) requirements.
-    fn requirements(&self, r: &Rich) -> Vec<ConditionalRequirement> {
+    /// `r` as a conjunction of (conditional) requirements, plus constraints
+    /// for the negative parts: libsolv reads a required `(A unless B)` as
+    /// `A and not B`.
+    fn requirements(&self, r: &Rich, cons: &mut Vec<VersionSetId>) -> Vec<ConditionalRequirement> {
         let union = |v: Vec<VersionSetId>| vec![ConditionalRequirement::from(self.requirement(v))];
+        // Requirements of `a` that carry no constraints, else `a` as a helper.
+        let plain = |a: &Rich| {
+            let mut inner = Vec::new();
+            let reqs = self.requirements(a, &mut inner);
+            if inner.is_empty() {
+                reqs
+            } else {
+                union(vec![self.virtual_vset(a)])
+            }
+        };
         match r {
             Rich::Simple(d) if is_rpmlib(d) => vec![],
-            Rich::And(v) => v.iter().flat_map(|r| self.requirements(r)).collect(),
+            Rich::And(v) => v.iter().flat_map(|r| self.requirements(r, cons)).collect(),
             Rich::If(a, b, els) => {
                 let Some(cond) = self.cond_of(b) else {
                     tracing::warn!(
                         "unsupported condition in rich dependency {r}; treating as required"
                     );
-                    return self.requirements(a);
+                    return self.requirements(a, cons);
                 };
-                let mut out = self.with_cond(self.requirements(a), cond);
+                let mut out = self.with_cond(plain(a), cond);
                 if let Some(c) = els {
                     let mut alts = self.alternatives(c);
                     alts.extend(self.alternatives(b));
@@ -493,15 +504,22 @@ impl<'a> Provider<'a> {
                 }
                 out
             }
-            Rich::Unless(a, b, els) => {
+            Rich::Unless(a, b, None) => {
+                for vs in self.alternatives(b) {
+                    let (name, pred) = self.t.borrow().vsets[vs.to_index()].clone();
+                    if pred != Pred::Any {
+                        cons.push(self.vset(name, Pred::Not(Box::new(pred))));
+                    }
+                }
+                self.requirements(a, cons)
+            }
+            Rich::Unless(a, b, Some(c)) => {
                 let mut alts = self.alternatives(a);
                 alts.extend(self.alternatives(b));
                 let mut out = union(alts);
-                if let Some(c) = els {
-                    match self.cond_of(b) {
-                        Some(cond) => out.extend(self.with_cond(self.requirements(c), cond)),
-                        None => tracing::warn!("unsupported condition in rich dependency {r}"),
-                    }
+                match self.cond_of(b) {
+                    Some(cond) => out.extend(self.with_cond(plain(c), cond)),
+                    None => tracing::warn!("unsupported condition in rich dependency {r}"),
                 }
                 out
             }
@@ -555,7 +573,7 @@ impl<'a> Provider<'a> {
         let (p, q) = (self.pkgs[*i], self.pkgs[*j]);
         q.evr()
             .compare(&p.evr())
-            .then_with(|| (p.arch != self.basearch).cmp(&(q.arch != self.basearch)))
+            .then_with(|| (p.arch != "noarch").cmp(&(q.arch != "noarch")))
             .then_with(|| self.prio[*i].cmp(&self.prio[*j]))
             .then_with(|| i.cmp(j))
     }
@@ -590,16 +608,19 @@ impl<'a> Provider<'a> {
         };
         if d.is_rich() {
             let r = Rich::from_dep(&d)?;
-            let reqs = self.requirements(&r);
+            let mut cons = Vec::new();
+            let reqs = self.requirements(&r, &mut cons);
             return match reqs.as_slice() {
-                [one] if one.condition.is_none() => Ok(*one),
+                [one] if one.condition.is_none() && cons.is_empty() => Ok(*one),
                 _ => Ok(self.requirement(vec![self.virtual_vset(&r)]).into()),
             };
         }
-        let has_name = self.t.borrow().name_ids.contains_key(&d.name)
-            && !self.t.borrow().name_cands[self.name_id(&d.name).to_index()]
-                .0
-                .is_empty();
+        let has_name = {
+            let t = self.t.borrow();
+            t.name_ids
+                .get(&d.name)
+                .is_some_and(|n| !t.name_cands[n.to_index()].0.is_empty())
+        };
         let vsets = if has_name && !d.name.starts_with('/') {
             vec![self.vset(self.name_id(&d.name), wrap(Pred::NameEvr(d.clone())))]
         } else {
@@ -720,7 +741,7 @@ impl DependencyProvider for Provider<'_> {
         let solv = self.t.borrow().solvables[solvable.to_index()].0.clone();
         let mut deps = KnownDependencies::default();
         match solv {
-            Solv::Virtual(r) => deps.requirements = self.requirements(&r),
+            Solv::Virtual(r) => deps.requirements = self.requirements(&r, &mut deps.constrains),
             Solv::Pkg(i) => {
                 let p = self.pkgs[i];
                 for d in &p.requires {
@@ -728,7 +749,9 @@ impl DependencyProvider for Provider<'_> {
                         continue;
                     }
                     match Rich::from_dep(d) {
-                        Ok(r) => deps.requirements.extend(self.requirements(&r)),
+                        Ok(r) => deps
+                            .requirements
+                            .extend(self.requirements(&r, &mut deps.constrains)),
                         Err(e) => {
                             let msg = format!("{}: {e:#}", p.nevra());
                             let mut t = self.t.borrow_mut();
@@ -738,7 +761,7 @@ impl DependencyProvider for Provider<'_> {
                         }
                     }
                 }
-                deps.constrains = self.constraints(p);
+                deps.constrains.extend(self.constraints(p));
             }
         }
         Dependencies::Known(deps)
