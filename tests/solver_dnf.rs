@@ -207,6 +207,7 @@ fn run(s: &Scenario) -> Result<(), String> {
         .collect();
     let theirs = dnf_install(tmp.path(), &repos, &s.specs, s.weak, &s.exclude)
         .map_err(|e| format!("{}: {e:#}", s.name))?;
+    eprintln!("{}: {:?}", s.name, ours);
     if ours != theirs {
         return Err(format!(
             "{}: solver differs from dnf\n  only ours: {:?}\n  only dnf:  {:?}",
