@@ -162,6 +162,35 @@ fn scenarios() -> Vec<Scenario> {
         ],
         vec!["multi", "dual", "newer-noarch", "uses-lib", "kernel"],
     ));
+    // Provider choice between names: requested names, then by name.
+    v.push(one_repo(
+        "provider-choice",
+        vec![
+            p("app", "1")
+                .requires("webserver")
+                .requires("web2")
+                .requires("web3"),
+            p("nginx", "1").provides("webserver"),
+            p("httpd", "2").provides("webserver"),
+            p("aaa-web", "1").provides("web2"),
+            p("zzz-web", "9").provides("web2"),
+            p("web3", "1").provides("web3"),
+            p("a-web3", "5").provides("web3"),
+        ],
+        vec!["app", "nginx"],
+    ));
+    // Requesting a name that another package obsoletes.
+    v.push(one_repo(
+        "obsoleted-request",
+        vec![
+            p("oldname", "1"),
+            p("newname", "2")
+                .obsoletes("oldname < 2")
+                .provides("oldname = 2"),
+            p("uses-old", "1").requires("oldname"),
+        ],
+        vec!["uses-old"],
+    ));
     // Repo priorities and excludes.
     v.push(Scenario {
         name: "priorities-excludes",

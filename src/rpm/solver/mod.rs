@@ -45,8 +45,9 @@ pub struct Request {
 /// Preferences follow dnf/libsolv: for each package name only the repos with
 /// the best (lowest) priority carrying it count; newest EVR first, then
 /// noarch before the base arch (as dnf picks), then the better repo priority. When a dependency
-/// is provided by packages of several names, a requested name wins, then the
-/// package named like the dependency, then the alphabetically first name.
+/// is provided by packages of several names, a requested name wins, then a
+/// name not obsoleted by another provider, then the alphabetically first name
+/// (dnf does not prefer the package named like the dependency).
 /// With `recommends`, Recommends of installed packages are added when they
 /// can be, and so are packages whose Supplements match the installed set.
 pub fn solve(repos: &[LoadedRepo], req: &Request) -> Result<Vec<PackageMeta>> {

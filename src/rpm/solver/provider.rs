@@ -374,18 +374,30 @@ impl<'a> Provider<'a> {
         }
     }
 
-    /// Usable packages providing `d`, in name preference order: requested
-    /// names, the name equal to the dependency, then alphabetical.
+    /// Names of usable packages providing `d`, in libsolv's preference
+    /// order: requested names first, names whose providers another provider
+    /// obsoletes last, otherwise alphabetical.
     fn provider_names(&self, d: &Dep, pred: &Pred) -> Vec<String> {
-        let mut names: Vec<&str> = self
+        let providers: Vec<&PackageMeta> = self
             .whatprovides
             .get(&d.name)
             .into_iter()
             .flatten()
-            .filter(|&&i| pred_matches(self.pkgs[i], pred))
-            .map(|&i| self.pkgs[i].name.as_str())
+            .map(|&i| self.pkgs[i])
+            .filter(|p| pred_matches(p, pred))
             .collect();
-        names.sort_by_key(|n| (!self.requested.contains(*n), *n != d.name, n.to_string()));
+        let obsoleted = |n: &str| {
+            providers.iter().any(|q| {
+                q.name != n
+                    && q.obsoletes.iter().any(|o| {
+                        providers
+                            .iter()
+                            .any(|p| p.name == n && name_evr_matches(p, o))
+                    })
+            })
+        };
+        let mut names: Vec<&str> = providers.iter().map(|p| p.name.as_str()).collect();
+        names.sort_by_key(|n| (!self.requested.contains(*n), obsoleted(n), n.to_string()));
         names.dedup();
         names.into_iter().map(String::from).collect()
     }
