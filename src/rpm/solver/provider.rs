@@ -188,7 +188,7 @@ impl<'a> Provider<'a> {
                     .find(|g| glob_match(g.as_bytes(), p.name.as_bytes()));
                 pkgs.push(p);
                 prio.push(r.priority);
-                why_not.push(excluded.map(|g| format!("excluded by {g:?}")));
+                why_not.push(excluded.map(|g| format!("it matches the exclude pattern {g:?}")));
             }
         }
         // Lockfile pins.
@@ -902,4 +902,147 @@ pub fn solve(repos: &[LoadedRepo], req: &Request) -> Result<Vec<PackageMeta>> {
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.arch.cmp(&b.arch)));
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rpm::types::Evr;
+
+    fn pkg(name: &str, evr: &str, arch: &str, repo: &str) -> PackageMeta {
+        let e = Evr::parse(evr);
+        PackageMeta {
+            name: name.into(),
+            epoch: e.epoch,
+            version: e.version.clone(),
+            release: e.release.clone().unwrap_or_else(|| "1".into()),
+            arch: arch.into(),
+            checksum_type: "sha256".into(),
+            checksum: format!("{name}{evr}"),
+            provides: vec![Dep::versioned(name, Cmp::EQ, Evr::parse(evr))],
+            repo: repo.into(),
+            ..Default::default()
+        }
+    }
+
+    fn repo(id: &str, priority: u32, packages: Vec<PackageMeta>) -> LoadedRepo {
+        LoadedRepo {
+            id: id.into(),
+            priority,
+            baseurls: vec![],
+            gpgcheck: false,
+            gpgkeys: vec![],
+            revision: None,
+            timestamp: None,
+            packages,
+        }
+    }
+
+    fn req(specs: &[&str]) -> Request {
+        Request {
+            packages: specs.iter().map(|s| s.to_string()).collect(),
+            basearch: "x86_64".into(),
+            ..Default::default()
+        }
+    }
+
+    fn nevras(r: Result<Vec<PackageMeta>>) -> Vec<String> {
+        r.unwrap().iter().map(|p| p.nevra()).collect()
+    }
+
+    #[test]
+    fn pins_select_exact_package_or_fail_naming_the_entry() {
+        let repos = [repo(
+            "r",
+            99,
+            vec![
+                pkg("foo", "1.0-1", "x86_64", "r"),
+                pkg("foo", "2.0-1", "x86_64", "r"),
+            ],
+        )];
+        let mut r = req(&["foo"]);
+        assert_eq!(nevras(solve(&repos, &r)), ["foo-2.0-1.x86_64"]);
+        let pin = |evr: &str, digest: Option<&str>| Pin {
+            evr: Evr::parse(evr),
+            arch: Some("x86_64".into()),
+            digest: digest.map(String::from),
+        };
+        r.pins
+            .insert("foo".into(), pin("1.0-1", Some("sha256:FOO1.0-1")));
+        assert_eq!(nevras(solve(&repos, &r)), ["foo-1.0-1.x86_64"]);
+        r.pins
+            .insert("foo".into(), pin("1.0-1", Some("sha256:beef")));
+        let e = format!("{:#}", solve(&repos, &r).unwrap_err());
+        assert!(
+            e.contains("lockfile entry foo 1.0-1.x86_64 (sha256:beef)"),
+            "{e}"
+        );
+        r.pins.insert("foo".into(), pin("3.0-1", None));
+        assert!(solve(&repos, &r).is_err());
+        // A pinned package that a versioned request cannot use: the error
+        // tells why the other version is out.
+        r.pins.insert("foo".into(), pin("1.0-1", None));
+        r.packages = vec!["foo >= 2".into()];
+        let e = format!("{:#}", solve(&repos, &r).unwrap_err());
+        assert!(e.contains("foo >= 2"), "{e}");
+    }
+
+    #[test]
+    fn repo_packages_override_priorities() {
+        let repos = [
+            repo("fast", 1, vec![pkg("foo", "1.0-1", "x86_64", "fast")]),
+            repo("slow", 50, vec![pkg("foo", "9.0-1", "x86_64", "slow")]),
+        ];
+        assert_eq!(nevras(solve(&repos, &req(&["foo"]))), ["foo-1.0-1.x86_64"]);
+        let mut r = req(&[]);
+        r.repo_packages = vec![("slow".into(), vec!["foo".into()])];
+        let out = solve(&repos, &r).unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            (out[0].nevra(), out[0].repo.as_str()),
+            ("foo-9.0-1.x86_64".into(), "slow")
+        );
+    }
+
+    #[test]
+    fn excluded_and_missing_show_in_errors() {
+        let mut app = pkg("app", "1-1", "x86_64", "r");
+        app.requires = vec![Dep::any("libx")];
+        let mut libx = pkg("libx", "1-1", "x86_64", "r");
+        libx.requires = vec![Dep::parse("(missing-cap or other-missing)").unwrap()];
+        let repos = [repo("r", 99, vec![app, libx])];
+        let e = format!("{:#}", solve(&repos, &req(&["app"])).unwrap_err());
+        assert!(
+            e.contains("app-1-1.x86_64") && e.contains("missing-cap"),
+            "{e}"
+        );
+        let mut r = req(&["libx"]);
+        r.exclude = vec!["lib*".into()];
+        let e = format!("{:#}", solve(&repos, &r).unwrap_err());
+        assert!(
+            e.contains("excluded because it matches the exclude pattern \"lib*\""),
+            "{e}"
+        );
+        assert!(solve(&repos, &req(&["bogus spec with words"])).is_err());
+    }
+
+    #[test]
+    fn rich_request_and_virtual_helpers() {
+        let mut a = pkg("a", "1-1", "noarch", "r");
+        a.requires = vec![Dep::parse("((b and c) or d)").unwrap()];
+        let repos = [repo(
+            "r",
+            99,
+            vec![
+                a,
+                pkg("b", "1-1", "x86_64", "r"),
+                pkg("c", "1-1", "x86_64", "r"),
+                pkg("d", "1-1", "i686", "r"),
+            ],
+        )];
+        assert_eq!(
+            nevras(solve(&repos, &req(&["(a if b)", "b"]))),
+            ["a-1-1.noarch", "b-1-1.x86_64", "c-1-1.x86_64"]
+        );
+    }
 }
