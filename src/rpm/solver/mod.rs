@@ -3,6 +3,10 @@
 //! arch compatibility, installonly packages, repo priorities, excludes and
 //! lockfile pins.
 
+mod order;
+mod provider;
+pub mod richdep;
+
 use std::collections::BTreeMap;
 
 use anyhow::Result;
@@ -37,14 +41,22 @@ pub struct Request {
 }
 
 /// Resolve `req` against `repos`. Returns the package set, sorted by name.
+///
+/// Preferences follow dnf/libsolv: for each package name only the repos with
+/// the best (lowest) priority carrying it count; newest EVR first, then
+/// noarch before the base arch (as dnf picks), then the better repo priority. When a dependency
+/// is provided by packages of several names, a requested name wins, then a
+/// name not obsoleted by another provider, then the alphabetically first name
+/// (dnf does not prefer the package named like the dependency).
+/// With `recommends`, Recommends of installed packages are added when they
+/// can be, and so are packages whose Supplements match the installed set.
 pub fn solve(repos: &[LoadedRepo], req: &Request) -> Result<Vec<PackageMeta>> {
-    let _ = (repos, req);
-    todo!("solver::solve")
+    provider::solve(repos, req)
 }
 
 /// An order to install `pkgs` in: everything a package requires (pre-requires
 /// first) comes before it where the graph allows; cycles are broken stably.
+/// Independent packages come in name order.
 pub fn install_order(pkgs: &[PackageMeta]) -> Vec<usize> {
-    let _ = pkgs;
-    todo!("solver::install_order")
+    order::install_order(pkgs)
 }
