@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use futures_util::StreamExt;
+use rayon::prelude::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::repodata::LoadedRepo;
@@ -666,30 +667,21 @@ pub fn fetch_packages(
     if todo.is_empty() {
         return Ok(paths);
     }
+    // Keys first: a repo whose keys cannot be loaded fails before any download.
+    let keys = load_repo_keys(dl, todo.iter().map(|(_, r, _)| *r))?;
     let items: Vec<Item> = todo.iter().map(|(i, _, _)| i.clone()).collect();
     let results = dl.fetch_many("Downloading packages", &items);
-    let keys = load_repo_keys(dl, todo.iter().map(|(_, r, _)| *r));
-    let results = results.into_iter().map(|(n, r)| {
-        let (item, repo, path) = &todo[n];
-        r.and_then(|()| {
-            if !repo.gpgcheck {
-                return Ok(());
+    let results: Vec<Result<()>> = results
+        .into_par_iter()
+        .map(|(n, r)| {
+            let (item, repo, path) = &todo[n];
+            r?;
+            match keys.get(repo.id.as_str()) {
+                Some(verifier) => admit_signed(item, repo, verifier, path),
+                None => Ok(()),
             }
-            let res = match keys.get(repo.id.as_str()) {
-                Some(Ok(v)) => check_signature(&item.dest, &item.name, repo, v),
-                Some(Err(e)) => Err(anyhow!("{e:#}")),
-                None => Err(anyhow!("no keys loaded for repo {}", repo.id)),
-            };
-            if let Err(e) = res {
-                let _ = std::fs::remove_file(&item.dest);
-                return Err(e);
-            }
-            std::fs::create_dir_all(parent_dir(path))
-                .with_context(|| format!("creating {}", parent_dir(path).display()))?;
-            std::fs::rename(&item.dest, path)
-                .with_context(|| format!("moving {} into {}", item.dest.display(), path.display()))
         })
-    });
+        .collect();
     combine_errors("downloading packages", todo.len(), results)?;
     Ok(paths)
 }
@@ -703,19 +695,36 @@ fn is_cached(path: &Path, size: u64) -> bool {
     }
 }
 
-/// The verifier of each gpgcheck repo among `repos` (by id), or why it could
-/// not be built.
+/// The verifier of each gpgcheck repo among `repos`, by id.
 fn load_repo_keys<'a>(
     dl: &Downloader,
     repos: impl Iterator<Item = &'a LoadedRepo>,
-) -> HashMap<&'a str, Result<rpm::signature::pgp::Verifier>> {
+) -> Result<HashMap<&'a str, rpm::signature::pgp::Verifier>> {
     let mut out = HashMap::new();
     for repo in repos {
         if repo.gpgcheck && !out.contains_key(repo.id.as_str()) {
-            out.insert(repo.id.as_str(), repo_verifier(dl, repo));
+            out.insert(repo.id.as_str(), repo_verifier(dl, repo)?);
         }
     }
-    out
+    Ok(out)
+}
+
+/// Check the signature of a package downloaded into the incoming area and,
+/// when good, move it into the cache at `path`; when bad, delete it.
+fn admit_signed(
+    item: &Item,
+    repo: &LoadedRepo,
+    verifier: &rpm::signature::pgp::Verifier,
+    path: &Path,
+) -> Result<()> {
+    if let Err(e) = check_signature(&item.dest, &item.name, repo, verifier) {
+        let _ = std::fs::remove_file(&item.dest);
+        return Err(e);
+    }
+    let dir = parent_dir(path);
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::rename(&item.dest, path)
+        .with_context(|| format!("moving {} into {}", item.dest.display(), path.display()))
 }
 
 /// The key URLs of a repo; a `gpgkey=` value may list several.
@@ -791,9 +800,15 @@ fn check_signature(
 ) -> Result<()> {
     let pkg = rpm::Package::open(path)
         .with_context(|| format!("reading package {name} ({})", path.display()))?;
+    let unsigned = pkg.raw_signatures().map(|s| s.is_empty()).unwrap_or(false);
     pkg.verify_signature(verifier.clone()).map_err(|e| {
+        let why = match e {
+            _ if unsigned => "the package is not signed".to_string(),
+            rpm::Error::NoSignatureFound => "the package is not signed".to_string(),
+            e => e.to_string(),
+        };
         anyhow!(
-            "refusing package {name}: OpenPGP signature check failed against key(s) {} of repo {}: {e}",
+            "refusing package {name}: OpenPGP signature check against key(s) {} of repo {} failed: {why}",
             key_urls(repo).join(", "),
             repo.id
         )
