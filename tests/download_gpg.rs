@@ -151,7 +151,7 @@ fn good_signature_passes_over_http_with_http_key() {
     );
     let metas: Vec<PackageMeta> = pkgs.iter().map(|(m, _)| m.clone()).collect();
     let dl = fast_downloader(2);
-    let paths = fetch_packages(&dl, cache.path(), &[repo.clone()], &metas).unwrap();
+    let paths = fetch_packages(&dl, cache.path(), std::slice::from_ref(&repo), &metas).unwrap();
     for (p, m) in paths.iter().zip(&metas) {
         assert_eq!(*p, cache_path(cache.path(), m));
         assert_eq!(sha256_hex(&std::fs::read(p).unwrap()), m.checksum);
@@ -233,7 +233,7 @@ fn package_signed_by_another_key_is_refused() {
     let dl = fast_downloader(1);
     let msg = format!(
         "{:#}",
-        fetch_packages(&dl, cache.path(), &[repo.clone()], &metas).unwrap_err()
+        fetch_packages(&dl, cache.path(), std::slice::from_ref(&repo), &metas).unwrap_err()
     );
     eprintln!("{msg}");
     assert!(msg.contains("intruder-2.0-3.x86_64"), "{msg}");
@@ -272,4 +272,40 @@ fn gpgcheck_without_keys_is_an_error_that_says_what_to_do() {
     assert!(msg.contains("nokeys") && msg.contains("gpgkey"), "{msg}");
     // Nothing was downloaded for a repo whose keys are missing.
     assert!(files_under(cache.path()).is_empty());
+}
+
+#[test]
+fn signed_package_with_altered_payload_is_refused() {
+    let (good, _) = keys();
+    let root = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let key = root.path().join("good.asc");
+    std::fs::write(&key, &good.public).unwrap();
+    let dir = root.path().join("repo");
+    let pkgs = repo_of(&dir, "r", &[(spec("tampered"), Some(good))]);
+    // Change the last payload byte; the repodata digest is made to match,
+    // so only the package's own signed digests can catch it.
+    let path = &pkgs[0].1;
+    let mut data = std::fs::read(path).unwrap();
+    let last = data.len() - 1;
+    data[last] ^= 0x55;
+    std::fs::write(path, &data).unwrap();
+    let s = spec("tampered");
+    let meta = meta_for(&s, path, "r", &s.filename());
+    let (ok, text) = rpm_k(&key, path);
+    assert!(!ok, "rpm -K must refuse it too: {text}");
+
+    let key_url = file_url(root.path()).join("good.asc").unwrap().to_string();
+    let repo = gpg_repo("r", file_url(&dir), vec![key_url]);
+    let dl = fast_downloader(1);
+    let msg = format!(
+        "{:#}",
+        fetch_packages(&dl, cache.path(), &[repo], std::slice::from_ref(&meta)).unwrap_err()
+    );
+    eprintln!("{msg}");
+    assert!(
+        msg.contains("refusing package tampered-2.0-3.x86_64"),
+        "{msg}"
+    );
+    assert!(!cache_path(cache.path(), &meta).exists());
 }

@@ -278,10 +278,11 @@ fn cache_hit_does_not_refetch_and_order_is_kept() {
     let repo = loaded_repo("r1", vec![server.url("repo")]);
     let dl = fast_downloader(3);
     // Fetch two first, then all five in another order.
-    let first = fetch_packages(&dl, cache.path(), &[repo.clone()], &pkgs[1..3]).unwrap();
+    let first =
+        fetch_packages(&dl, cache.path(), std::slice::from_ref(&repo), &pkgs[1..3]).unwrap();
     assert_eq!(server.total_requests(), 2);
     let order: Vec<PackageMeta> = [4, 2, 0, 1, 3].iter().map(|&i| pkgs[i].clone()).collect();
-    let paths = fetch_packages(&dl, cache.path(), &[repo.clone()], &order).unwrap();
+    let paths = fetch_packages(&dl, cache.path(), std::slice::from_ref(&repo), &order).unwrap();
     assert_eq!(
         server.total_requests(),
         5,
@@ -306,13 +307,13 @@ fn same_nevra_from_two_repos_does_not_collide() {
     let spec_b = PkgSpec::new("same", "1.0").file(FileSpec::file("/b", "from repo b"));
     let pa = make_repo(
         &root.path().join("a"),
-        &[spec_a.clone()],
+        std::slice::from_ref(&spec_a),
         RepoCompression::Gz,
     )
     .unwrap();
     let pb = make_repo(
         &root.path().join("b"),
-        &[spec_b.clone()],
+        std::slice::from_ref(&spec_b),
         RepoCompression::Gz,
     )
     .unwrap();
@@ -347,7 +348,7 @@ fn unknown_repo_and_bad_checksum_type_are_errors() {
     let repo = loaded_repo("r", vec![file_url(cache.path())]);
     let msg = format!(
         "{:#}",
-        fetch_packages(&dl, cache.path(), &[repo.clone()], &[m.clone()]).unwrap_err()
+        fetch_packages(&dl, cache.path(), std::slice::from_ref(&repo), &[m.clone()]).unwrap_err()
     );
     assert!(
         msg.contains("x-1-1.noarch") && msg.contains("nope"),
