@@ -274,7 +274,7 @@ impl PackageMeta {
         if self.provides.iter().any(|p| p.overlaps(req)) {
             return true;
         }
-        req.name.starts_with('/') && req.evr.is_none() && self.files.iter().any(|f| *f == req.name)
+        req.name.starts_with('/') && req.evr.is_none() && self.files.contains(&req.name)
     }
 }
 
