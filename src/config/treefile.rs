@@ -1558,3 +1558,245 @@ fn finish(path: PathBuf, mut layer: Layer, variables: BTreeMap<String, Value>) -
         other: layer.other,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn split(s: &str) -> Vec<String> {
+        split_package_entry(s).unwrap()
+    }
+
+    #[test]
+    fn package_entries_split_like_rpm_ostree() {
+        assert_eq!(split("a b  c"), ["a", "b", "c"]);
+        assert_eq!(split("'podman >= 4.1'"), ["podman >= 4.1"]);
+        assert_eq!(split("x 'podman >= 4.1' y"), ["x", "podman >= 4.1", "y"]);
+        assert_eq!(split("kernel-6.9.11-100.fc39"), ["kernel-6.9.11-100.fc39"]);
+        assert_eq!(split("/usr/bin/python3"), ["/usr/bin/python3"]);
+        assert_eq!(split("podman>=4.1"), ["podman>=4.1"]);
+        // Extensions: unquoted versioned specs and rich deps stay whole.
+        assert_eq!(split("podman >= 4.1"), ["podman >= 4.1"]);
+        assert_eq!(split("a b = 1:2-3 c"), ["a", "b = 1:2-3", "c"]);
+        assert_eq!(split("(a or (b and c)) d"), ["(a or (b and c))", "d"]);
+        assert!(split_package_entry("'unterminated").is_err());
+        assert!(split_package_entry(">= 1").is_err());
+        assert!(split_package_entry("a >=").is_err());
+        assert!(split_package_entry("(a or b").is_err());
+    }
+
+    #[test]
+    fn conditions_parse() {
+        let cmp = |var: &str, op, value| Condition::Compare {
+            var: var.into(),
+            op,
+            value,
+        };
+        assert_eq!(
+            parse_condition("basearch == \"x86_64\"").unwrap(),
+            cmp("basearch", Op::Eq, CondValue::String("x86_64".into()))
+        );
+        assert_eq!(
+            parse_condition("basearch == x86_64").unwrap(),
+            cmp("basearch", Op::Eq, CondValue::String("x86_64".into()))
+        );
+        assert_eq!(
+            parse_condition("releasever>=35").unwrap(),
+            cmp("releasever", Op::Ge, CondValue::Number(35))
+        );
+        assert_eq!(
+            parse_condition(" dev != true ").unwrap(),
+            cmp("dev", Op::Ne, CondValue::Bool(true))
+        );
+        assert_eq!(
+            parse_condition("s < 'x y'").unwrap(),
+            cmp("s", Op::Lt, CondValue::String("x y".into()))
+        );
+        assert_eq!(
+            parse_condition("dev").unwrap(),
+            Condition::Truthy("dev".into())
+        );
+        assert!(parse_condition("a =~ b").is_err());
+        assert!(parse_condition("a ==").is_err());
+        assert!(parse_condition("a == b c").is_err());
+    }
+
+    #[test]
+    fn conditions_evaluate() {
+        let vars: BTreeMap<String, Value> = [
+            ("basearch", json!("x86_64")),
+            ("releasever", json!(40)),
+            ("dev", json!(true)),
+            ("empty", json!("")),
+            ("zero", json!(0)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let ev = |s: &str| parse_condition(s).unwrap().evaluate(&vars);
+        assert!(ev("basearch == x86_64").unwrap());
+        assert!(!ev("basearch != \"x86_64\"").unwrap());
+        assert!(ev("releasever >= 40").unwrap());
+        assert!(ev("releasever > 39").unwrap());
+        assert!(!ev("releasever < 40").unwrap());
+        assert!(ev("releasever <= 40").unwrap());
+        assert!(ev("dev == true").unwrap());
+        assert!(ev("dev").unwrap());
+        assert!(!ev("empty").unwrap());
+        assert!(!ev("zero").unwrap());
+        assert!(ev("basearch").unwrap());
+        let e = ev("nope == 1").unwrap_err().to_string();
+        assert_eq!(e, "undefined variable \"nope\"");
+        let e = ev("releasever == \"40\"").unwrap_err().to_string();
+        assert!(e.contains("not the same type"), "{e}");
+        let e = ev("basearch > \"a\"").unwrap_err().to_string();
+        assert!(e.contains("needs numbers"), "{e}");
+    }
+
+    #[test]
+    fn substitution() {
+        let vars: BTreeMap<String, Value> =
+            [("a", json!("x")), ("n", json!(3)), ("b", json!(true))]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+        assert_eq!(
+            substitute("p/${a}/${n}/${b}/$a", &vars).unwrap(),
+            "p/x/3/true/$a"
+        );
+        let e = substitute("p/${missing}", &vars).unwrap_err().to_string();
+        assert_eq!(e, "undefined variable ${missing} in \"p/${missing}\"");
+    }
+
+    #[test]
+    fn merge_follows_rpm_ostree() {
+        let mut dest = Layer {
+            ref_: Some("top".into()),
+            packages: Some(vec!["t".into()]),
+            metadata: Some(json!({"k": "top", "t": 1}).as_object().cloned().unwrap()),
+            ..Default::default()
+        };
+        dest.other.insert("units".into(), json!(["t.service"]));
+        dest.other.insert("selinux".into(), json!(false));
+        dest.other
+            .insert("ignore-removed-users".into(), json!(["z", "a"]));
+        dest.other.insert("repovars".into(), json!({"x": "top"}));
+        let mut src = Layer {
+            ref_: Some("inc".into()),
+            recommends: Some(false),
+            packages: Some(vec!["i".into()]),
+            metadata: Some(json!({"k": "inc", "i": 2}).as_object().cloned().unwrap()),
+            ..Default::default()
+        };
+        src.other.insert("units".into(), json!(["i.service"]));
+        src.other.insert("selinux".into(), json!(true));
+        src.other
+            .insert("ignore-removed-users".into(), json!(["m", "z"]));
+        src.other
+            .insert("repovars".into(), json!({"x": "inc", "y": "inc"}));
+        src.other.insert("tmp-is-dir".into(), json!(true));
+        merge_layer(&mut dest, &mut src);
+        assert_eq!(dest.ref_.as_deref(), Some("top"));
+        assert_eq!(dest.recommends, Some(false));
+        assert_eq!(dest.packages.unwrap(), ["i", "t"]);
+        assert_eq!(
+            Value::Object(dest.metadata.unwrap()),
+            json!({"k": "top", "t": 1, "i": 2})
+        );
+        assert_eq!(dest.other["units"], json!(["i.service", "t.service"]));
+        assert_eq!(dest.other["selinux"], json!(false));
+        assert_eq!(dest.other["ignore-removed-users"], json!(["a", "m", "z"]));
+        assert_eq!(dest.other["repovars"], json!({"x": "top", "y": "inc"}));
+        assert_eq!(dest.other["tmp-is-dir"], json!(true));
+    }
+
+    #[test]
+    fn repo_packages_last_claim_wins() {
+        let rp = |repo: &str, pkgs: &[&str]| RepoPackages {
+            repo: repo.into(),
+            packages: pkgs.iter().map(|s| s.to_string()).collect(),
+        };
+        let out =
+            collapse_repo_packages(vec![rp("a", &["x", "y"]), rp("b", &["x"]), rp("c", &["y"])]);
+        assert_eq!(out, [rp("b", &["x"]), rp("c", &["y"])]);
+    }
+
+    #[test]
+    fn add_files_destinations() {
+        for ok in [
+            "/usr/share/x",
+            "etc/x",
+            "/bin/x",
+            "/sbin/x",
+            "/lib/x",
+            "/lib64/x",
+        ] {
+            assert!(add_files_dest_is_valid(ok), "{ok}");
+        }
+        for bad in ["/usr/local/x", "/var/x", "/opt/x", "/home/x", "/usr"] {
+            assert!(!add_files_dest_is_valid(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn key_tables_do_not_overlap() {
+        for (k, _, _) in OTHER_KEYS {
+            assert!(!TYPED_KEYS.contains(k), "{k}");
+            assert!(!DERIVE_KEYS.contains(k), "{k}");
+        }
+        for k in TYPED_KEYS {
+            assert!(!DERIVE_KEYS.contains(k), "{k}");
+        }
+    }
+
+    #[test]
+    fn yaml_syntax_error_names_line_and_column() {
+        let e = read_map(Path::new("/m/t.yaml"), "ref: a\npackages: [a, b\n").unwrap_err();
+        let e = e.to_string();
+        assert!(e.starts_with("/m/t.yaml:"), "{e}");
+        assert!(e.contains("line 3") || e.contains("line 2"), "{e}");
+        assert!(e.contains("column"), "{e}");
+        let e = read_map(Path::new("/m/t.json"), "{\"ref\": \n}")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("/m/t.json:2:1: JSON syntax error"), "{e}");
+        let e = read_map(Path::new("/m/t.toml"), "")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown treefile format"), "{e}");
+        let e = read_map(Path::new("/m/t.yaml"), "- a\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("must be a map"), "{e}");
+    }
+
+    #[test]
+    fn yaml_merge_keys_apply() {
+        let (map, yaml) = read_map(
+            Path::new("t.yaml"),
+            "base: &b\n  x: 1\nmetadata:\n  <<: *b\n  y: 2\n",
+        )
+        .unwrap();
+        assert!(yaml);
+        assert_eq!(map["metadata"], json!({"x": 1, "y": 2}));
+    }
+
+    #[test]
+    fn key_line_lookup() {
+        let src = Source {
+            file: Path::new("t.yaml"),
+            text: "ref: a\n# c\nbogus: 1\n",
+            yaml: true,
+        };
+        assert_eq!(src.key_line("bogus"), Some(3));
+        assert_eq!(src.at("bogus"), "t.yaml:3");
+        assert_eq!(src.at("absent"), "t.yaml");
+        let src = Source {
+            file: Path::new("t.json"),
+            text: "{\n  \"ref\": \"a\",\n  \"bogus\" : 1\n}",
+            yaml: false,
+        };
+        assert_eq!(src.key_line("bogus"), Some(3));
+    }
+}
