@@ -1206,10 +1206,8 @@ fn read_map(path: &Path, text: &str) -> Result<(Map<String, Value>, bool)> {
 fn yaml_error(path: &Path, e: &serde_yaml::Error) -> anyhow::Error {
     match e.location() {
         Some(loc) => anyhow!(
-            "{}:{}:{}: YAML syntax error at line {}, column {}: {e}",
+            "{}:{}:{}: YAML syntax error: {e}",
             path.display(),
-            loc.line(),
-            loc.column(),
             loc.line(),
             loc.column()
         ),
