@@ -576,6 +576,7 @@ fn wrong_types_name_file_and_key() {
         ),
         ("ref: \"${undefined}\"\n", "undefined variable ${undefined}"),
         ("packages: [\"'open\"]\n", "missing terminating quote"),
+        ("ref: a\nref: b\n", "duplicate entry with key \"ref\""),
     ];
     for (text, want) in cases {
         let m = write(tmp.path(), "m.yaml", text);
