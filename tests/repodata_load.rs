@@ -264,6 +264,7 @@ fn checksum_mismatch_is_refused_and_not_cached() {
     let dl = Downloader::new(2).unwrap();
     let err = load(&def(&[url_of(&repo_dir)]), &cache, &dl).unwrap_err();
     let msg = format!("{err:#}");
+    eprintln!("{msg}");
     for part in [
         REPO,
         "primary.xml.gz",
@@ -379,6 +380,7 @@ fn missing_repo_names_id_and_url() {
     )
     .unwrap_err();
     let msg = format!("{err:#}");
+    eprintln!("{msg}");
     assert!(msg.contains(REPO), "{msg}");
     assert!(msg.contains(&url), "{msg}");
     assert!(msg.contains("repomd.xml"), "{msg}");
@@ -395,6 +397,7 @@ fn unreachable_source_is_not_replaced_by_the_cache() {
     load(&d, &cache, &dl).unwrap();
     std::fs::rename(&repo_dir, tmp.path().join("moved")).unwrap();
     let msg = format!("{:#}", load(&d, &cache, &dl).unwrap_err());
+    eprintln!("{msg}");
     assert!(msg.contains("cached metadata exists"), "{msg}");
     assert!(msg.contains(REPO), "{msg}");
 }
@@ -423,6 +426,7 @@ fn metalink_only_is_refused() {
     d.metalink = Some("https://mirrors.example.org/metalink?repo=x".into());
     let dl = Downloader::new(2).unwrap();
     let msg = format!("{:#}", load(&d, tmp.path(), &dl).unwrap_err());
+    eprintln!("{msg}");
     assert!(msg.contains("baseurl") && msg.contains(REPO), "{msg}");
 }
 

@@ -55,6 +55,14 @@ pub struct LoadedRepo {
 /// and verified primary and filelists wins.
 pub fn load(def: &RepoDef, cache_dir: &Path, dl: &Downloader) -> Result<LoadedRepo> {
     let baseurls = repo_baseurls(def)?;
+    // The id names the cache directory.
+    if def.id.is_empty() || def.id.starts_with('.') || def.id.contains(['/', '\\']) {
+        bail!(
+            "repo id {:?} in {} cannot be used as a directory name",
+            def.id,
+            def.source.display()
+        );
+    }
     let dir = cache_dir.join("repodata").join(&def.id);
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
 
@@ -502,7 +510,7 @@ impl Repomd {
 
 /// The unescaped value of attribute `key` (full qualified name).
 fn attr(e: &BytesStart, key: &str) -> Result<Option<String>> {
-    for a in e.attributes() {
+    for a in e.attributes().with_checks(false) {
         let a = a?;
         if a.key.as_ref() == key {
             return Ok(Some(value(&a)?.into_owned()));
@@ -624,7 +632,7 @@ pub fn parse_primary(input: impl BufRead, repo: &str) -> Result<Vec<PackageMeta>
             Event::Eof => break,
             Event::Start(e) => {
                 if let Some(p) = cur.as_mut() {
-                    field = primary_start(p, &mut list, &e)
+                    field = primary_start(p, &mut list, &e, false)
                         .with_context(|| format!("in package {:?}", p.name))?;
                     text.clear();
                 } else if e.local_name().as_ref() == "package" {
@@ -636,7 +644,7 @@ pub fn parse_primary(input: impl BufRead, repo: &str) -> Result<Vec<PackageMeta>
             }
             Event::Empty(e) => {
                 if let Some(p) = cur.as_mut() {
-                    primary_start(p, &mut list, &e)
+                    primary_start(p, &mut list, &e, true)
                         .with_context(|| format!("in package {:?}", p.name))?;
                 }
             }
@@ -656,8 +664,9 @@ pub fn parse_primary(input: impl BufRead, repo: &str) -> Result<Vec<PackageMeta>
                 }
             }
             Event::End(e) => {
-                let Some(p) = cur.as_mut() else { continue };
-                if let Some(f) = field.take() {
+                if let Some(f) = field.take()
+                    && let Some(p) = cur.as_mut()
+                {
                     let value = std::mem::take(&mut text);
                     match f {
                         Field::Name => p.name = value,
@@ -667,8 +676,9 @@ pub fn parse_primary(input: impl BufRead, repo: &str) -> Result<Vec<PackageMeta>
                     }
                 } else {
                     let name = e.local_name();
-                    if name.as_ref() == "package" {
-                        let p = cur.take().unwrap_or_default();
+                    if name.as_ref() == "package"
+                        && let Some(p) = cur.take()
+                    {
                         if p.arch != "src" && p.arch != "nosrc" {
                             pkgs.push(p);
                         }
@@ -690,6 +700,7 @@ fn primary_start(
     p: &mut PackageMeta,
     list: &mut Option<DepList>,
     e: &BytesStart,
+    empty: bool,
 ) -> Result<Option<Field>> {
     let name = e.local_name();
     let name = name.as_ref();
@@ -702,7 +713,7 @@ fn primary_start(
             Some(Field::Checksum)
         }
         "version" => {
-            for a in e.attributes() {
+            for a in e.attributes().with_checks(false) {
                 let a = a?;
                 let v = value(&a)?;
                 match a.key.as_ref() {
@@ -715,7 +726,7 @@ fn primary_start(
             None
         }
         "location" => {
-            for a in e.attributes() {
+            for a in e.attributes().with_checks(false) {
                 let a = a?;
                 match a.key.as_ref() {
                     "href" => p.location = value(&a)?.into_owned(),
@@ -726,7 +737,7 @@ fn primary_start(
             None
         }
         "size" => {
-            for a in e.attributes() {
+            for a in e.attributes().with_checks(false) {
                 let a = a?;
                 let v = value(&a)?;
                 let n = || {
@@ -749,7 +760,9 @@ fn primary_start(
             None
         }
         other => {
-            if let Some(l) = DepList::from_name(other) {
+            if let Some(l) = DepList::from_name(other)
+                && !empty
+            {
                 *list = Some(l);
             }
             None
@@ -772,7 +785,7 @@ fn parse_entry(e: &BytesStart) -> Result<Dep> {
     let mut ver = None;
     let mut rel = None;
     let mut pre = false;
-    for a in e.attributes() {
+    for a in e.attributes().with_checks(false) {
         let a = a?;
         let v = value(&a)?;
         match a.key.as_ref() {
