@@ -378,11 +378,14 @@ pub enum RepoCompression {
 }
 
 /// Run `createrepo_c` on `dir` (which holds .rpm files), writing `dir/repodata`.
+///
+/// Debian's createrepo_c 0.17 cannot write zstd, so for
+/// [`RepoCompression::Zstd`] it writes gzip and the metadata files are then
+/// recompressed here, with their repomd.xml entries rewritten.
 pub fn createrepo(dir: &Path, compression: RepoCompression) -> Result<()> {
     let c = match compression {
-        RepoCompression::Gz => "gz",
+        RepoCompression::Gz | RepoCompression::Zstd => "gz",
         RepoCompression::Xz => "xz",
-        RepoCompression::Zstd => "zstd",
     };
     let out = std::process::Command::new("createrepo_c")
         .args([
@@ -402,6 +405,59 @@ pub fn createrepo(dir: &Path, compression: RepoCompression) -> Result<()> {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    if compression != RepoCompression::Zstd {
+        return Ok(());
+    }
+    use sha2::Digest;
+    use std::io::Read;
+    let sha256 = |b: &[u8]| hex::encode(sha2::Sha256::digest(b));
+    let repodata = dir.join("repodata");
+    let repomd_path = repodata.join("repomd.xml");
+    let mut repomd = std::fs::read_to_string(&repomd_path)
+        .with_context(|| format!("reading {}", repomd_path.display()))?;
+    for kind in ["primary", "filelists", "other"] {
+        let gz = repodata.join(format!("{kind}.xml.gz"));
+        let mut xml = Vec::new();
+        flate2::read::MultiGzDecoder::new(
+            std::fs::File::open(&gz).with_context(|| format!("opening {}", gz.display()))?,
+        )
+        .read_to_end(&mut xml)
+        .with_context(|| format!("decompressing {}", gz.display()))?;
+        let zst = zstd::encode_all(&xml[..], 3).context("zstd compression")?;
+        let zst_path = repodata.join(format!("{kind}.xml.zst"));
+        std::fs::write(&zst_path, &zst)
+            .with_context(|| format!("writing {}", zst_path.display()))?;
+        std::fs::remove_file(&gz).with_context(|| format!("removing {}", gz.display()))?;
+        // Replace the whole <data type="kind"> block, keeping its timestamp.
+        let open_tag = format!("<data type=\"{kind}\">");
+        let start = repomd
+            .find(&open_tag)
+            .with_context(|| format!("no {kind} entry in {}", repomd_path.display()))?;
+        let len = repomd[start..]
+            .find("</data>")
+            .with_context(|| format!("unterminated {kind} entry in repomd.xml"))?
+            + "</data>".len();
+        let block = &repomd[start..start + len];
+        let timestamp = block
+            .split_once("<timestamp>")
+            .and_then(|(_, rest)| rest.split_once("</timestamp>"))
+            .map(|(t, _)| t.to_string())
+            .unwrap_or_else(|| "0".into());
+        let new_block = format!(
+            "{open_tag}\n    <checksum type=\"sha256\">{}</checksum>\n    \
+             <open-checksum type=\"sha256\">{}</open-checksum>\n    \
+             <location href=\"repodata/{kind}.xml.zst\"/>\n    \
+             <timestamp>{timestamp}</timestamp>\n    <size>{}</size>\n    \
+             <open-size>{}</open-size>\n  </data>",
+            sha256(&zst),
+            sha256(&xml),
+            zst.len(),
+            xml.len()
+        );
+        repomd.replace_range(start..start + len, &new_block);
+    }
+    std::fs::write(&repomd_path, repomd)
+        .with_context(|| format!("writing {}", repomd_path.display()))?;
     Ok(())
 }
 

@@ -1,14 +1,35 @@
 //! Repository metadata: repomd.xml, primary and filelists (gz, xz, zstd),
 //! from file:// and http(s)://, checksums verified, cached under
 //! `cache/repodata/<repo>/` and revalidated against a fresh repomd.xml.
+//!
+//! The cache holds `repomd.xml` as last read and the metadata files it names,
+//! each under a name carrying its checksum (`primary-<hex>.xml.gz`). Every
+//! load re-reads repomd.xml from the source (it is small) and reuses a cached
+//! file only when repomd still names its checksum; anything else in the
+//! directory is removed. There is no silent offline mode: when the source
+//! cannot be read, loading fails even if a cached copy exists.
 
-use std::path::Path;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result, anyhow, bail};
+use quick_xml::escape::resolve_predefined_entity;
+use quick_xml::events::attributes::Attribute;
+use quick_xml::events::{BytesRef, BytesStart, Event};
+use quick_xml::{Reader, XmlVersion};
+use rayon::prelude::*;
+use sha2::Digest;
+use url::Url;
 
-use super::download::Downloader;
-use super::types::PackageMeta;
+use super::download::{Checksum, Downloader, Item};
+use super::types::{Cmp, Dep, Evr, PackageMeta};
 use crate::config::repofile::RepoDef;
+
+/// Read buffer for metadata files and XML parsing, in bytes.
+const BUF_SIZE: usize = 256 * 1024;
 
 /// A repository with its packages loaded.
 #[derive(Debug, Clone)]
@@ -29,14 +50,1216 @@ pub struct LoadedRepo {
 }
 
 /// Load a repository's metadata through the cache.
+///
+/// Each `baseurl` is tried in order; the first one that serves a repomd.xml
+/// and verified primary and filelists wins.
 pub fn load(def: &RepoDef, cache_dir: &Path, dl: &Downloader) -> Result<LoadedRepo> {
-    let _ = (def, cache_dir, dl);
-    todo!("repodata::load")
+    let baseurls = repo_baseurls(def)?;
+    // The id names the cache directory.
+    if def.id.is_empty() || def.id.starts_with('.') || def.id.contains(['/', '\\']) {
+        bail!(
+            "repo id {:?} in {} cannot be used as a directory name",
+            def.id,
+            def.source.display()
+        );
+    }
+    let dir = cache_dir.join("repodata").join(&def.id);
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+
+    let mut errors = Vec::new();
+    let mut reached = false;
+    for base in &baseurls {
+        let repomd_url = base
+            .join("repodata/repomd.xml")
+            .with_context(|| format!("joining repodata/repomd.xml to {base}"))?;
+        let text = match fetch_repomd(def, &repomd_url, &dir, dl) {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(format!("{e:#}"));
+                continue;
+            }
+        };
+        reached = true;
+        match load_from(def, base, &repomd_url, &text, &dir, dl) {
+            Ok((repomd, packages)) => {
+                return Ok(LoadedRepo {
+                    id: def.id.clone(),
+                    priority: def.priority,
+                    baseurls,
+                    gpgcheck: def.gpgcheck,
+                    gpgkeys: def.gpgkeys.clone(),
+                    timestamp: repomd.timestamp(),
+                    revision: repomd.revision,
+                    packages,
+                });
+            }
+            Err(e) => errors.push(format!("{base}: {e:#}")),
+        }
+    }
+    let hint = if !reached && dir.join("repomd.xml").exists() {
+        format!(
+            "\n(cached metadata exists in {}, but cosa does not use it without \
+             revalidating against the source: fix the baseurl or the network)",
+            dir.display()
+        )
+    } else {
+        String::new()
+    };
+    bail!(
+        "loading metadata of repo {} (from {}):\n  {}{hint}",
+        def.id,
+        def.source.display(),
+        errors.join("\n  ")
+    )
+}
+
+/// The repo's baseurls as URLs ending in `/`; a repo with only a metalink or
+/// mirrorlist is refused.
+fn repo_baseurls(def: &RepoDef) -> Result<Vec<Url>> {
+    if def.baseurls.is_empty() {
+        if def.metalink.is_some() || def.mirrorlist.is_some() {
+            bail!(
+                "repo {} in {} has only a metalink/mirrorlist; cosa needs a baseurl \
+                 (add baseurl= with a mirror's URL)",
+                def.id,
+                def.source.display()
+            );
+        }
+        bail!("repo {} in {} has no baseurl", def.id, def.source.display());
+    }
+    def.baseurls
+        .iter()
+        .map(|s| {
+            let s = if s.ends_with('/') {
+                s.clone()
+            } else {
+                format!("{s}/")
+            };
+            Url::parse(&s).with_context(|| {
+                format!(
+                    "baseurl {s:?} of repo {} in {} is not a URL",
+                    def.id,
+                    def.source.display()
+                )
+            })
+        })
+        .collect()
+}
+
+/// Read repomd.xml from the source (never from the cache).
+fn fetch_repomd(def: &RepoDef, url: &Url, dir: &Path, dl: &Downloader) -> Result<String> {
+    let what = format!("repomd.xml of repo {}", def.id);
+    let bytes = if url.scheme() == "file" {
+        let path = url
+            .to_file_path()
+            .map_err(|()| anyhow!("{what}: {url} is not a local path"))?;
+        fs::read(&path).with_context(|| format!("reading {what} from {url}"))?
+    } else {
+        let tmp = dir.join(".repomd.xml.new");
+        get(dl, &what, url, &tmp, None, None)?;
+        let b = fs::read(&tmp).with_context(|| format!("reading {}", tmp.display()))?;
+        let _ = fs::remove_file(&tmp);
+        b
+    };
+    String::from_utf8(bytes).with_context(|| format!("{what} ({url}) is not UTF-8"))
+}
+
+/// Bring primary and filelists into the cache for the repomd `text` read from
+/// `base`, then parse them.
+fn load_from(
+    def: &RepoDef,
+    base: &Url,
+    repomd_url: &Url,
+    text: &str,
+    dir: &Path,
+    dl: &Downloader,
+) -> Result<(Repomd, Vec<PackageMeta>)> {
+    let repomd = Repomd::parse(text).with_context(|| format!("parsing {repomd_url}"))?;
+    let mut paths = Vec::new();
+    for kind in ["primary", "filelists"] {
+        let data = repomd
+            .get(kind)
+            .ok_or_else(|| anyhow!("{repomd_url} has no {kind} metadata"))?;
+        paths.push(ensure_cached(def, base, dir, dl, data)?);
+    }
+    crate::util::write_atomic(&dir.join("repomd.xml"), text.as_bytes())?;
+    prune(dir, &paths);
+
+    let (primary, filelists) = rayon::join(
+        || -> Result<Vec<PackageMeta>> {
+            let r = open_metadata(&paths[0])?;
+            parse_primary(r, &def.id)
+                .with_context(|| format!("parsing primary metadata {}", paths[0].display()))
+        },
+        || -> Result<HashMap<String, Vec<String>>> {
+            let r = open_metadata(&paths[1])?;
+            parse_filelists(r)
+                .with_context(|| format!("parsing filelists metadata {}", paths[1].display()))
+        },
+    );
+    let mut packages = primary?;
+    merge_filelists(&mut packages, filelists?);
+    packages.retain(|p| wanted(def, &p.name));
+    Ok((repomd, packages))
+}
+
+/// The cached copy of a metadata file, fetched and verified when missing.
+fn ensure_cached(
+    def: &RepoDef,
+    base: &Url,
+    dir: &Path,
+    dl: &Downloader,
+    data: &RepomdData,
+) -> Result<PathBuf> {
+    let sum = data
+        .checksum
+        .as_ref()
+        .ok_or_else(|| anyhow!("repomd.xml entry {} has no checksum", data.kind))?;
+    // The digest becomes part of a file name: accept hex only.
+    if sum.hex.is_empty() || !sum.hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!(
+            "repomd.xml entry {} has a malformed checksum {:?}",
+            data.kind,
+            sum.hex
+        );
+    }
+    let ext = Path::new(&data.location)
+        .extension()
+        .and_then(|e| e.to_str())
+        .filter(|e| e.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .unwrap_or("xml");
+    let dest = dir.join(format!(
+        "{}-{}.{ext}",
+        data.kind,
+        sum.hex.to_ascii_lowercase()
+    ));
+    let cached_ok = match (fs::metadata(&dest), data.size) {
+        (Ok(m), Some(size)) => m.len() == size,
+        (Ok(_), None) => true,
+        (Err(_), _) => false,
+    };
+    if !cached_ok {
+        let url = base
+            .join(&data.location)
+            .with_context(|| format!("joining {} to {base}", data.location))?;
+        let what = format!("{} of repo {}", data.location, def.id);
+        get(dl, &what, &url, &dest, Some(sum), data.size)?;
+    }
+    Ok(dest)
+}
+
+/// Remove everything in the repo's cache dir but repomd.xml and `keep`.
+fn prune(dir: &Path, keep: &[PathBuf]) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.file_name() == Some("repomd.xml".as_ref()) || keep.contains(&path) {
+            continue;
+        }
+        if let Err(e) = fs::remove_file(&path) {
+            tracing::warn!("removing stale metadata {}: {e}", path.display());
+        }
+    }
+}
+
+/// Fetch `url` to `dest`, verified against `sum` before it lands there.
+/// file:// is copied here; http(s):// goes through the downloader.
+fn get(
+    dl: &Downloader,
+    what: &str,
+    url: &Url,
+    dest: &Path,
+    sum: Option<&Checksum>,
+    size: Option<u64>,
+) -> Result<()> {
+    match url.scheme() {
+        "file" => copy_verified(what, url, dest, sum),
+        "http" | "https" => dl.fetch(&Item {
+            name: what.to_string(),
+            urls: vec![url.clone()],
+            dest: dest.to_path_buf(),
+            checksum: sum.cloned(),
+            size,
+        }),
+        s => bail!("{what}: unsupported URL scheme {s:?} in {url}"),
+    }
+}
+
+fn copy_verified(what: &str, url: &Url, dest: &Path, sum: Option<&Checksum>) -> Result<()> {
+    let src = url
+        .to_file_path()
+        .map_err(|()| anyhow!("{what}: {url} is not a local path"))?;
+    let mut input = File::open(&src).with_context(|| format!("reading {what} from {url}"))?;
+    let dir = dest
+        .parent()
+        .ok_or_else(|| anyhow!("{} has no parent directory", dest.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    let mut hasher = sum.map(|s| Hasher::new(&s.kind)).transpose()?;
+    let mut buf = vec![0u8; BUF_SIZE];
+    loop {
+        let n = input
+            .read(&mut buf)
+            .with_context(|| format!("reading {what} from {url}"))?;
+        if n == 0 {
+            break;
+        }
+        if let Some(h) = hasher.as_mut() {
+            h.update(&buf[..n]);
+        }
+        tmp.write_all(&buf[..n])
+            .with_context(|| format!("writing {}", tmp.path().display()))?;
+    }
+    if let (Some(h), Some(sum)) = (hasher, sum) {
+        let actual = h.finish();
+        if !actual.eq_ignore_ascii_case(&sum.hex) {
+            bail!(
+                "checksum mismatch for {what} ({url}): expected {kind} {}, got {kind} {actual}",
+                sum.hex,
+                kind = sum.kind
+            );
+        }
+    }
+    tmp.persist(dest)
+        .with_context(|| format!("moving {what} into {}", dest.display()))?;
+    Ok(())
+}
+
+/// A running digest of one of the types repodata names.
+enum Hasher {
+    Sha224(sha2::Sha224),
+    Sha256(sha2::Sha256),
+    Sha384(sha2::Sha384),
+    Sha512(sha2::Sha512),
+}
+
+impl Hasher {
+    fn new(kind: &str) -> Result<Hasher> {
+        Ok(match kind {
+            "sha224" => Hasher::Sha224(sha2::Sha224::new()),
+            "sha256" => Hasher::Sha256(sha2::Sha256::new()),
+            "sha384" => Hasher::Sha384(sha2::Sha384::new()),
+            "sha512" => Hasher::Sha512(sha2::Sha512::new()),
+            other => bail!("checksum type {other:?} is not supported (sha224/256/384/512 are)"),
+        })
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        match self {
+            Hasher::Sha224(h) => h.update(data),
+            Hasher::Sha256(h) => h.update(data),
+            Hasher::Sha384(h) => h.update(data),
+            Hasher::Sha512(h) => h.update(data),
+        }
+    }
+
+    fn finish(self) -> String {
+        match self {
+            Hasher::Sha224(h) => hex::encode(h.finalize()),
+            Hasher::Sha256(h) => hex::encode(h.finalize()),
+            Hasher::Sha384(h) => hex::encode(h.finalize()),
+            Hasher::Sha512(h) => hex::encode(h.finalize()),
+        }
+    }
+}
+
+/// Hex digest of a whole file and its size.
+fn file_digest(path: &Path, kind: &str) -> Result<(String, u64)> {
+    let mut f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut h = Hasher::new(kind)?;
+    let mut buf = vec![0u8; BUF_SIZE];
+    let mut size = 0u64;
+    loop {
+        let n = f
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        h.update(&buf[..n]);
+    }
+    Ok((h.finish(), size))
+}
+
+/// One `<data>` entry of repomd.xml.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RepomdData {
+    /// `type` (`primary`, `filelists`, `other`, ...).
+    pub kind: String,
+    /// `location href`, relative to the base URL.
+    pub location: String,
+    pub checksum: Option<Checksum>,
+    pub open_checksum: Option<Checksum>,
+    pub timestamp: Option<u64>,
+    pub size: Option<u64>,
+    pub open_size: Option<u64>,
+}
+
+/// The parts of repomd.xml that cosa uses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Repomd {
+    pub revision: Option<String>,
+    pub data: Vec<RepomdData>,
+}
+
+impl Repomd {
+    pub fn parse(xml: &str) -> Result<Repomd> {
+        let mut reader = Reader::from_str(xml);
+        let mut md = Repomd::default();
+        let mut cur: Option<RepomdData> = None;
+        let mut field: Option<String> = None;
+        let mut sum_kind = String::new();
+        let mut text = String::new();
+        loop {
+            let ev = reader
+                .read_event()
+                .with_context(|| format!("at byte {}", reader.error_position()))?;
+            match ev {
+                Event::Eof => break,
+                Event::Start(e) | Event::Empty(e) => {
+                    let name = e.local_name();
+                    match name.as_ref() {
+                        "data" => {
+                            cur = Some(RepomdData {
+                                kind: attr(&e, "type")?.unwrap_or_default(),
+                                ..Default::default()
+                            })
+                        }
+                        "location" => {
+                            if let Some(d) = cur.as_mut() {
+                                d.location = attr(&e, "href")?.unwrap_or_default();
+                            }
+                        }
+                        n @ ("checksum" | "open-checksum" | "timestamp" | "size" | "open-size"
+                        | "revision") => {
+                            sum_kind = attr(&e, "type")?.unwrap_or_default();
+                            field = Some(n.to_string());
+                            text.clear();
+                        }
+                        _ => {}
+                    }
+                }
+                Event::Text(t) => {
+                    if field.is_some() {
+                        text.push_str(&t.xml10_content());
+                    }
+                }
+                Event::GeneralRef(r) => {
+                    if field.is_some() {
+                        push_ref(&mut text, &r)?;
+                    }
+                }
+                Event::End(e) => {
+                    let name = e.local_name();
+                    let name = name.as_ref();
+                    if name == "data" {
+                        md.data.extend(cur.take());
+                    } else if field.as_deref() == Some(name) {
+                        field = None;
+                        let v = text.trim();
+                        let num = || -> Result<Option<u64>> {
+                            // Old repos write float timestamps ("1700000000.12").
+                            let int = v.split('.').next().unwrap_or(v);
+                            int.parse()
+                                .map(Some)
+                                .with_context(|| format!("bad <{name}> value {v:?}"))
+                        };
+                        match (name, cur.as_mut()) {
+                            ("revision", _) => md.revision = Some(v.to_string()),
+                            ("checksum", Some(d)) => {
+                                d.checksum = Some(Checksum {
+                                    kind: sum_kind.clone(),
+                                    hex: v.to_string(),
+                                })
+                            }
+                            ("open-checksum", Some(d)) => {
+                                d.open_checksum = Some(Checksum {
+                                    kind: sum_kind.clone(),
+                                    hex: v.to_string(),
+                                })
+                            }
+                            ("timestamp", Some(d)) => d.timestamp = num()?,
+                            ("size", Some(d)) => d.size = num()?,
+                            ("open-size", Some(d)) => d.open_size = num()?,
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(md)
+    }
+
+    pub fn get(&self, kind: &str) -> Option<&RepomdData> {
+        self.data.iter().find(|d| d.kind == kind)
+    }
+
+    /// The newest data timestamp, or the revision when it is a number.
+    pub fn timestamp(&self) -> Option<u64> {
+        self.data
+            .iter()
+            .filter_map(|d| d.timestamp)
+            .max()
+            .or_else(|| self.revision.as_deref()?.parse().ok())
+    }
+}
+
+/// The unescaped value of attribute `key` (full qualified name).
+fn attr(e: &BytesStart, key: &str) -> Result<Option<String>> {
+    for a in e.attributes().with_checks(false) {
+        let a = a?;
+        if a.key.as_ref() == key {
+            return Ok(Some(value(&a)?.into_owned()));
+        }
+    }
+    Ok(None)
+}
+
+/// An attribute's value, references resolved and whitespace normalized.
+fn value<'a>(a: &Attribute<'a>) -> Result<Cow<'a, str>> {
+    Ok(a.normalized_value(XmlVersion::Implicit1_0)?)
+}
+
+/// Append an entity or character reference to `text`.
+fn push_ref(text: &mut String, r: &BytesRef) -> Result<()> {
+    if let Some(c) = r.resolve_char_ref()? {
+        text.push(c);
+    } else if let Some(s) = resolve_predefined_entity(&r.xml10_content()) {
+        text.push_str(s);
+    } else {
+        bail!("unknown entity &{};", r.xml10_content());
+    }
+    Ok(())
+}
+
+/// Open a metadata file, decompressing gzip, xz or zstd (found by magic bytes).
+pub fn open_metadata(path: &Path) -> Result<Box<dyn BufRead + Send>> {
+    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut f = BufReader::with_capacity(BUF_SIZE, file);
+    let magic = f
+        .fill_buf()
+        .with_context(|| format!("reading {}", path.display()))?;
+    let inner: Box<dyn Read + Send> = if magic.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::bufread::MultiGzDecoder::new(f))
+    } else if magic.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        Box::new(liblzma::bufread::XzDecoder::new_multi_decoder(f))
+    } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Box::new(
+            zstd::stream::read::Decoder::with_buffer(f)
+                .with_context(|| format!("starting zstd decoder for {}", path.display()))?,
+        )
+    } else if magic.starts_with(b"BZh") {
+        bail!("{}: bzip2 metadata is not supported", path.display());
+    } else if magic.starts_with(b"\0ZCK1") {
+        bail!("{}: zchunk metadata is not supported", path.display());
+    } else {
+        return Ok(Box::new(f));
+    };
+    Ok(Box::new(BufReader::with_capacity(BUF_SIZE, inner)))
+}
+
+/// Which dependency list of a package an `rpm:entry` belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DepList {
+    Provides,
+    Requires,
+    Conflicts,
+    Obsoletes,
+    Recommends,
+    Suggests,
+    Supplements,
+    Enhances,
+}
+
+impl DepList {
+    fn from_name(name: &str) -> Option<DepList> {
+        Some(match name {
+            "provides" => DepList::Provides,
+            "requires" => DepList::Requires,
+            "conflicts" => DepList::Conflicts,
+            "obsoletes" => DepList::Obsoletes,
+            "recommends" => DepList::Recommends,
+            "suggests" => DepList::Suggests,
+            "supplements" => DepList::Supplements,
+            "enhances" => DepList::Enhances,
+            _ => return None,
+        })
+    }
+
+    fn of(self, p: &mut PackageMeta) -> &mut Vec<Dep> {
+        match self {
+            DepList::Provides => &mut p.provides,
+            DepList::Requires => &mut p.requires,
+            DepList::Conflicts => &mut p.conflicts,
+            DepList::Obsoletes => &mut p.obsoletes,
+            DepList::Recommends => &mut p.recommends,
+            DepList::Suggests => &mut p.suggests,
+            DepList::Supplements => &mut p.supplements,
+            DepList::Enhances => &mut p.enhances,
+        }
+    }
+}
+
+/// A text-bearing element of primary.xml being read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Name,
+    Arch,
+    Checksum,
+    File,
+}
+
+/// Parse primary.xml (streaming). Source packages are skipped; `repo` is
+/// recorded in each package.
+pub fn parse_primary(input: impl BufRead, repo: &str) -> Result<Vec<PackageMeta>> {
+    let mut reader = Reader::from_reader(input);
+    let mut buf = Vec::with_capacity(BUF_SIZE);
+    let mut pkgs = Vec::new();
+    let mut cur: Option<PackageMeta> = None;
+    let mut list: Option<DepList> = None;
+    let mut field: Option<Field> = None;
+    let mut text = String::new();
+    loop {
+        let ev = match reader.read_event_into(&mut buf) {
+            Ok(ev) => ev,
+            Err(e) => bail!("XML error at byte {}: {e}", reader.error_position()),
+        };
+        match ev {
+            Event::Eof => break,
+            Event::Start(e) => {
+                if let Some(p) = cur.as_mut() {
+                    field = primary_start(p, &mut list, &e, false)
+                        .with_context(|| format!("in package {:?}", p.name))?;
+                    text.clear();
+                } else if e.local_name().as_ref() == "package" {
+                    cur = Some(PackageMeta {
+                        repo: repo.to_string(),
+                        ..Default::default()
+                    });
+                }
+            }
+            Event::Empty(e) => {
+                if let Some(p) = cur.as_mut() {
+                    primary_start(p, &mut list, &e, true)
+                        .with_context(|| format!("in package {:?}", p.name))?;
+                }
+            }
+            Event::Text(t) => {
+                if field.is_some() {
+                    text.push_str(&t.xml10_content());
+                }
+            }
+            Event::CData(t) => {
+                if field.is_some() {
+                    text.push_str(&t.xml10_content());
+                }
+            }
+            Event::GeneralRef(r) => {
+                if field.is_some() {
+                    push_ref(&mut text, &r)?;
+                }
+            }
+            Event::End(e) => {
+                if let Some(f) = field.take()
+                    && let Some(p) = cur.as_mut()
+                {
+                    let value = std::mem::take(&mut text);
+                    match f {
+                        Field::Name => p.name = value,
+                        Field::Arch => p.arch = value,
+                        Field::Checksum => p.checksum = value,
+                        Field::File => p.files.push(value),
+                    }
+                } else {
+                    let name = e.local_name();
+                    if name.as_ref() == "package"
+                        && let Some(p) = cur.take()
+                    {
+                        if p.arch != "src" && p.arch != "nosrc" {
+                            pkgs.push(p);
+                        }
+                    } else if DepList::from_name(name.as_ref()).is_some() {
+                        list = None;
+                    }
+                }
+            }
+            _ => {}
+        }
+        buf.clear();
+    }
+    Ok(pkgs)
+}
+
+/// Handle a start (or empty) element inside `<package>`; returns the text
+/// field it opens, if any.
+fn primary_start(
+    p: &mut PackageMeta,
+    list: &mut Option<DepList>,
+    e: &BytesStart,
+    empty: bool,
+) -> Result<Option<Field>> {
+    let name = e.local_name();
+    let name = name.as_ref();
+    Ok(match name {
+        "name" => Some(Field::Name),
+        "arch" => Some(Field::Arch),
+        "file" => Some(Field::File),
+        "checksum" => {
+            p.checksum_type = attr(e, "type")?.unwrap_or_default();
+            Some(Field::Checksum)
+        }
+        "version" => {
+            for a in e.attributes().with_checks(false) {
+                let a = a?;
+                let v = value(&a)?;
+                match a.key.as_ref() {
+                    "epoch" => p.epoch = parse_epoch(&v)?,
+                    "ver" => p.version = v.into_owned(),
+                    "rel" => p.release = v.into_owned(),
+                    _ => {}
+                }
+            }
+            None
+        }
+        "location" => {
+            for a in e.attributes().with_checks(false) {
+                let a = a?;
+                match a.key.as_ref() {
+                    "href" => p.location = value(&a)?.into_owned(),
+                    "xml:base" => p.location_base = Some(value(&a)?.into_owned()),
+                    _ => {}
+                }
+            }
+            None
+        }
+        "size" => {
+            for a in e.attributes().with_checks(false) {
+                let a = a?;
+                let v = value(&a)?;
+                let n = || {
+                    v.parse::<u64>()
+                        .with_context(|| format!("bad size {}={v:?}", a.key.as_ref()))
+                };
+                match a.key.as_ref() {
+                    "package" => p.size_package = n()?,
+                    "installed" => p.size_installed = n()?,
+                    _ => {}
+                }
+            }
+            None
+        }
+        "entry" => {
+            if let Some(l) = *list {
+                let dep = parse_entry(e)?;
+                l.of(p).push(dep);
+            }
+            None
+        }
+        other => {
+            if let Some(l) = DepList::from_name(other)
+                && !empty
+            {
+                *list = Some(l);
+            }
+            None
+        }
+    })
+}
+
+fn parse_epoch(s: &str) -> Result<u32> {
+    if s.is_empty() {
+        return Ok(0);
+    }
+    s.parse().with_context(|| format!("bad epoch {s:?}"))
+}
+
+/// An `<rpm:entry name= flags= epoch= ver= rel= pre=/>`.
+fn parse_entry(e: &BytesStart) -> Result<Dep> {
+    let mut name = None;
+    let mut cmp = Cmp::ANY;
+    let mut epoch = 0;
+    let mut ver = None;
+    let mut rel = None;
+    let mut pre = false;
+    for a in e.attributes().with_checks(false) {
+        let a = a?;
+        let v = value(&a)?;
+        match a.key.as_ref() {
+            "name" => name = Some(v.into_owned()),
+            "flags" => {
+                cmp = Cmp::from_repodata(&v)
+                    .ok_or_else(|| anyhow!("unknown dependency flags {v:?}"))?
+            }
+            "epoch" => epoch = parse_epoch(&v)?,
+            "ver" => ver = Some(v.into_owned()),
+            "rel" => rel = Some(v.into_owned()),
+            "pre" => pre = v == "1" || v == "true",
+            _ => {}
+        }
+    }
+    let name = name.ok_or_else(|| anyhow!("rpm:entry without a name"))?;
+    Ok(Dep {
+        name,
+        cmp,
+        evr: ver.map(|v| Evr::new(epoch, v, rel)),
+        pre,
+    })
+}
+
+/// Parse filelists.xml: every package's full file list (directories and
+/// ghosts included), by pkgid.
+pub fn parse_filelists(input: impl BufRead) -> Result<HashMap<String, Vec<String>>> {
+    let mut reader = Reader::from_reader(input);
+    let mut buf = Vec::with_capacity(BUF_SIZE);
+    let mut map = HashMap::new();
+    let mut cur: Option<(String, Vec<String>)> = None;
+    let mut in_file = false;
+    let mut text = String::new();
+    loop {
+        let ev = match reader.read_event_into(&mut buf) {
+            Ok(ev) => ev,
+            Err(e) => bail!("XML error at byte {}: {e}", reader.error_position()),
+        };
+        match ev {
+            Event::Eof => break,
+            Event::Start(e) => match e.local_name().as_ref() {
+                "package" => {
+                    let id =
+                        attr(&e, "pkgid")?.ok_or_else(|| anyhow!("<package> without pkgid"))?;
+                    cur = Some((id, Vec::new()));
+                }
+                "file" => {
+                    in_file = cur.is_some();
+                    text.clear();
+                }
+                _ => {}
+            },
+            Event::Text(t) => {
+                if in_file {
+                    text.push_str(&t.xml10_content());
+                }
+            }
+            Event::CData(t) => {
+                if in_file {
+                    text.push_str(&t.xml10_content());
+                }
+            }
+            Event::GeneralRef(r) => {
+                if in_file {
+                    push_ref(&mut text, &r)?;
+                }
+            }
+            Event::End(e) => {
+                if in_file {
+                    in_file = false;
+                    if let Some((_, files)) = cur.as_mut() {
+                        files.push(std::mem::take(&mut text));
+                    }
+                } else if e.local_name().as_ref() == "package"
+                    && let Some((id, files)) = cur.take()
+                {
+                    map.insert(id, files);
+                }
+            }
+            _ => {}
+        }
+        buf.clear();
+    }
+    Ok(map)
+}
+
+/// Replace each package's primary file list by its full one from filelists.
+fn merge_filelists(pkgs: &mut [PackageMeta], mut lists: HashMap<String, Vec<String>>) {
+    // The same pkgid may appear twice in primary (one file at two locations).
+    let mut first: HashMap<String, usize> = HashMap::new();
+    for i in 0..pkgs.len() {
+        if let Some(files) = lists.remove(&pkgs[i].checksum) {
+            pkgs[i].files = files;
+            first.insert(pkgs[i].checksum.clone(), i);
+        } else if let Some(&j) = first.get(&pkgs[i].checksum) {
+            pkgs[i].files = pkgs[j].files.clone();
+        }
+    }
+}
+
+/// Does the repo's exclude/includepkgs let package `name` through?
+fn wanted(def: &RepoDef, name: &str) -> bool {
+    if def.exclude.iter().any(|g| glob_match(g, name)) {
+        return false;
+    }
+    def.includepkgs.is_empty() || def.includepkgs.iter().any(|g| glob_match(g, name))
+}
+
+/// Shell-style glob: `*`, `?`, `[abc]`, `[a-z]`, `[!x]`/`[^x]`.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let s: Vec<char> = name.chars().collect();
+    let (mut pi, mut si) = (0, 0);
+    // Where to resume after the last `*`: (pattern index after it, text index).
+    let mut star: Option<(usize, usize)> = None;
+    while si < s.len() {
+        let step = match p.get(pi) {
+            Some('*') => {
+                star = Some((pi + 1, si));
+                pi += 1;
+                continue;
+            }
+            Some('?') => Some(pi + 1),
+            Some('[') => match match_class(&p, pi, s[si]) {
+                Some((matched, next)) => matched.then_some(next),
+                None => (s[si] == '[').then_some(pi + 1),
+            },
+            Some(&c) if c == s[si] => Some(pi + 1),
+            _ => None,
+        };
+        match (step, star) {
+            (Some(next), _) => {
+                pi = next;
+                si += 1;
+            }
+            (None, Some((sp, ss))) => {
+                pi = sp;
+                si = ss + 1;
+                star = Some((sp, ss + 1));
+            }
+            (None, None) => return false,
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+/// Match `c` against the class starting at `p[start] == '['`: whether it
+/// matches and the pattern index after the class; `None` when the class is
+/// not closed (the `[` is then literal).
+fn match_class(p: &[char], start: usize, c: char) -> Option<(bool, usize)> {
+    let mut i = start + 1;
+    let negate = matches!(p.get(i), Some('!') | Some('^'));
+    if negate {
+        i += 1;
+    }
+    let mut matched = false;
+    let mut first = true;
+    loop {
+        let lo = *p.get(i)?;
+        if lo == ']' && !first {
+            break;
+        }
+        first = false;
+        if p.get(i + 1) == Some(&'-') && p.get(i + 2).is_some_and(|&hi| hi != ']') {
+            let hi = p[i + 2];
+            matched |= lo <= c && c <= hi;
+            i += 3;
+        } else {
+            matched |= lo == c;
+            i += 1;
+        }
+    }
+    Some((matched != negate, i + 1))
 }
 
 /// Make a repository of the `.rpm` files in `dir` by reading their headers
 /// (used for `overrides/rpm`). `location` of each package is its file name.
 pub fn load_local_rpms(id: &str, dir: &Path, priority: u32) -> Result<LoadedRepo> {
-    let _ = (id, dir, priority);
-    todo!("repodata::load_local_rpms")
+    let dir = dir
+        .canonicalize()
+        .with_context(|| format!("reading local RPM directory {}", dir.display()))?;
+    let mut paths = Vec::new();
+    for entry in fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))? {
+        let path = entry
+            .with_context(|| format!("listing {}", dir.display()))?
+            .path();
+        if path.extension() == Some("rpm".as_ref()) && path.is_file() {
+            paths.push(path);
+        }
+    }
+    paths.sort();
+    let packages = paths
+        .par_iter()
+        .map(|p| read_local_rpm(p, id).with_context(|| format!("reading RPM {}", p.display())))
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .flatten()
+        .collect();
+    let base = Url::from_directory_path(&dir)
+        .map_err(|()| anyhow!("{} cannot be a file:// URL", dir.display()))?;
+    Ok(LoadedRepo {
+        id: id.to_string(),
+        priority,
+        baseurls: vec![base],
+        gpgcheck: false,
+        gpgkeys: vec![],
+        revision: None,
+        timestamp: None,
+        packages,
+    })
+}
+
+/// One local .rpm as repodata would describe it; `None` for source packages.
+fn read_local_rpm(path: &Path, repo: &str) -> Result<Option<PackageMeta>> {
+    let md = rpm::PackageMetadata::open(path).context("reading the RPM header")?;
+    if md.is_source_package() {
+        return Ok(None);
+    }
+    let (checksum, size_package) = file_digest(path, "sha256")?;
+    let epoch = match md.get_epoch() {
+        Ok(e) => e,
+        Err(rpm::Error::TagNotFound(_)) => 0,
+        Err(e) => return Err(e).context("reading the epoch"),
+    };
+    let deps = |list: Result<Vec<rpm::Dependency>, rpm::Error>, what: &str| -> Result<Vec<Dep>> {
+        Ok(list
+            .with_context(|| format!("reading {what}"))?
+            .into_iter()
+            .map(header_dep)
+            .collect())
+    };
+    let provides = deps(md.get_provides(), "provides")?;
+    let mut requires = deps(md.get_requires(), "requires")?;
+    // As createrepo_c: requires on a name the package provides itself are
+    // not listed (rpm writes `config(x)` requires for %config files).
+    requires.retain(|r| !provides.iter().any(|p| p.name == r.name));
+    Ok(Some(PackageMeta {
+        name: md.get_name()?.to_string(),
+        epoch,
+        version: md.get_version()?.to_string(),
+        release: md.get_release()?.to_string(),
+        arch: md.get_arch()?.to_string(),
+        checksum_type: "sha256".into(),
+        checksum,
+        location: path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        location_base: None,
+        size_package,
+        size_installed: md.get_installed_size().unwrap_or(0),
+        provides,
+        requires,
+        conflicts: deps(md.get_conflicts(), "conflicts")?,
+        obsoletes: deps(md.get_obsoletes(), "obsoletes")?,
+        recommends: deps(md.get_recommends(), "recommends")?,
+        suggests: deps(md.get_suggests(), "suggests")?,
+        supplements: deps(md.get_supplements(), "supplements")?,
+        enhances: deps(md.get_enhances(), "enhances")?,
+        files: md
+            .get_file_paths()
+            .context("reading the file list")?
+            .into_iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect(),
+        repo: repo.to_string(),
+    }))
+}
+
+/// A header dependency as createrepo_c writes it: comparison bits kept,
+/// `pre` for Requires(pre)/(post)/PreReq (its rule in parsehdr.c).
+fn header_dep(d: rpm::Dependency) -> Dep {
+    use rpm::DependencyFlags as F;
+    let cmp = Cmp((d.flags & (F::LESS | F::GREATER | F::EQUAL)).bits() as u8);
+    let pre = d
+        .flags
+        .intersects(F::PREREQ | F::SCRIPT_PRE | F::SCRIPT_POST);
+    Dep {
+        evr: (!d.version.is_empty()).then(|| Evr::parse(&d.version)),
+        name: d.name,
+        cmp,
+        pre,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("kernel*", "kernel-core"));
+        assert!(glob_match("*", ""));
+        assert!(glob_match("a?c", "abc"));
+        assert!(!glob_match("a?c", "ac"));
+        assert!(glob_match("lib[xy]*-devel", "libx11-devel"));
+        assert!(!glob_match("lib[!xy]*", "libx11"));
+        assert!(glob_match("lib[a-c]", "libb"));
+        assert!(!glob_match("lib[a-c]", "libd"));
+        assert!(glob_match("*-debug*", "foo-debuginfo"));
+        assert!(!glob_match("foo", "foobar"));
+        assert!(glob_match("a*b*c", "aXbYbZc"));
+        assert!(glob_match("[]x]", "]"));
+        assert!(glob_match("a[", "a["));
+    }
+
+    const REPOMD: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<repomd xmlns="http://linux.duke.edu/metadata/repo" xmlns:rpm="http://linux.duke.edu/metadata/rpm">
+  <revision>v42</revision>
+  <data type="primary">
+    <checksum type="sha256">aa</checksum>
+    <open-checksum type="sha256">bb</open-checksum>
+    <location href="repodata/aa-primary.xml.zst"/>
+    <timestamp>1700000001</timestamp>
+    <size>706</size>
+    <open-size>1654</open-size>
+  </data>
+  <data type="filelists">
+    <checksum type="sha512">cc</checksum>
+    <location href="repodata/cc-filelists.xml.xz"/>
+    <timestamp>1700000005.25</timestamp>
+    <size>285</size>
+  </data>
+</repomd>"#;
+
+    #[test]
+    fn repomd_parse() {
+        let md = Repomd::parse(REPOMD).unwrap();
+        assert_eq!(md.revision.as_deref(), Some("v42"));
+        let p = md.get("primary").unwrap();
+        assert_eq!(p.location, "repodata/aa-primary.xml.zst");
+        assert_eq!(
+            p.checksum,
+            Some(Checksum {
+                kind: "sha256".into(),
+                hex: "aa".into()
+            })
+        );
+        assert_eq!(p.open_checksum.as_ref().unwrap().hex, "bb");
+        assert_eq!((p.size, p.open_size), (Some(706), Some(1654)));
+        let f = md.get("filelists").unwrap();
+        assert_eq!(f.checksum.as_ref().unwrap().kind, "sha512");
+        assert_eq!(md.timestamp(), Some(1700000005));
+        assert!(md.get("other").is_none());
+        let md = Repomd::parse("<repomd><revision>123</revision></repomd>").unwrap();
+        assert_eq!(md.timestamp(), Some(123));
+        assert!(Repomd::parse("<repomd><data type='x'><size>zz</size></data></repomd>").is_err());
+    }
+
+    const PRIMARY: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<metadata xmlns="http://linux.duke.edu/metadata/common" xmlns:rpm="http://linux.duke.edu/metadata/rpm" packages="2">
+<package type="rpm">
+  <name>a&amp;b</name>
+  <arch>noarch</arch>
+  <version epoch="2" ver="1.0" rel="3"/>
+  <checksum type="sha256" pkgid="YES">abc</checksum>
+  <size package="10" installed="20" archive="0"/>
+  <location xml:base="http://mirror/x/" href="Packages/a.rpm"/>
+  <format>
+    <rpm:provides><rpm:entry name="a" flags="EQ" epoch="2" ver="1.0" rel="3"/></rpm:provides>
+    <rpm:requires>
+      <rpm:entry name="(x if y)"/>
+      <rpm:entry name="/bin/sh" pre="1"/>
+      <rpm:entry name="z" flags="LT" epoch="0" ver="5"/>
+    </rpm:requires>
+    <rpm:obsoletes><rpm:entry name="old" flags="LE" epoch="1" ver="2" rel="1"/></rpm:obsoletes>
+    <file>/usr/bin/a</file>
+  </format>
+</package>
+<package type="rpm">
+  <name>a</name><arch>src</arch><version epoch="0" ver="1" rel="1"/>
+  <checksum type="sha256" pkgid="YES">def</checksum>
+</package>
+</metadata>"#;
+
+    #[test]
+    fn primary_parse() {
+        let pkgs = parse_primary(PRIMARY.as_bytes(), "r").unwrap();
+        assert_eq!(pkgs.len(), 1, "src package skipped");
+        let p = &pkgs[0];
+        assert_eq!(p.name, "a&b");
+        assert_eq!(p.nevra(), "a&b-2:1.0-3.noarch");
+        assert_eq!(
+            (p.checksum_type.as_str(), p.checksum.as_str()),
+            ("sha256", "abc")
+        );
+        assert_eq!((p.size_package, p.size_installed), (10, 20));
+        assert_eq!(p.location, "Packages/a.rpm");
+        assert_eq!(p.location_base.as_deref(), Some("http://mirror/x/"));
+        assert_eq!(p.repo, "r");
+        assert_eq!(p.provides, vec![Dep::parse("a = 2:1.0-3").unwrap()]);
+        let mut sh = Dep::any("/bin/sh");
+        sh.pre = true;
+        assert_eq!(
+            p.requires,
+            vec![Dep::any("(x if y)"), sh, Dep::parse("z < 5").unwrap()]
+        );
+        assert_eq!(p.obsoletes, vec![Dep::parse("old <= 1:2-1").unwrap()]);
+        assert_eq!(p.files, vec!["/usr/bin/a"]);
+        assert!(p.conflicts.is_empty() && p.recommends.is_empty());
+    }
+
+    #[test]
+    fn primary_errors() {
+        let bad = PRIMARY.replace("flags=\"LT\"", "flags=\"XX\"");
+        let e = parse_primary(bad.as_bytes(), "r").unwrap_err();
+        assert!(format!("{e:#}").contains("XX"), "{e:#}");
+        let e = parse_primary(&PRIMARY.as_bytes()[..600], "r");
+        assert!(e.is_err() || e.unwrap().is_empty());
+        let bad = PRIMARY.replace("<name>a&amp;b</name>", "<name>a</nam>");
+        assert!(parse_primary(bad.as_bytes(), "r").is_err());
+    }
+
+    #[test]
+    fn filelists_parse_and_merge() {
+        let xml = r#"<filelists packages="2">
+<package pkgid="abc" name="a" arch="noarch"><version epoch="0" ver="1" rel="1"/>
+  <file>/usr/bin/a</file><file type="dir">/usr/share/a</file><file type="ghost">/var/a&lt;1&gt;</file>
+</package>
+<package pkgid="zzz" name="q" arch="noarch"></package>
+</filelists>"#;
+        let map = parse_filelists(xml.as_bytes()).unwrap();
+        assert_eq!(map["abc"], vec!["/usr/bin/a", "/usr/share/a", "/var/a<1>"]);
+        assert!(map["zzz"].is_empty());
+        let mut pkgs = parse_primary(PRIMARY.as_bytes(), "r").unwrap();
+        pkgs.push(pkgs[0].clone());
+        merge_filelists(&mut pkgs, map);
+        assert_eq!(pkgs[0].files.len(), 3);
+        assert_eq!(pkgs[1].files, pkgs[0].files);
+    }
+
+    #[test]
+    fn header_dep_flags() {
+        use rpm::DependencyFlags as F;
+        let d = header_dep(rpm::Dependency {
+            name: "foo".into(),
+            flags: F::GE | F::SCRIPT_PRE,
+            version: "1:2.0-3".into(),
+        });
+        assert_eq!(d.cmp, Cmp::GE);
+        assert!(d.pre);
+        assert_eq!(d.evr, Some(Evr::new(1, "2.0", Some("3".into()))));
+        let d = header_dep(rpm::Dependency::any("(a or b)"));
+        assert_eq!(d, Dep::any("(a or b)"));
+    }
+
+    /// A synthetic primary.xml of 50k packages; run with
+    /// `cargo test --release --lib repodata::tests::parse_speed -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn parse_speed() {
+        let mut xml = String::from("<metadata>");
+        for i in 0..50_000 {
+            xml.push_str(&format!(
+                r#"<package type="rpm"><name>pkg{i}</name><arch>x86_64</arch>
+<version epoch="0" ver="1.{i}" rel="1.fc40"/><checksum type="sha256" pkgid="YES">{i:064x}</checksum>
+<size package="1000" installed="5000" archive="0"/><location href="Packages/p/pkg{i}.rpm"/>
+<format><rpm:provides><rpm:entry name="pkg{i}" flags="EQ" epoch="0" ver="1.{i}" rel="1.fc40"/>
+<rpm:entry name="libpkg{i}.so.1()(64bit)"/></rpm:provides><rpm:requires>
+<rpm:entry name="libc.so.6()(64bit)"/><rpm:entry name="pkg{}" flags="GE" epoch="0" ver="1"/>
+<rpm:entry name="/bin/sh" pre="1"/></rpm:requires><file>/usr/bin/pkg{i}</file></format></package>
+"#,
+                i / 2
+            ));
+        }
+        xml.push_str("</metadata>");
+        let t = std::time::Instant::now();
+        let pkgs = parse_primary(xml.as_bytes(), "r").unwrap();
+        eprintln!(
+            "parsed {} packages ({} MB) in {:?}",
+            pkgs.len(),
+            xml.len() / 1_000_000,
+            t.elapsed()
+        );
+        assert_eq!(pkgs.len(), 50_000);
+    }
 }
