@@ -624,7 +624,12 @@ fn read_cpio_header(r: &mut impl Read, p: &Planned) -> Result<Option<CpioHeader>
 /// With `lenient` (scriptlets were skipped, so the users they would create are
 /// missing), an unknown owner leaves the file root-owned and is recorded in
 /// `unresolved` instead of failing.
-fn apply_owners(dest: &Path, plans: &[Planned], lenient: bool, unresolved: &mut Vec<String>) -> Result<()> {
+fn apply_owners(
+    dest: &Path,
+    plans: &[Planned],
+    lenient: bool,
+    unresolved: &mut Vec<String>,
+) -> Result<()> {
     let ids = IdTables::load(dest)?;
     for p in plans {
         for e in p.entries.iter().filter(|e| e.writes) {

@@ -192,6 +192,9 @@ pub fn run_all(
     scripts: &[&Scriptlet],
     skip: Option<&str>,
 ) -> Result<Vec<(String, Outcome)>> {
+    // bwrap makes mount points for /dev, /proc and /tmp in the tree; remove
+    // the ones it created so the tree holds only what the packages shipped.
+    let _cleanup = MountPoints::note(dest);
     let mut out = Vec::new();
     for s in scripts {
         let outcome = if let Some(reason) = skip {
@@ -206,6 +209,30 @@ pub fn run_all(
         out.push((s.id(), outcome));
     }
     Ok(out)
+}
+
+/// Mount point directories that did not exist before the sandbox ran.
+struct MountPoints(Vec<std::path::PathBuf>);
+
+impl MountPoints {
+    fn note(dest: &Path) -> MountPoints {
+        MountPoints(
+            ["dev", "proc", "tmp"]
+                .iter()
+                .map(|d| dest.join(d))
+                .filter(|p| std::fs::symlink_metadata(p).is_err())
+                .collect(),
+        )
+    }
+}
+
+impl Drop for MountPoints {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            // Only an empty directory is removed: anything a scriptlet put there stays.
+            let _ = std::fs::remove_dir(p);
+        }
+    }
 }
 
 /// The bubblewrap arguments (everything before the interpreter).
