@@ -15,7 +15,7 @@ export COSA_WORKDIR="$work/cosa"
 if [[ ! -e $COSA_WORKDIR/src/config ]]; then
   "$cosa" init --transient "$here/manifests"
 fi
-"$cosa" fetch --update-lockfile
+"$cosa" fetch
 rm -rf "$work/rootfs"
 "$cosa" compose rootfs "$work/rootfs"
 echo "The sample OS tree is in $work/rootfs:" >&2
