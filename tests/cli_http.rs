@@ -30,12 +30,16 @@ fn fetch_over_http_caches_and_revalidates() {
     let wd = init_transient(t.path(), &cfg);
     // The first request for busybox fails twice with 500: it is retried.
     server.faults(|f| {
-        f.fail_first.insert("/x86_64/busybox-1.35.0-1.sample.x86_64.rpm".into(), 2);
+        f.fail_first
+            .insert("/x86_64/busybox-1.35.0-1.sample.x86_64.rpm".into(), 2);
     });
     run(cosa(&wd).arg("fetch"), true);
     assert_eq!(server.count("/x86_64/repodata/repomd.xml"), 1);
     assert_eq!(server.count("/x86_64/repodata/primary.xml.gz"), 1);
-    assert_eq!(server.count("/x86_64/busybox-1.35.0-1.sample.x86_64.rpm"), 3);
+    assert_eq!(
+        server.count("/x86_64/busybox-1.35.0-1.sample.x86_64.rpm"),
+        3
+    );
 
     // Second run: repomd.xml is read again, nothing else is transferred.
     let before = server.total_requests();
@@ -45,7 +49,15 @@ fn fetch_over_http_caches_and_revalidates() {
     assert!(stderr(&out).contains("3 cached"), "{}", stderr(&out));
 
     // And the tree composes from the cache.
-    run(cosa(&wd).args(["compose", "rootfs"]).arg(t.path().join("root")), true);
+    run(
+        cosa(&wd)
+            .args(["compose", "rootfs"])
+            .arg(t.path().join("root")),
+        true,
+    );
     assert!(t.path().join("root/usr/bin/busybox").exists());
-    assert_eq!(server.count("/x86_64/busybox-1.35.0-1.sample.x86_64.rpm"), 3);
+    assert_eq!(
+        server.count("/x86_64/busybox-1.35.0-1.sample.x86_64.rpm"),
+        3
+    );
 }

@@ -430,7 +430,7 @@ fn parent_dir(path: &Path) -> &Path {
 }
 
 /// A running digest of one of the types repodata names.
-enum Hasher {
+pub(crate) enum Hasher {
     Sha1(sha1::Sha1),
     Sha224(sha2::Sha224),
     Sha256(sha2::Sha256),
@@ -441,7 +441,7 @@ enum Hasher {
 impl Hasher {
     /// `kind` as in repodata: `sha` (an old name for sha1), `sha1`, `sha224`,
     /// `sha256`, `sha384`, `sha512`.
-    fn new(kind: &str) -> Result<Hasher> {
+    pub(crate) fn new(kind: &str) -> Result<Hasher> {
         use sha2::Digest as _;
         Ok(match kind.to_ascii_lowercase().as_str() {
             "sha" | "sha1" => Hasher::Sha1(<sha1::Sha1 as sha1::Digest>::new()),
@@ -463,7 +463,7 @@ impl Hasher {
         }
     }
 
-    fn update(&mut self, data: &[u8]) {
+    pub(crate) fn update(&mut self, data: &[u8]) {
         use sha2::Digest as _;
         match self {
             Hasher::Sha1(h) => sha1::Digest::update(h, data),
@@ -474,7 +474,7 @@ impl Hasher {
         }
     }
 
-    fn finish_hex(self) -> String {
+    pub(crate) fn finish_hex(self) -> String {
         use sha2::Digest as _;
         match self {
             Hasher::Sha1(h) => hex::encode(sha1::Digest::finalize(h)),

@@ -21,10 +21,9 @@ use quick_xml::events::attributes::Attribute;
 use quick_xml::events::{BytesRef, BytesStart, Event};
 use quick_xml::{Reader, XmlVersion};
 use rayon::prelude::*;
-use sha2::Digest;
 use url::Url;
 
-use super::download::{Checksum, Downloader, Item};
+use super::download::{Checksum, Downloader, Hasher, Item};
 use super::types::{Cmp, Dep, Evr, PackageMeta};
 use crate::config::repofile::RepoDef;
 
@@ -313,7 +312,7 @@ fn copy_verified(what: &str, url: &Url, dest: &Path, sum: Option<&Checksum>) -> 
             .with_context(|| format!("writing {}", tmp.path().display()))?;
     }
     if let (Some(h), Some(sum)) = (hasher, sum) {
-        let actual = h.finish();
+        let actual = h.finish_hex();
         if !actual.eq_ignore_ascii_case(&sum.hex) {
             bail!(
                 "checksum mismatch for {what} ({url}): expected {kind} {}, got {kind} {actual}",
@@ -325,44 +324,6 @@ fn copy_verified(what: &str, url: &Url, dest: &Path, sum: Option<&Checksum>) -> 
     tmp.persist(dest)
         .with_context(|| format!("moving {what} into {}", dest.display()))?;
     Ok(())
-}
-
-/// A running digest of one of the types repodata names.
-enum Hasher {
-    Sha224(sha2::Sha224),
-    Sha256(sha2::Sha256),
-    Sha384(sha2::Sha384),
-    Sha512(sha2::Sha512),
-}
-
-impl Hasher {
-    fn new(kind: &str) -> Result<Hasher> {
-        Ok(match kind {
-            "sha224" => Hasher::Sha224(sha2::Sha224::new()),
-            "sha256" => Hasher::Sha256(sha2::Sha256::new()),
-            "sha384" => Hasher::Sha384(sha2::Sha384::new()),
-            "sha512" => Hasher::Sha512(sha2::Sha512::new()),
-            other => bail!("checksum type {other:?} is not supported (sha224/256/384/512 are)"),
-        })
-    }
-
-    fn update(&mut self, data: &[u8]) {
-        match self {
-            Hasher::Sha224(h) => h.update(data),
-            Hasher::Sha256(h) => h.update(data),
-            Hasher::Sha384(h) => h.update(data),
-            Hasher::Sha512(h) => h.update(data),
-        }
-    }
-
-    fn finish(self) -> String {
-        match self {
-            Hasher::Sha224(h) => hex::encode(h.finalize()),
-            Hasher::Sha256(h) => hex::encode(h.finalize()),
-            Hasher::Sha384(h) => hex::encode(h.finalize()),
-            Hasher::Sha512(h) => hex::encode(h.finalize()),
-        }
-    }
 }
 
 /// Hex digest of a whole file and its size.
@@ -381,7 +342,7 @@ fn file_digest(path: &Path, kind: &str) -> Result<(String, u64)> {
         size += n as u64;
         h.update(&buf[..n]);
     }
-    Ok((h.finish(), size))
+    Ok((h.finish_hex(), size))
 }
 
 /// One `<data>` entry of repomd.xml.
