@@ -40,6 +40,12 @@ pub enum Command {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  cosa init https://github.com/coreos/fedora-coreos-config --branch testing-devel
+  cosa init --transient ~/src/my-os-config      # use a local config in place
+  cosa init --force ../config.git               # reuse a non-empty directory
+
+Makes src/config, builds/, cache/, tmp/, overrides/rpm/ and overrides/rootfs/.")]
 pub struct InitOpts {
     /// Initialize even if the directory is not empty (existing src/config is replaced).
     #[arg(long)]
@@ -69,6 +75,14 @@ pub struct ResolveOpts {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  cosa fetch                          # resolve (through the lockfile if any) and download
+  cosa fetch --update-lockfile        # also write src/config/manifest-lock.<arch>.json
+  cosa fetch --strict --arch aarch64  # every package must be locked
+
+Repos come from the *.repo files beside the manifest; $basearch, $releasever
+and DNF_VAR_<name> environment variables are substituted. Lockfiles layered:
+manifest-lock.<arch>.json, manifest-lock.overrides.yaml, manifest-lock.overrides.<arch>.yaml.")]
 pub struct FetchOpts {
     #[command(flatten)]
     pub resolve: ResolveOpts,
@@ -84,6 +98,13 @@ pub enum ComposeCmd {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  cosa compose rootfs /srv/tree
+  cosa compose rootfs --arch aarch64 --strict tree-aarch64   # scriptlets skipped, recorded
+
+The tree is built beside DEST and renamed into place when done. The compose
+writes tmp/manifest-lock.generated.<arch>.json and tmp/compose-report.<arch>.json
+(packages, files, scriptlets run and skipped).")]
 pub struct RootfsOpts {
     #[command(flatten)]
     pub resolve: ResolveOpts,
