@@ -9,7 +9,7 @@ use regex::Regex;
 use serde_json::Value;
 
 use super::parse::{Layer, parse_layer};
-use super::values::{Source, type_name, want_include, want_map, want_str_list};
+use super::values::{Source, list_of_maps, required, want_include, want_str_list};
 
 /// A `conditional-include` entry.
 #[derive(Debug, Clone)]
@@ -179,37 +179,18 @@ pub(super) fn parse_conditional_includes(
     v: &Value,
     basearch: &str,
 ) -> Result<Vec<CondInclude>> {
-    let key = "conditional-include";
-    let arr = v.as_array().ok_or_else(|| {
-        src.err(
-            key,
-            format!(
-                "expected a list of {{if, include}} maps, got {}",
-                type_name(v)
-            ),
-        )
-    })?;
-    let mut out = Vec::new();
-    for (i, item) in arr.iter().enumerate() {
-        let what = format!("{key}[{}]", i + 1);
-        let map = want_map(src, &what, item)?;
-        if let Some(k) = map.keys().find(|k| *k != "if" && *k != "include") {
-            return Err(src.err(&what, format!("unknown field \"{k}\"")));
-        }
-        let cond = map
-            .get("if")
-            .ok_or_else(|| src.err(&what, "missing \"if\""))?;
+    let fields = ["if", "include"];
+    list_of_maps(src, "conditional-include", v, &fields, |what, map| {
+        let cond = required(src, what, map, "if")?;
         let conds: Vec<String> = match cond {
             Value::String(s) => vec![s.clone()],
             _ => want_str_list(src, &format!("{what}.if"), cond)?,
         };
         let conditions = conds
             .iter()
-            .map(|c| parse_condition(c).map_err(|e| src.err(&what, e)))
+            .map(|c| parse_condition(c).map_err(|e| src.err(what, e)))
             .collect::<Result<Vec<_>>>()?;
-        let inc = map
-            .get("include")
-            .ok_or_else(|| src.err(&what, "missing \"include\""))?;
+        let inc = required(src, what, map, "include")?;
         let target = match inc {
             Value::Object(inline) => CondTarget::Inline(Box::new(
                 parse_layer(src, inline.clone(), basearch, true)
@@ -217,9 +198,8 @@ pub(super) fn parse_conditional_includes(
             )),
             _ => CondTarget::Files(want_include(src, &format!("{what}.include"), inc)?),
         };
-        out.push(CondInclude { conditions, target });
-    }
-    Ok(out)
+        Ok(CondInclude { conditions, target })
+    })
 }
 
 #[cfg(test)]

@@ -5,7 +5,9 @@ use serde_json::Value;
 
 use anyhow::Result;
 
-use super::values::{Source, type_name, want_bool, want_map, want_str, want_str_list};
+use super::values::{
+    Source, required, type_name, unknown_field, want_bool, want_map, want_str, want_str_list,
+};
 
 /// How a key merges across includes (rpm-ostree's `treefile_merge`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -241,10 +243,11 @@ pub(super) fn check_shape(src: &Source, key: &str, shape: Shape, v: Value) -> Re
         Shape::Rojig => {
             let map = want_map(src, key, &v)?;
             for field in ["name", "summary", "license"] {
-                let item = map
-                    .get(field)
-                    .ok_or_else(|| src.err(key, format!("missing \"{field}\"")))?;
-                want_str(src, &format!("{key}.{field}"), item)?;
+                want_str(
+                    src,
+                    &format!("{key}.{field}"),
+                    required(src, key, &map, field)?,
+                )?;
             }
             for (k, item) in &map {
                 match k.as_str() {
@@ -252,7 +255,7 @@ pub(super) fn check_shape(src: &Source, key: &str, shape: Shape, v: Value) -> Re
                     "description" => {
                         want_str(src, "rojig.description", item)?;
                     }
-                    _ => return Err(src.err(key, format!("unknown field \"{k}\""))),
+                    _ => return Err(unknown_field(src, key, k)),
                 }
             }
         }
@@ -262,7 +265,7 @@ pub(super) fn check_shape(src: &Source, key: &str, shape: Shape, v: Value) -> Re
                     "enable" | "install" => {
                         want_str_list(src, &format!("modules.{k}"), item)?;
                     }
-                    _ => return Err(src.err(key, format!("unknown field \"{k}\""))),
+                    _ => return Err(unknown_field(src, key, k)),
                 }
             }
         }

@@ -13,7 +13,8 @@ use super::conditions::{CondInclude, CondValue, cond_to_json, parse_conditional_
 use super::keys::{DERIVE_KEYS, LEGACY_KEYS, check_shape, is_known_key, other_key};
 use super::packages::split_package_list;
 use super::values::{
-    Source, type_name, want_bool, want_include, want_map, want_str, want_str_list, want_var,
+    Source, list_of, list_of_maps, required, type_name, want_bool, want_include, want_map,
+    want_str, want_str_list, want_var,
 };
 
 /// merging. `None` means "not set here", as in rpm-ostree's `Option` fields.
@@ -244,72 +245,45 @@ pub(super) fn parse_variables(src: &Source, v: &Value) -> Result<BTreeMap<String
 }
 
 pub(super) fn parse_repo_packages(src: &Source, v: &Value) -> Result<Vec<RepoPackages>> {
-    let key = "repo-packages";
-    let arr = v.as_array().ok_or_else(|| {
-        src.err(
-            key,
-            format!(
-                "expected a list of {{repo, packages}} maps, got {}",
-                type_name(v)
-            ),
-        )
-    })?;
-    let mut out = Vec::new();
-    for (i, item) in arr.iter().enumerate() {
-        let what = format!("{key}[{}]", i + 1);
-        let map = want_map(src, &what, item)?;
-        if let Some(k) = map.keys().find(|k| *k != "repo" && *k != "packages") {
-            return Err(src.err(&what, format!("unknown field \"{k}\"")));
-        }
-        let repo = map
-            .get("repo")
-            .ok_or_else(|| src.err(&what, "missing \"repo\""))?;
-        let pkgs = map
-            .get("packages")
-            .ok_or_else(|| src.err(&what, "missing \"packages\""))?;
-        out.push(RepoPackages {
-            repo: want_str(src, &format!("{what}.repo"), repo)?,
-            packages: split_package_list(
-                src,
-                &what,
-                &want_str_list(src, &format!("{what}.packages"), pkgs)?,
-            )?,
-        });
-    }
-    Ok(out)
+    list_of_maps(
+        src,
+        "repo-packages",
+        v,
+        &["repo", "packages"],
+        |what, map| {
+            let repo = required(src, what, map, "repo")?;
+            let pkgs = required(src, what, map, "packages")?;
+            Ok(RepoPackages {
+                repo: want_str(src, &format!("{what}.repo"), repo)?,
+                packages: split_package_list(
+                    src,
+                    what,
+                    &want_str_list(src, &format!("{what}.packages"), pkgs)?,
+                )?,
+            })
+        },
+    )
 }
 
 pub(super) fn parse_remove_from_packages(
     src: &Source,
     v: &Value,
 ) -> Result<Vec<(String, Vec<String>)>> {
-    let key = "remove-from-packages";
-    let arr = v.as_array().ok_or_else(|| {
-        src.err(
-            key,
-            format!(
-                "expected a list of [package, regex...] lists, got {}",
-                type_name(v)
-            ),
-        )
-    })?;
-    let mut out = Vec::new();
-    for (i, item) in arr.iter().enumerate() {
-        let what = format!("{key}[{}]", i + 1);
-        let mut parts = want_str_list(src, &what, item)?;
+    let description = "[package, regex...] lists";
+    list_of(src, "remove-from-packages", v, description, |what, item| {
+        let mut parts = want_str_list(src, what, item)?;
         if parts.len() < 2 {
             return Err(src.err(
-                &what,
+                what,
                 "expected a package name followed by at least one regex",
             ));
         }
         for re in &parts[1..] {
-            Regex::new(re).map_err(|e| src.err(&what, format!("invalid regex {re:?}: {e}")))?;
+            Regex::new(re).map_err(|e| src.err(what, format!("invalid regex {re:?}: {e}")))?;
         }
         let pkg = parts.remove(0);
-        out.push((pkg, parts));
-    }
-    Ok(out)
+        Ok((pkg, parts))
+    })
 }
 
 /// rpm-ostree's `add_files_path_is_valid`: only paths OSTree manages.
@@ -322,39 +296,27 @@ pub(super) fn add_files_dest_is_valid(dest: &str) -> bool {
 }
 
 pub(super) fn parse_add_files(src: &Source, v: &Value) -> Result<Vec<(PathBuf, String)>> {
-    let key = "add-files";
-    let arr = v.as_array().ok_or_else(|| {
-        src.err(
-            key,
-            format!(
-                "expected a list of [source, destination] pairs, got {}",
-                type_name(v)
-            ),
-        )
-    })?;
-    let mut out = Vec::new();
-    for (i, item) in arr.iter().enumerate() {
-        let what = format!("{key}[{}]", i + 1);
-        let pair = want_str_list(src, &what, item)?;
+    let description = "[source, destination] pairs";
+    list_of(src, "add-files", v, description, |what, item| {
+        let pair = want_str_list(src, what, item)?;
         let [from, dest] = <[String; 2]>::try_from(pair).map_err(|p| {
             src.err(
-                &what,
+                what,
                 format!("expected [source, destination], got {} items", p.len()),
             )
         })?;
         if !add_files_dest_is_valid(&dest) {
             return Err(src.err(
-                &what,
+                what,
                 format!("unsupported destination {dest:?}: only /usr (not /usr/local), /etc, /bin, /sbin, /lib and /lib64 are managed by OSTree"),
             ));
         }
         let path = src.dir().join(&from);
         if !path.is_file() {
-            return Err(src.err(&what, format!("source file {} not found", path.display())));
+            return Err(src.err(what, format!("source file {} not found", path.display())));
         }
-        out.push((path, dest));
-    }
-    Ok(out)
+        Ok((path, dest))
+    })
 }
 
 #[cfg(test)]

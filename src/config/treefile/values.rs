@@ -101,6 +101,62 @@ pub(super) fn want_map(src: &Source, key: &str, v: &Value) -> Result<Map<String,
         .ok_or_else(|| src.err(key, format!("expected a map, got {}", type_name(v))))
 }
 
+/// Run `each` on every item of the list under `key`, naming the item
+/// `key[n]` (from 1) for messages. `description` says what the list holds,
+/// for the error when `v` is not a list.
+pub(super) fn list_of<T>(
+    src: &Source,
+    key: &str,
+    v: &Value,
+    description: &str,
+    mut each: impl FnMut(&str, &Value) -> Result<T>,
+) -> Result<Vec<T>> {
+    let arr = v.as_array().ok_or_else(|| {
+        src.err(
+            key,
+            format!("expected a list of {description}, got {}", type_name(v)),
+        )
+    })?;
+    arr.iter()
+        .enumerate()
+        .map(|(i, item)| each(&format!("{key}[{}]", i + 1), item))
+        .collect()
+}
+
+/// Like [`list_of`] for a list of maps that may hold only `fields`: `each`
+/// gets the item's name and its map, unknown fields already refused.
+pub(super) fn list_of_maps<T>(
+    src: &Source,
+    key: &str,
+    v: &Value,
+    fields: &[&str],
+    mut each: impl FnMut(&str, &Map<String, Value>) -> Result<T>,
+) -> Result<Vec<T>> {
+    let description = format!("{{{}}} maps", fields.join(", "));
+    list_of(src, key, v, &description, |what, item| {
+        let map = want_map(src, what, item)?;
+        if let Some(k) = map.keys().find(|k| !fields.contains(&k.as_str())) {
+            return Err(unknown_field(src, what, k));
+        }
+        each(what, &map)
+    })
+}
+
+/// Field `field` of map `map` (named `what` in messages), which must be set.
+pub(super) fn required<'m>(
+    src: &Source,
+    what: &str,
+    map: &'m Map<String, Value>,
+    field: &str,
+) -> Result<&'m Value> {
+    map.get(field)
+        .ok_or_else(|| src.err(what, format!("missing \"{field}\"")))
+}
+
+pub(super) fn unknown_field(src: &Source, what: &str, field: &str) -> anyhow::Error {
+    src.err(what, format!("unknown field \"{field}\""))
+}
+
 /// `include` values: a string or a list of strings.
 pub(super) fn want_include(src: &Source, key: &str, v: &Value) -> Result<Vec<String>> {
     match v {
