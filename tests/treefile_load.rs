@@ -17,6 +17,13 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     path
 }
 
+/// Write each `(name, text)` under `dir`; the path of the first, the
+/// top-level file.
+fn write_files(dir: &Path, files: &[(&str, &str)]) -> PathBuf {
+    let paths: Vec<PathBuf> = files.iter().map(|(n, t)| write(dir, n, t)).collect();
+    paths[0].clone()
+}
+
 fn err_text(path: &Path, arch: &str) -> String {
     format!("{:#}", load(path, arch).expect_err("load should fail"))
 }
@@ -165,35 +172,23 @@ automatic-version-suffix: "-"
 "#;
 
 fn make_config(dir: &Path) -> PathBuf {
-    write(dir, "common.yaml", COMMON);
-    write(
-        dir,
-        "extra.yaml",
-        "postprocess:\n  - echo extra\npackages: [extra-pkg]\nunits: [extra.service]\n",
-    );
-    write(
-        dir,
-        "arch/x86_64.yaml",
-        "packages: [x86-only]\nremove-files: [x86-file]\n",
-    );
-    write(dir, "arch/aarch64.yaml", "packages: [arm-only]\n");
-    write(dir, "cond/x86.yaml", "packages: [cond-x86]\n");
-    write(
-        dir,
-        "cond/next.json",
-        "{\"packages\": [\"cond-next-json\"]}",
-    );
-    write(
-        dir,
-        "cond/next.yaml",
-        "packages: [cond-next]\ninclude: next.json\nexclude-packages: [perl]\n",
-    );
-    write(dir, "cond/never.yaml", "packages: [never]\n");
-    write(dir, "files/motd", "hello\n");
-    write(dir, "motd-common", "common\n");
-    write(dir, "scripts/post.sh", "#!/bin/sh\ntrue\n");
-    write(dir, "passwd", "root:x:0:0::/root:/bin/bash\n");
-    write(dir, "manifest.yaml", MAIN)
+    #[rustfmt::skip]
+    let files = [
+        ("manifest.yaml", MAIN),
+        ("common.yaml", COMMON),
+        ("extra.yaml", "postprocess:\n  - echo extra\npackages: [extra-pkg]\nunits: [extra.service]\n"),
+        ("arch/x86_64.yaml", "packages: [x86-only]\nremove-files: [x86-file]\n"),
+        ("arch/aarch64.yaml", "packages: [arm-only]\n"),
+        ("cond/x86.yaml", "packages: [cond-x86]\n"),
+        ("cond/next.json", "{\"packages\": [\"cond-next-json\"]}"),
+        ("cond/next.yaml", "packages: [cond-next]\ninclude: next.json\nexclude-packages: [perl]\n"),
+        ("cond/never.yaml", "packages: [never]\n"),
+        ("files/motd", "hello\n"),
+        ("motd-common", "common\n"),
+        ("scripts/post.sh", "#!/bin/sh\ntrue\n"),
+        ("passwd", "root:x:0:0::/root:/bin/bash\n"),
+    ];
+    write_files(dir, &files)
 }
 
 #[test]
@@ -401,9 +396,14 @@ fn container_and_edition_imply_settings() {
 #[test]
 fn include_cycle_is_named() {
     let tmp = tempfile::tempdir().unwrap();
-    let a = write(tmp.path(), "a.yaml", "include: b.yaml\n");
-    write(tmp.path(), "b.yaml", "include: sub/c.yaml\n");
-    write(tmp.path(), "sub/c.yaml", "include: ../a.yaml\n");
+    let a = write_files(
+        tmp.path(),
+        &[
+            ("a.yaml", "include: b.yaml\n"),
+            ("b.yaml", "include: sub/c.yaml\n"),
+            ("sub/c.yaml", "include: ../a.yaml\n"),
+        ],
+    );
     assert_eq!(
         err_text(&a, "x86_64"),
         "include cycle: a.yaml -> b.yaml -> sub/c.yaml -> a.yaml"
@@ -418,10 +418,15 @@ fn include_cycle_is_named() {
 #[test]
 fn double_include_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let m = write(tmp.path(), "m.yaml", "include: [x.yaml, y.yaml]\n");
-    write(tmp.path(), "x.yaml", "include: z.yaml\n");
-    write(tmp.path(), "y.yaml", "include: z.yaml\n");
-    write(tmp.path(), "z.yaml", "packages: [z]\n");
+    let m = write_files(
+        tmp.path(),
+        &[
+            ("m.yaml", "include: [x.yaml, y.yaml]\n"),
+            ("x.yaml", "include: z.yaml\n"),
+            ("y.yaml", "include: z.yaml\n"),
+            ("z.yaml", "packages: [z]\n"),
+        ],
+    );
     assert_eq!(
         err_text(&m, "x86_64"),
         "z.yaml is included more than once (by x.yaml and by y.yaml); rpm-ostree refuses this"
@@ -550,22 +555,14 @@ fn conditional_include_sees_included_variables_only_in_order() {
     // Variables come top-down: a file's conditions see its own variables
     // and its includers', and includes processed earlier.
     let tmp = tempfile::tempdir().unwrap();
-    let m = write(
-        tmp.path(),
-        "m.yaml",
-        "variables: {flavor: full}\ninclude: [a.yaml, b.yaml]\n",
-    );
-    write(
-        tmp.path(),
-        "a.yaml",
-        "variables: {flavor: mini, extra: true}\n",
-    );
-    write(
-        tmp.path(),
-        "b.yaml",
-        "conditional-include:\n  - if: [flavor == full, extra == true]\n    include: c.yaml\n",
-    );
-    write(tmp.path(), "c.yaml", "packages: [from-c]\n");
+    #[rustfmt::skip]
+    let files = [
+        ("m.yaml", "variables: {flavor: full}\ninclude: [a.yaml, b.yaml]\n"),
+        ("a.yaml", "variables: {flavor: mini, extra: true}\n"),
+        ("b.yaml", "conditional-include:\n  - if: [flavor == full, extra == true]\n    include: c.yaml\n"),
+        ("c.yaml", "packages: [from-c]\n"),
+    ];
+    let m = write_files(tmp.path(), &files);
     let tf = load(&m, "x86_64").unwrap();
     assert_eq!(tf.packages, ["from-c"]);
     assert_eq!(tf.variables["flavor"], json!("full"));
@@ -574,16 +571,12 @@ fn conditional_include_sees_included_variables_only_in_order() {
 #[test]
 fn repo_dir_beside_the_manifest() {
     let tmp = tempfile::tempdir().unwrap();
-    let m = write(
-        tmp.path(),
-        "manifest.yaml",
-        "releasever: 40\nrepos: [local]\n",
-    );
-    write(
-        tmp.path(),
-        "local.repo",
-        "[local]\nbaseurl=file:///srv/$releasever/$basearch\ngpgcheck=0\n",
-    );
+    #[rustfmt::skip]
+    let files = [
+        ("manifest.yaml", "releasever: 40\nrepos: [local]\n"),
+        ("local.repo", "[local]\nbaseurl=file:///srv/$releasever/$basearch\ngpgcheck=0\n"),
+    ];
+    let m = write_files(tmp.path(), &files);
     let tf = load(&m, "x86_64").unwrap();
     let vars: BTreeMap<String, String> = [
         ("basearch".to_string(), "x86_64".to_string()),
