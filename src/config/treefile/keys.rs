@@ -40,6 +40,7 @@ pub(super) enum Shape {
 /// rpm-ostree treefile keys that cosa keeps in [`Treefile::other`], with
 /// their shape and merge rule (from `BaseComposeConfigFields` and
 /// `TreeComposeConfig`).
+#[rustfmt::skip]
 pub(super) const OTHER_KEYS: &[(&str, Shape, Merge)] = &[
     ("edition", Shape::Edition, Merge::Scalar),
     ("basearch", Shape::Str, Merge::Scalar),
@@ -48,11 +49,7 @@ pub(super) const OTHER_KEYS: &[(&str, Shape, Merge)] = &[
     ("selinux", Shape::Bool, Merge::Scalar),
     ("ignore-devices", Shape::Bool, Merge::Scalar),
     ("selinux-label-version", Shape::U32, Merge::Scalar),
-    (
-        "sysusers",
-        Shape::Enum(&["compose-auto", "compose-forced"]),
-        Merge::Scalar,
-    ),
+    ("sysusers", Shape::Enum(&["compose-auto", "compose-forced"]), Merge::Scalar),
     ("ima", Shape::Bool, Merge::Scalar),
     ("gpg-key", Shape::Str, Merge::Scalar),
     ("ostree-layers", Shape::StrList, Merge::List),
@@ -63,17 +60,9 @@ pub(super) const OTHER_KEYS: &[(&str, Shape, Merge)] = &[
     ("initramfs-args", Shape::StrList, Merge::List),
     ("no-initramfs", Shape::Bool, Merge::Scalar),
     ("readonly-executables", Shape::Bool, Merge::Scalar),
-    (
-        "boot-location",
-        Shape::Enum(&["new", "modules", "kernel-install"]),
-        Merge::Scalar,
-    ),
+    ("boot-location", Shape::Enum(&["new", "modules", "kernel-install"]), Merge::Scalar),
     ("tmp-is-dir", Shape::Bool, Merge::Scalar),
-    (
-        "opt-usrlocal",
-        Shape::Enum(&["var", "root", "state-overlay", "stateoverlay"]),
-        Merge::Scalar,
-    ),
+    ("opt-usrlocal", Shape::Enum(&["var", "root", "state-overlay", "stateoverlay"]), Merge::Scalar),
     ("units", Shape::StrList, Merge::List),
     ("default-target", Shape::Str, Merge::Scalar),
     ("machineid-compat", Shape::Bool, Merge::Scalar),
@@ -83,21 +72,9 @@ pub(super) const OTHER_KEYS: &[(&str, Shape, Merge)] = &[
     ("check-groups", Shape::Check, Merge::Scalar),
     ("ignore-removed-users", Shape::StrList, Merge::Set),
     ("ignore-removed-groups", Shape::StrList, Merge::Set),
-    (
-        "repo-metadata",
-        Shape::Enum(&["inline", "detached", "disabled"]),
-        Merge::Scalar,
-    ),
-    (
-        "advisories-metadata",
-        Shape::Enum(&["inline", "detached", "disabled"]),
-        Merge::Scalar,
-    ),
-    (
-        "rpmdb",
-        Shape::Enum(&["bdb", "b-d-b", "sqlite", "ndb", "target", "host"]),
-        Merge::Scalar,
-    ),
+    ("repo-metadata", Shape::Enum(&["inline", "detached", "disabled"]), Merge::Scalar),
+    ("advisories-metadata", Shape::Enum(&["inline", "detached", "disabled"]), Merge::Scalar),
+    ("rpmdb", Shape::Enum(&["bdb", "b-d-b", "sqlite", "ndb", "target", "host"]), Merge::Scalar),
     ("rpmdb-normalize", Shape::Bool, Merge::Scalar),
     ("container-cmd", Shape::StrList, Merge::Scalar),
     ("cliwrap", Shape::Bool, Merge::Scalar),

@@ -68,31 +68,20 @@ pub(super) fn merge_other(dest: &mut BTreeMap<String, Value>, src: &mut BTreeMap
 }
 
 pub(super) fn merge_layer(dest: &mut Layer, src: &mut Layer) {
-    merge_basic(&mut dest.ref_, &mut src.ref_);
-    merge_basic(&mut dest.releasever, &mut src.releasever);
-    merge_basic(&mut dest.recommends, &mut src.recommends);
-    merge_basic(&mut dest.documentation, &mut src.documentation);
-    merge_basic(&mut dest.postprocess_script, &mut src.postprocess_script);
-    merge_basic(
-        &mut dest.automatic_version_prefix,
-        &mut src.automatic_version_prefix,
+    macro_rules! merge_fields {
+        ($merge:ident: $($field:ident),+ $(,)?) => {
+            $($merge(&mut dest.$field, &mut src.$field);)+
+        };
+    }
+    merge_fields!(merge_basic:
+        ref_, releasever, recommends, documentation, postprocess_script,
+        automatic_version_prefix, mutate_os_release,
     );
-    merge_basic(&mut dest.mutate_os_release, &mut src.mutate_os_release);
-    merge_vec(&mut dest.repos, &mut src.repos);
-    merge_vec(&mut dest.lockfile_repos, &mut src.lockfile_repos);
-    merge_vec(&mut dest.packages, &mut src.packages);
-    merge_vec(&mut dest.repo_packages, &mut src.repo_packages);
-    merge_vec(&mut dest.exclude_packages, &mut src.exclude_packages);
-    merge_vec(
-        &mut dest.remove_from_packages,
-        &mut src.remove_from_packages,
+    merge_fields!(merge_vec:
+        repos, lockfile_repos, packages, repo_packages, exclude_packages,
+        remove_from_packages, remove_files, add_files, postprocess, etc_group_members,
     );
-    merge_vec(&mut dest.remove_files, &mut src.remove_files);
-    merge_vec(&mut dest.add_files, &mut src.add_files);
-    merge_vec(&mut dest.postprocess, &mut src.postprocess);
-    merge_vec(&mut dest.etc_group_members, &mut src.etc_group_members);
-    merge_map(&mut dest.add_commit_metadata, &mut src.add_commit_metadata);
-    merge_map(&mut dest.metadata, &mut src.metadata);
+    merge_fields!(merge_map: add_commit_metadata, metadata);
     merge_other(&mut dest.other, &mut src.other);
 }
 
