@@ -17,8 +17,23 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     path
 }
 
+/// Write each `(name, text)` under `dir`; the path of the first, the
+/// top-level file.
+fn write_files(dir: &Path, files: &[(&str, &str)]) -> PathBuf {
+    let paths: Vec<PathBuf> = files.iter().map(|(n, t)| write(dir, n, t)).collect();
+    paths[0].clone()
+}
+
 fn err_text(path: &Path, arch: &str) -> String {
     format!("{:#}", load(path, arch).expect_err("load should fail"))
+}
+
+/// Write `text` as `name` in `dir`; its path and the error loading it for
+/// x86_64.
+fn write_err(dir: &Path, name: &str, text: &str) -> (PathBuf, String) {
+    let path = write(dir, name, text);
+    let e = err_text(&path, "x86_64");
+    (path, e)
 }
 
 const MAIN: &str = r#"
@@ -157,35 +172,23 @@ automatic-version-suffix: "-"
 "#;
 
 fn make_config(dir: &Path) -> PathBuf {
-    write(dir, "common.yaml", COMMON);
-    write(
-        dir,
-        "extra.yaml",
-        "postprocess:\n  - echo extra\npackages: [extra-pkg]\nunits: [extra.service]\n",
-    );
-    write(
-        dir,
-        "arch/x86_64.yaml",
-        "packages: [x86-only]\nremove-files: [x86-file]\n",
-    );
-    write(dir, "arch/aarch64.yaml", "packages: [arm-only]\n");
-    write(dir, "cond/x86.yaml", "packages: [cond-x86]\n");
-    write(
-        dir,
-        "cond/next.json",
-        "{\"packages\": [\"cond-next-json\"]}",
-    );
-    write(
-        dir,
-        "cond/next.yaml",
-        "packages: [cond-next]\ninclude: next.json\nexclude-packages: [perl]\n",
-    );
-    write(dir, "cond/never.yaml", "packages: [never]\n");
-    write(dir, "files/motd", "hello\n");
-    write(dir, "motd-common", "common\n");
-    write(dir, "scripts/post.sh", "#!/bin/sh\ntrue\n");
-    write(dir, "passwd", "root:x:0:0::/root:/bin/bash\n");
-    write(dir, "manifest.yaml", MAIN)
+    #[rustfmt::skip]
+    let files = [
+        ("manifest.yaml", MAIN),
+        ("common.yaml", COMMON),
+        ("extra.yaml", "postprocess:\n  - echo extra\npackages: [extra-pkg]\nunits: [extra.service]\n"),
+        ("arch/x86_64.yaml", "packages: [x86-only]\nremove-files: [x86-file]\n"),
+        ("arch/aarch64.yaml", "packages: [arm-only]\n"),
+        ("cond/x86.yaml", "packages: [cond-x86]\n"),
+        ("cond/next.json", "{\"packages\": [\"cond-next-json\"]}"),
+        ("cond/next.yaml", "packages: [cond-next]\ninclude: next.json\nexclude-packages: [perl]\n"),
+        ("cond/never.yaml", "packages: [never]\n"),
+        ("files/motd", "hello\n"),
+        ("motd-common", "common\n"),
+        ("scripts/post.sh", "#!/bin/sh\ntrue\n"),
+        ("passwd", "root:x:0:0::/root:/bin/bash\n"),
+    ];
+    write_files(dir, &files)
 }
 
 #[test]
@@ -284,47 +287,49 @@ fn every_key_and_merge() {
         json!({"name": "cosa-next", "count": 3, "common": 1, "inline": "yes"})
     );
 
-    let o = &tf.other;
-    assert_eq!(o["boot-location"], json!("modules"));
-    assert_eq!(o["tmp-is-dir"], json!(true));
-    assert_eq!(o["machineid-compat"], json!(false));
-    assert_eq!(o["selinux"], json!(true));
-    assert_eq!(o["initramfs-args"], json!(["--no-hostonly"]));
-    assert_eq!(o["readonly-executables"], json!(true));
-    assert_eq!(o["ostree-layers"], json!(["overlay/main"]));
-    assert_eq!(o["ostree-override-layers"], json!(["overlay/dev"]));
-    assert_eq!(o["container-cmd"], json!(["/usr/bin/bash"]));
-    assert_eq!(o["rpmdb"], json!("sqlite"));
-    assert_eq!(o["cliwrap"], json!(false));
-    assert_eq!(o["gpg-key"], json!("ABCDEF"));
-    assert_eq!(
-        o["units"],
-        json!(["extra.service", "common.service", "main.service"])
-    );
-    assert_eq!(o["default-target"], json!("multi-user.target"));
-    assert_eq!(
-        o["check-passwd"],
-        json!({"type": "file", "filename": dir.join("passwd").display().to_string()})
-    );
-    assert_eq!(
-        o["check-groups"],
-        json!({"type": "data", "entries": {"wheel": 10}})
-    );
-    assert_eq!(o["ignore-removed-users"], json!(["alice", "zed"]));
-    assert_eq!(o["ignore-removed-groups"], json!(["grp"]));
-    assert_eq!(o["install-langs"], json!(["en_US"]));
-    assert_eq!(o["container"], json!(false));
-    assert_eq!(o["opt-usrlocal"], json!("root"));
-    assert_eq!(o["sysusers"], json!("compose-auto"));
-    assert_eq!(o["repovars"], json!({"mirror": "example.org"}));
-    assert_eq!(
-        o["rojig"],
-        json!({"name": "cosa-next", "summary": "s", "license": "MIT"})
-    );
-    assert_eq!(o["modules"], json!({"enable": ["a:1"], "install": ["b:2"]}));
-    assert_eq!(o["edition"], json!("2014"));
-    assert_eq!(o["platform-module"], json!("platform:f40"));
-    assert_eq!(o["automatic-version-suffix"], json!("-"));
+    let passwd = dir.join("passwd").display().to_string();
+    let other = [
+        ("boot-location", json!("modules")),
+        ("tmp-is-dir", json!(true)),
+        ("machineid-compat", json!(false)),
+        ("selinux", json!(true)),
+        ("initramfs-args", json!(["--no-hostonly"])),
+        ("readonly-executables", json!(true)),
+        ("ostree-layers", json!(["overlay/main"])),
+        ("ostree-override-layers", json!(["overlay/dev"])),
+        ("container-cmd", json!(["/usr/bin/bash"])),
+        ("rpmdb", json!("sqlite")),
+        ("cliwrap", json!(false)),
+        ("gpg-key", json!("ABCDEF")),
+        (
+            "units",
+            json!(["extra.service", "common.service", "main.service"]),
+        ),
+        ("default-target", json!("multi-user.target")),
+        ("check-passwd", json!({"type": "file", "filename": passwd})),
+        (
+            "check-groups",
+            json!({"type": "data", "entries": {"wheel": 10}}),
+        ),
+        ("ignore-removed-users", json!(["alice", "zed"])),
+        ("ignore-removed-groups", json!(["grp"])),
+        ("install-langs", json!(["en_US"])),
+        ("container", json!(false)),
+        ("opt-usrlocal", json!("root")),
+        ("sysusers", json!("compose-auto")),
+        ("repovars", json!({"mirror": "example.org"})),
+        (
+            "rojig",
+            json!({"name": "cosa-next", "summary": "s", "license": "MIT"}),
+        ),
+        ("modules", json!({"enable": ["a:1"], "install": ["b:2"]})),
+        ("edition", json!("2014")),
+        ("platform-module", json!("platform:f40")),
+        ("automatic-version-suffix", json!("-")),
+    ];
+    for (key, want) in other {
+        assert_eq!(tf.other[key], want, "{key}");
+    }
 }
 
 #[test]
@@ -368,24 +373,37 @@ fn defaults_and_json() {
 fn container_and_edition_imply_settings() {
     let tmp = tempfile::tempdir().unwrap();
     let path = write(tmp.path(), "c.yaml", "container: true\nselinux: true\n");
-    let tf = load(&path, "x86_64").unwrap();
-    assert_eq!(tf.other["selinux"], json!(false));
-    assert_eq!(tf.other["tmp-is-dir"], json!(true));
-    assert_eq!(tf.other["boot-location"], json!("modules"));
-    assert_eq!(tf.other["check-passwd"], json!({"type": "none"}));
-    let path = write(tmp.path(), "e.yaml", "edition: 2024\ntmp-is-dir: false\n");
-    let tf = load(&path, "x86_64").unwrap();
-    assert_eq!(tf.other["edition"], json!("2024"));
-    assert_eq!(tf.other["tmp-is-dir"], json!(false));
-    assert_eq!(tf.other["boot-location"], json!("modules"));
+    let container = [
+        ("selinux", json!(false)),
+        ("tmp-is-dir", json!(true)),
+        ("boot-location", json!("modules")),
+        ("check-passwd", json!({"type": "none"})),
+    ];
+    let edition = [
+        ("edition", json!("2024")),
+        ("tmp-is-dir", json!(false)),
+        ("boot-location", json!("modules")),
+    ];
+    let path_e = write(tmp.path(), "e.yaml", "edition: 2024\ntmp-is-dir: false\n");
+    for (path, wants) in [(path, &container[..]), (path_e, &edition[..])] {
+        let tf = load(&path, "x86_64").unwrap();
+        for (key, want) in wants {
+            assert_eq!(&tf.other[*key], want, "{}: {key}", path.display());
+        }
+    }
 }
 
 #[test]
 fn include_cycle_is_named() {
     let tmp = tempfile::tempdir().unwrap();
-    let a = write(tmp.path(), "a.yaml", "include: b.yaml\n");
-    write(tmp.path(), "b.yaml", "include: sub/c.yaml\n");
-    write(tmp.path(), "sub/c.yaml", "include: ../a.yaml\n");
+    let a = write_files(
+        tmp.path(),
+        &[
+            ("a.yaml", "include: b.yaml\n"),
+            ("b.yaml", "include: sub/c.yaml\n"),
+            ("sub/c.yaml", "include: ../a.yaml\n"),
+        ],
+    );
     assert_eq!(
         err_text(&a, "x86_64"),
         "include cycle: a.yaml -> b.yaml -> sub/c.yaml -> a.yaml"
@@ -400,10 +418,15 @@ fn include_cycle_is_named() {
 #[test]
 fn double_include_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let m = write(tmp.path(), "m.yaml", "include: [x.yaml, y.yaml]\n");
-    write(tmp.path(), "x.yaml", "include: z.yaml\n");
-    write(tmp.path(), "y.yaml", "include: z.yaml\n");
-    write(tmp.path(), "z.yaml", "packages: [z]\n");
+    let m = write_files(
+        tmp.path(),
+        &[
+            ("m.yaml", "include: [x.yaml, y.yaml]\n"),
+            ("x.yaml", "include: z.yaml\n"),
+            ("y.yaml", "include: z.yaml\n"),
+            ("z.yaml", "packages: [z]\n"),
+        ],
+    );
     assert_eq!(
         err_text(&m, "x86_64"),
         "z.yaml is included more than once (by x.yaml and by y.yaml); rpm-ostree refuses this"
@@ -426,161 +449,102 @@ fn missing_include_names_includer_and_path() {
 #[test]
 fn unknown_keys_are_refused_with_file_and_line() {
     let tmp = tempfile::tempdir().unwrap();
-    let m = write(
-        tmp.path(),
-        "m.yaml",
-        "ref: a\n\npackages: [a]\nbogus-key: 1\n",
-    );
-    assert_eq!(
-        err_text(&m, "x86_64"),
-        format!("{}:4: unknown treefile key \"bogus-key\"", m.display())
-    );
-    let m = write(tmp.path(), "s.yaml", "tmp_is_dir: true\n");
-    assert_eq!(
-        err_text(&m, "x86_64"),
-        format!(
-            "{}:1: unknown treefile key \"tmp_is_dir\" (did you mean \"tmp-is-dir\"?)",
-            m.display()
-        )
-    );
-    let j = write(
-        tmp.path(),
-        "m.json",
-        "{\n  \"ref\": \"a\",\n  \"nope\": 1\n}\n",
-    );
-    assert_eq!(
-        err_text(&j, "x86_64"),
-        format!("{}:3: unknown treefile key \"nope\"", j.display())
-    );
+    // (file, text, the message after "<file>")
+    let cases = [
+        (
+            "m.yaml",
+            "ref: a\n\npackages: [a]\nbogus-key: 1\n",
+            ":4: unknown treefile key \"bogus-key\"",
+        ),
+        (
+            "s.yaml",
+            "tmp_is_dir: true\n",
+            ":1: unknown treefile key \"tmp_is_dir\" (did you mean \"tmp-is-dir\"?)",
+        ),
+        (
+            "m.json",
+            "{\n  \"ref\": \"a\",\n  \"nope\": 1\n}\n",
+            ":3: unknown treefile key \"nope\"",
+        ),
+    ];
+    for (name, text, want) in cases {
+        let (m, e) = write_err(tmp.path(), name, text);
+        assert_eq!(e, format!("{}{want}", m.display()));
+    }
     // In an included file, the included file is named.
-    write(tmp.path(), "inc.yaml", "oops: 1\n");
-    let m = write(tmp.path(), "top.yaml", "include: inc.yaml\n");
+    let inc = write(tmp.path(), "inc.yaml", "oops: 1\n");
+    let (_, e) = write_err(tmp.path(), "top.yaml", "include: inc.yaml\n");
     assert_eq!(
-        err_text(&m, "x86_64"),
-        format!(
-            "{}:1: unknown treefile key \"oops\"",
-            tmp.path().join("inc.yaml").display()
-        )
+        e,
+        format!("{}:1: unknown treefile key \"oops\"", inc.display())
     );
-    let m = write(tmp.path(), "d.yaml", "override-remove: [a]\n");
-    assert!(err_text(&m, "x86_64").contains("client-side derivation key"));
+    let (_, e) = write_err(tmp.path(), "d.yaml", "override-remove: [a]\n");
+    assert!(e.contains("client-side derivation key"));
 }
 
 #[test]
 fn yaml_and_json_syntax_errors_name_line_and_column() {
     let tmp = tempfile::tempdir().unwrap();
-    let m = write(tmp.path(), "m.yaml", "ref: a\nmetadata:\n  x: 1\n y: 2\n");
-    let e = err_text(&m, "x86_64");
+    let (m, e) = write_err(tmp.path(), "m.yaml", "ref: a\nmetadata:\n  x: 1\n y: 2\n");
     assert!(e.starts_with(&format!("{}:4:", m.display())), "{e}");
     assert!(
         e.starts_with(&format!("{}:4:2: YAML syntax error: ", m.display())),
         "{e}"
     );
-    let j = write(
-        tmp.path(),
-        "m.json",
-        "{\"ref\": \"a\",\n \"packages\": [\"a\",]}",
-    );
-    let e = err_text(&j, "x86_64");
+    let json = "{\"ref\": \"a\",\n \"packages\": [\"a\",]}";
+    let (j, e) = write_err(tmp.path(), "m.json", json);
     assert!(e.starts_with(&format!("{}:2:", j.display())), "{e}");
 }
+
+/// Treefile texts (written as m.yaml) and a part of the error each gives.
+#[rustfmt::skip]
+const WRONG_TYPES: &[(&str, &str)] = &[
+    ("recommends: \"yes\"\n", "key \"recommends\": expected a boolean, got a string"),
+    ("packages: a\n", "key \"packages\": expected a list of strings, got a string"),
+    ("packages: [a, 1]\n", "key \"packages\": expected a list of strings, but item 2 is a number"),
+    ("packages-x86_64: {a: 1}\n", "key \"packages-x86_64\": expected a list of strings"),
+    ("ref: [a]\n", "key \"ref\": expected a string, got a list"),
+    ("releasever: 1.5\n", "key \"releasever\": expected a string or an integer"),
+    ("boot-location: old\n", "key \"boot-location\": expected one of new, modules, kernel-install"),
+    ("selinux-label-version: 2\n", "key \"selinux-label-version\": must be 0 or 1"),
+    ("add-files: [[a]]\n", "key \"add-files[1]\": expected [source, destination], got 1 items"),
+    ("remove-from-packages: [[a]]\n", "key \"remove-from-packages[1]\": expected a package name"),
+    ("remove-from-packages: [[a, \"(\"]]\n", "invalid regex"),
+    ("repo-packages: [{repo: r}]\n", "key \"repo-packages[1]\": missing \"packages\""),
+    ("variables: {basearch: x}\n", "cannot define reserved variable \"basearch\""),
+    ("variables: {x: [1]}\n", "key \"variables.x\": expected a boolean"),
+    ("check-passwd: {type: weird}\n", "unknown type \"weird\""),
+    ("repovars: {releasever: '1'}\n", "repo var \"releasever\" is reserved"),
+    ("automatic-version-suffix: ab\n", "must be exactly one ASCII character"),
+    ("basearch: aarch64\n", "cross-composes are not supported"),
+    ("gpg_key: a\ngpg-key: b\n", "cannot use both the new and the legacy form of gpg-key"),
+    ("conditional-include: [{if: \"a ~ b\", include: x.yaml}]\n", "invalid condition"),
+    ("conditional-include: [{if: nope == 1, include: x.yaml}]\n", "undefined variable \"nope\""),
+    ("conditional-include: [{include: x.yaml}]\n", "missing \"if\""),
+    ("postprocess-script: missing.sh\n", "key \"postprocess-script\": script"),
+    ("add-files: [[missing, /etc/x]]\n", "source file"),
+    ("add-files: [[m.yaml, /var/x]]\n", "unsupported destination \"/var/x\""),
+    ("ref: \"${undefined}\"\n", "undefined variable ${undefined}"),
+    ("packages: [\"'open\"]\n", "missing terminating quote"),
+    ("ref: a\nref: b\n", "duplicate entry with key \"ref\""),
+    ("repo-packages: x\n", "key \"repo-packages\": expected a list of {repo, packages} maps, got a string"),
+    ("repo-packages: [{repo: r, packages: [a], x: 1}]\n", "key \"repo-packages[1]\": unknown field \"x\""),
+    ("repo-packages: [[r]]\n", "key \"repo-packages[1]\": expected a map, got a list"),
+    ("conditional-include: 1\n", "key \"conditional-include\": expected a list of {if, include} maps, got a number"),
+    ("conditional-include: [{if: a, include: x.yaml, z: 1}]\n", "key \"conditional-include[1]\": unknown field \"z\""),
+    ("conditional-include: [{if: a}]\n", "key \"conditional-include[1]\": missing \"include\""),
+    ("add-files: a\n", "key \"add-files\": expected a list of [source, destination] pairs, got a string"),
+    ("remove-from-packages: {a: 1}\n", "key \"remove-from-packages\": expected a list of [package, regex...] lists, got a map"),
+    ("rojig: {name: a, summary: b}\n", "key \"rojig\": missing \"license\""),
+    ("rojig: {name: a, summary: b, license: c, x: 1}\n", "key \"rojig\": unknown field \"x\""),
+    ("modules: {enable: [a], x: [b]}\n", "key \"modules\": unknown field \"x\""),
+];
 
 #[test]
 fn wrong_types_name_file_and_key() {
     let tmp = tempfile::tempdir().unwrap();
-    let cases = [
-        (
-            "recommends: \"yes\"\n",
-            "key \"recommends\": expected a boolean, got a string",
-        ),
-        (
-            "packages: a\n",
-            "key \"packages\": expected a list of strings, got a string",
-        ),
-        (
-            "packages: [a, 1]\n",
-            "key \"packages\": expected a list of strings, but item 2 is a number",
-        ),
-        (
-            "packages-x86_64: {a: 1}\n",
-            "key \"packages-x86_64\": expected a list of strings",
-        ),
-        ("ref: [a]\n", "key \"ref\": expected a string, got a list"),
-        (
-            "releasever: 1.5\n",
-            "key \"releasever\": expected a string or an integer",
-        ),
-        (
-            "boot-location: old\n",
-            "key \"boot-location\": expected one of new, modules, kernel-install",
-        ),
-        (
-            "selinux-label-version: 2\n",
-            "key \"selinux-label-version\": must be 0 or 1",
-        ),
-        (
-            "add-files: [[a]]\n",
-            "key \"add-files[1]\": expected [source, destination], got 1 items",
-        ),
-        (
-            "remove-from-packages: [[a]]\n",
-            "key \"remove-from-packages[1]\": expected a package name",
-        ),
-        ("remove-from-packages: [[a, \"(\"]]\n", "invalid regex"),
-        (
-            "repo-packages: [{repo: r}]\n",
-            "key \"repo-packages[1]\": missing \"packages\"",
-        ),
-        (
-            "variables: {basearch: x}\n",
-            "cannot define reserved variable \"basearch\"",
-        ),
-        (
-            "variables: {x: [1]}\n",
-            "key \"variables.x\": expected a boolean",
-        ),
-        ("check-passwd: {type: weird}\n", "unknown type \"weird\""),
-        (
-            "repovars: {releasever: '1'}\n",
-            "repo var \"releasever\" is reserved",
-        ),
-        (
-            "automatic-version-suffix: ab\n",
-            "must be exactly one ASCII character",
-        ),
-        ("basearch: aarch64\n", "cross-composes are not supported"),
-        (
-            "gpg_key: a\ngpg-key: b\n",
-            "cannot use both the new and the legacy form of gpg-key",
-        ),
-        (
-            "conditional-include: [{if: \"a ~ b\", include: x.yaml}]\n",
-            "invalid condition",
-        ),
-        (
-            "conditional-include: [{if: nope == 1, include: x.yaml}]\n",
-            "undefined variable \"nope\"",
-        ),
-        (
-            "conditional-include: [{include: x.yaml}]\n",
-            "missing \"if\"",
-        ),
-        (
-            "postprocess-script: missing.sh\n",
-            "key \"postprocess-script\": script",
-        ),
-        ("add-files: [[missing, /etc/x]]\n", "source file"),
-        (
-            "add-files: [[m.yaml, /var/x]]\n",
-            "unsupported destination \"/var/x\"",
-        ),
-        ("ref: \"${undefined}\"\n", "undefined variable ${undefined}"),
-        ("packages: [\"'open\"]\n", "missing terminating quote"),
-        ("ref: a\nref: b\n", "duplicate entry with key \"ref\""),
-    ];
-    for (text, want) in cases {
-        let m = write(tmp.path(), "m.yaml", text);
-        let e = err_text(&m, "x86_64");
+    for (text, want) in WRONG_TYPES {
+        let (m, e) = write_err(tmp.path(), "m.yaml", text);
         assert!(e.contains(&m.display().to_string()), "{text:?}: {e}");
         assert!(e.contains(want), "{text:?}: got {e}");
     }
@@ -591,22 +555,14 @@ fn conditional_include_sees_included_variables_only_in_order() {
     // Variables come top-down: a file's conditions see its own variables
     // and its includers', and includes processed earlier.
     let tmp = tempfile::tempdir().unwrap();
-    let m = write(
-        tmp.path(),
-        "m.yaml",
-        "variables: {flavor: full}\ninclude: [a.yaml, b.yaml]\n",
-    );
-    write(
-        tmp.path(),
-        "a.yaml",
-        "variables: {flavor: mini, extra: true}\n",
-    );
-    write(
-        tmp.path(),
-        "b.yaml",
-        "conditional-include:\n  - if: [flavor == full, extra == true]\n    include: c.yaml\n",
-    );
-    write(tmp.path(), "c.yaml", "packages: [from-c]\n");
+    #[rustfmt::skip]
+    let files = [
+        ("m.yaml", "variables: {flavor: full}\ninclude: [a.yaml, b.yaml]\n"),
+        ("a.yaml", "variables: {flavor: mini, extra: true}\n"),
+        ("b.yaml", "conditional-include:\n  - if: [flavor == full, extra == true]\n    include: c.yaml\n"),
+        ("c.yaml", "packages: [from-c]\n"),
+    ];
+    let m = write_files(tmp.path(), &files);
     let tf = load(&m, "x86_64").unwrap();
     assert_eq!(tf.packages, ["from-c"]);
     assert_eq!(tf.variables["flavor"], json!("full"));
@@ -615,16 +571,12 @@ fn conditional_include_sees_included_variables_only_in_order() {
 #[test]
 fn repo_dir_beside_the_manifest() {
     let tmp = tempfile::tempdir().unwrap();
-    let m = write(
-        tmp.path(),
-        "manifest.yaml",
-        "releasever: 40\nrepos: [local]\n",
-    );
-    write(
-        tmp.path(),
-        "local.repo",
-        "[local]\nbaseurl=file:///srv/$releasever/$basearch\ngpgcheck=0\n",
-    );
+    #[rustfmt::skip]
+    let files = [
+        ("manifest.yaml", "releasever: 40\nrepos: [local]\n"),
+        ("local.repo", "[local]\nbaseurl=file:///srv/$releasever/$basearch\ngpgcheck=0\n"),
+    ];
+    let m = write_files(tmp.path(), &files);
     let tf = load(&m, "x86_64").unwrap();
     let vars: BTreeMap<String, String> = [
         ("basearch".to_string(), "x86_64".to_string()),
