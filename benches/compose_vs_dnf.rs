@@ -12,10 +12,15 @@
 //! - `BENCH_REQUIRE_GOAL=1`: exit non-zero when the ratio misses the goal
 //!   (off by default: timings on a shared machine are noisy).
 //!
-//! The repository is generated once with `cosa::rpm::fixture` and cached
-//! under `target/bench-data/repo-<GEN_VERSION>-<pkgs>p-<mib>m`; bump
-//! [`GEN_VERSION`] whenever the generator changes. The goal from the issue:
-//! cosa at least 3 times faster than dnf.
+//! The repository (a dependency web of packages with versioned, virtual and
+//! file requires; many small packages with nested files, a few with 20-80 MB
+//! files; symlinks, hardlinks, %config; zstd payloads, a few xz) is made once
+//! from `cosa::rpm::fixture` specs and `createrepo_c`, and cached under
+//! `target/bench-data/repo-<GEN_VERSION>-<pkgs>p-<mib>m-<arch>`; bump
+//! [`GEN_VERSION`] whenever the generator changes. Both tools then run from a
+//! warm cache: cosa after an untimed `cosa fetch`, dnf after an untimed
+//! install that fills its cachedir. The goal from the issue: cosa at least 3
+//! times faster than dnf.
 //!
 //! Under `cargo test --benches` (no `--bench` argument) it only says so and
 //! exits, so the test suite never runs a minutes-long benchmark.
@@ -103,26 +108,26 @@ fn run() -> Result<()> {
     eprintln!("compose_vs_dnf: run directory {}", run_dir.path().display());
     let config = write_config(run_dir.path(), &repo, arch)?;
 
-    let want = |side: &str| p.only.as_deref().is_none_or(|o| o == side);
-    let cosa_res = if want("cosa") {
-        Some(bench_cosa(
-            &cosa,
-            run_dir.path(),
-            &config,
-            &repo,
-            arch,
-            p.runs,
-        )?)
-    } else {
-        None
+    let mut tools = Vec::new();
+    if p.only.as_deref() != Some("dnf") {
+        tools.push(Tool::Cosa {
+            bin: cosa,
+            wd: run_dir.path().join("cosa-workdir"),
+            config,
+        });
+    }
+    if p.only.as_deref() != Some("cosa") {
+        tools.push(Tool::Dnf {
+            cache: dnf_cache_dir(&data, &repo.dir),
+        });
+    }
+    let cx = Ctx {
+        run: run_dir.path(),
+        repo: &repo,
+        arch,
     };
-    let dnf_res = if want("dnf") {
-        Some(bench_dnf(run_dir.path(), &data, &repo, arch, p.runs)?)
-    } else {
-        None
-    };
+    let sides = measure(&cx, &tools, p.runs)?;
 
-    let sides: Vec<&Side> = cosa_res.iter().chain(dnf_res.iter()).collect();
     print_table(&repo, &sides);
     if p.keep {
         let kept = run_dir.keep();
@@ -132,7 +137,16 @@ fn run() -> Result<()> {
         "compose_vs_dnf: benchmark wall time {:.0}s",
         started.elapsed().as_secs_f64()
     );
-    let (Some(cosa_res), Some(dnf_res)) = (cosa_res, dnf_res) else {
+    for side in &sides {
+        ensure!(
+            side.packages == repo.pkgs,
+            "{} installed {} packages, but the closure of the top-level packages is all {} in the repository",
+            side.tool,
+            side.packages,
+            repo.pkgs
+        );
+    }
+    let [cosa_res, dnf_res] = &sides[..] else {
         return Ok(());
     };
     if cosa_res.packages != dnf_res.packages {
@@ -820,69 +834,156 @@ fn du_bytes(path: &Path) -> Result<u64> {
         .with_context(|| format!("parsing du output {out:?}"))
 }
 
-fn bench_cosa(
-    cosa: &Path,
-    run: &Path,
-    config: &Path,
-    repo: &Repo,
-    arch: &str,
-    runs: usize,
-) -> Result<Side> {
-    eprintln!("compose_vs_dnf: cosa = {}", cosa.display());
-    let wd = run.join("cosa-workdir");
-    let cmd = |args: &[&str]| {
-        let mut c = Command::new(cosa);
-        c.arg("--workdir").arg(&wd).args(args);
-        c
-    };
-    run_cmd("cosa init", cmd(&["init", "--transient"]).arg(config))?;
-    // Warm the cache (repodata and RPMs): untimed.
-    let t = Instant::now();
-    run_cmd("cosa fetch", &mut cmd(&["fetch"]))?;
-    eprintln!(
-        "compose_vs_dnf: cosa fetch (warm-up, untimed) {:.2}s",
-        t.elapsed().as_secs_f64()
-    );
-    let mut side = Side {
-        tool: "cosa",
-        times: vec![],
-        packages: 0,
-        bytes: 0,
-    };
-    for i in 0..runs {
-        let dest = run.join(format!("cosa-root-{i}"));
+/// What every run needs to know.
+struct Ctx<'a> {
+    run: &'a Path,
+    repo: &'a Repo,
+    arch: &'a str,
+}
+
+/// One side of the comparison.
+enum Tool {
+    Cosa {
+        bin: PathBuf,
+        /// The cosa working directory (made by `cosa init`).
+        wd: PathBuf,
+        /// The config dir holding manifest.yaml and bench.repo.
+        config: PathBuf,
+    },
+    Dnf {
+        /// dnf's cachedir, kept across benchmark runs.
+        cache: PathBuf,
+    },
+}
+
+impl Tool {
+    fn name(&self) -> &'static str {
+        match self {
+            Tool::Cosa { .. } => "cosa",
+            Tool::Dnf { .. } => "dnf",
+        }
+    }
+
+    /// Untimed: fill the tool's caches, then install once so that both
+    /// tools start the timed runs equally warm.
+    fn warm_up(&self, cx: &Ctx) -> Result<()> {
+        if let Tool::Cosa { bin, wd, config } = self {
+            eprintln!("compose_vs_dnf: cosa = {}", bin.display());
+            run_cmd(
+                "cosa init",
+                cosa_cmd(bin, wd, &["init", "--transient"]).arg(config),
+            )?;
+            let t = Instant::now();
+            run_cmd("cosa fetch", &mut cosa_cmd(bin, wd, &["fetch"]))?;
+            eprintln!(
+                "compose_vs_dnf: cosa fetch (warm-up, untimed) {:.2}s",
+                t.elapsed().as_secs_f64()
+            );
+        }
+        let dest = cx.run.join(format!("{}-warm", self.name()));
+        let t = self.install(cx, &dest)?;
+        eprintln!(
+            "compose_vs_dnf: {} warm-up install (untimed) {:.2}s",
+            self.name(),
+            t.as_secs_f64()
+        );
+        std::fs::remove_dir_all(&dest).with_context(|| format!("removing {}", dest.display()))
+    }
+
+    /// Install the top-level packages into the fresh directory `dest`,
+    /// returning the wall time of the tool's process.
+    fn install(&self, cx: &Ctx, dest: &Path) -> Result<Duration> {
+        let mut cmd = match self {
+            Tool::Cosa { bin, wd, .. } => {
+                // compose rootfs wants DEST missing or empty: it is missing.
+                let mut c = cosa_cmd(bin, wd, &["compose", "rootfs", "--skip-scripts"]);
+                c.arg(dest);
+                c
+            }
+            Tool::Dnf { cache } => {
+                std::fs::create_dir_all(dest)?;
+                dnf_cmd(dest, cache, cx.repo, cx.arch)
+            }
+        };
         settle()?;
         let t = Instant::now();
-        run_cmd(
-            "cosa compose rootfs",
-            cmd(&["compose", "rootfs", "--skip-scripts"]).arg(&dest),
-        )?;
-        let el = t.elapsed();
-        eprintln!(
-            "compose_vs_dnf: cosa run {}: {:.2}s",
-            i + 1,
-            el.as_secs_f64()
-        );
-        side.times.push(el);
-        let report = wd.join(format!("tmp/compose-report.{arch}.json"));
-        let v: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(&report).with_context(|| format!("reading {}", report.display()))?,
-        )
-        .with_context(|| format!("parsing {}", report.display()))?;
-        side.packages = v["packages"]
-            .as_u64()
-            .with_context(|| format!("{} has no numeric `packages`", report.display()))?
-            as usize;
-        side.bytes = du_bytes(&dest)?;
-        std::fs::remove_dir_all(&dest).with_context(|| format!("removing {}", dest.display()))?;
+        run_cmd(&format!("{} install", self.name()), &mut cmd)?;
+        Ok(t.elapsed())
     }
-    ensure!(
-        side.packages == repo.pkgs,
-        "cosa installed {} packages, the repository has {} (all are in the closure)",
-        side.packages,
-        repo.pkgs
-    );
-    Ok(side)
+
+    /// How many packages the last install put into `dest`.
+    fn installed(&self, cx: &Ctx, dest: &Path) -> Result<usize> {
+        match self {
+            Tool::Cosa { wd, .. } => {
+                let report = wd.join(format!("tmp/compose-report.{}.json", cx.arch));
+                let v: serde_json::Value = serde_json::from_slice(
+                    &std::fs::read(&report)
+                        .with_context(|| format!("reading {}", report.display()))?,
+                )
+                .with_context(|| format!("parsing {}", report.display()))?;
+                let n = v["packages"]
+                    .as_u64()
+                    .with_context(|| format!("{} has no numeric `packages`", report.display()))?;
+                Ok(n as usize)
+            }
+            Tool::Dnf { .. } => rpm_count(dest),
+        }
+    }
+}
+
+/// Warm both tools up, then run them in turns (ABBA order, so that neither
+/// always runs first on a machine whose load drifts).
+fn measure(cx: &Ctx, tools: &[Tool], runs: usize) -> Result<Vec<Side>> {
+    for tool in tools {
+        tool.warm_up(cx)?;
+    }
+    let mut sides: Vec<Side> = tools
+        .iter()
+        .map(|t| Side {
+            tool: t.name(),
+            times: vec![],
+            packages: 0,
+            bytes: 0,
+        })
+        .collect();
+    for i in 0..runs {
+        let mut order: Vec<usize> = (0..tools.len()).collect();
+        if i % 2 == 1 {
+            order.reverse();
+        }
+        for k in order {
+            let (tool, side) = (&tools[k], &mut sides[k]);
+            let dest = cx.run.join(format!("{}-root-{i}", tool.name()));
+            let el = tool.install(cx, &dest)?;
+            eprintln!(
+                "compose_vs_dnf: {} run {}: {:.2}s",
+                tool.name(),
+                i + 1,
+                el.as_secs_f64()
+            );
+            side.times.push(el);
+            let n = tool.installed(cx, &dest)?;
+            ensure!(
+                i == 0 || n == side.packages,
+                "{} installed {n} packages in run {}, {} before",
+                tool.name(),
+                i + 1,
+                side.packages
+            );
+            side.packages = n;
+            side.bytes = du_bytes(&dest)?;
+            std::fs::remove_dir_all(&dest)
+                .with_context(|| format!("removing {}", dest.display()))?;
+        }
+    }
+    Ok(sides)
+}
+
+/// `cosa --workdir WD ARGS...`
+fn cosa_cmd(bin: &Path, wd: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(bin);
+    c.arg("--workdir").arg(wd).args(args);
+    c
 }
 
 /// `dnf install` of the leaves into `root`, with every host setting shut out.
@@ -923,47 +1024,7 @@ fn dnf_cache_dir(data: &Path, repo_dir: &Path) -> PathBuf {
     ))
 }
 
-fn bench_dnf(run: &Path, data: &Path, repo: &Repo, arch: &str, runs: usize) -> Result<Side> {
-    let cache = dnf_cache_dir(data, &repo.dir);
-    // Warm dnf's cache (solv files of the repo) with one untimed install.
-    let warm = run.join("dnf-warm");
-    let t = Instant::now();
-    run_cmd(
-        "dnf install (warm-up)",
-        &mut dnf_cmd(&warm, &cache, repo, arch),
-    )?;
-    eprintln!(
-        "compose_vs_dnf: dnf warm-up install (untimed) {:.2}s",
-        t.elapsed().as_secs_f64()
-    );
-    std::fs::remove_dir_all(&warm)?;
-    let mut side = Side {
-        tool: "dnf",
-        times: vec![],
-        packages: 0,
-        bytes: 0,
-    };
-    for i in 0..runs {
-        let root = run.join(format!("dnf-root-{i}"));
-        std::fs::create_dir_all(&root)?;
-        settle()?;
-        let t = Instant::now();
-        run_cmd("dnf install", &mut dnf_cmd(&root, &cache, repo, arch))?;
-        let el = t.elapsed();
-        eprintln!(
-            "compose_vs_dnf: dnf run {}: {:.2}s",
-            i + 1,
-            el.as_secs_f64()
-        );
-        side.times.push(el);
-        side.packages = rpm_count(&root)?;
-        side.bytes = du_bytes(&root)?;
-        std::fs::remove_dir_all(&root).with_context(|| format!("removing {}", root.display()))?;
-    }
-    Ok(side)
-}
-
-fn print_table(repo: &Repo, sides: &[&Side]) {
+fn print_table(repo: &Repo, sides: &[Side]) {
     println!();
     println!(
         "compose_vs_dnf: repository {} packages, {:.1} MiB of .rpm files, {} top-level packages",
