@@ -325,7 +325,7 @@ fn content(rng: &mut Rng, len: usize) -> Vec<u8> {
     let mut v = Vec::with_capacity(len + 600);
     while v.len() < len {
         let r = rng.next();
-        if r % 4 != 0 {
+        if !r.is_multiple_of(4) {
             for _ in 0..(8 + (r >> 8) % 56) {
                 v.extend_from_slice(rng.pick(WORDS).as_bytes());
                 v.push(if rng.below(12) == 0 { b'\n' } else { b' ' });
@@ -567,7 +567,7 @@ fn spec(pl: &Plan) -> PkgSpec {
             );
         }
     }
-    if pl.index % 9 == 0 {
+    if pl.index.is_multiple_of(9) {
         s = s.file(
             FileSpec::file(
                 &format!("/etc/{n}/{n}.conf"),
@@ -665,7 +665,7 @@ fn generate(dir: &Path, p: &Params, arch: &str) -> Result<()> {
             let nfiles = s.files.len() as u64;
             build_fast(&s, dir)?;
             let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-            if d % 50 == 0 || d == plans.len() {
+            if d.is_multiple_of(50) || d == plans.len() {
                 eprintln!(
                     "compose_vs_dnf:   {d}/{} packages built ({:.0}s)",
                     plans.len(),
@@ -788,12 +788,23 @@ impl Side {
     fn median(&self) -> Duration {
         let mut t = self.times.clone();
         t.sort();
-        t[t.len() / 2]
+        let m = t.len() / 2;
+        if t.len() % 2 == 1 {
+            t[m]
+        } else {
+            (t[m - 1] + t[m]) / 2
+        }
     }
 }
 
-/// Run a command, failing with its stderr tail when it fails.
+/// Run a command, failing with its stderr tail when it fails; its stdout.
 fn run_cmd(what: &str, cmd: &mut Command) -> Result<String> {
+    let out = run_full(what, cmd)?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Run a command, failing with its stderr tail when it fails.
+fn run_full(what: &str, cmd: &mut Command) -> Result<std::process::Output> {
     let out = cmd
         .output()
         .with_context(|| format!("{what}: starting {:?}", cmd.get_program()))?;
@@ -809,7 +820,7 @@ fn run_cmd(what: &str, cmd: &mut Command) -> Result<String> {
             .collect();
         bail!("{what} failed ({}): {cmd:?}\n{tail}", out.status);
     }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    Ok(out)
 }
 
 /// Write back what the previous run left dirty (without dropping the page
@@ -907,8 +918,14 @@ impl Tool {
         };
         settle()?;
         let t = Instant::now();
-        run_cmd(&format!("{} install", self.name()), &mut cmd)?;
-        Ok(t.elapsed())
+        let out = run_full(&format!("{} install", self.name()), &mut cmd)?;
+        let el = t.elapsed();
+        // cosa's own summary ("Composed N packages (F files, B) into ...").
+        let err = String::from_utf8_lossy(&out.stderr);
+        if let Some(line) = err.lines().rfind(|l| l.starts_with("Composed ")) {
+            eprintln!("compose_vs_dnf:   cosa: {line}");
+        }
+        Ok(el)
     }
 
     /// How many packages the last install put into `dest`.
