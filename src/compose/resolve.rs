@@ -68,8 +68,13 @@ fn load_config(wd: &Workdir, arch: &str) -> Result<(Treefile, Vec<RepoDef>)> {
         .map(PathBuf::from)
         .unwrap_or_else(|| wd.config_dir());
     let defs = repofile::load_repo_dir(&dir, &vars)?;
-    let mut wanted: Vec<&String> = tf.repos.iter().chain(tf.lockfile_repos.iter()).collect();
-    wanted.dedup();
+    let mut seen = std::collections::BTreeSet::new();
+    let wanted: Vec<&String> = tf
+        .repos
+        .iter()
+        .chain(tf.lockfile_repos.iter())
+        .filter(|id| seen.insert(id.as_str()))
+        .collect();
     let mut chosen = Vec::new();
     for id in wanted {
         match defs.iter().find(|d| &d.id == id) {
