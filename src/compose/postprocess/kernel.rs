@@ -207,7 +207,7 @@ fn machine_id(tree: &Path, s: &Settings) -> Result<()> {
     let p = tree.join("usr/etc/machine-id");
     if s.machineid_compat {
         if tree.join("usr/etc").is_dir() {
-            super::write_mode(&p, b"", 0o444)?;
+            super::write_mode(&p, b"", 0o644)?;
         }
     } else {
         remove_any(&p)?;
