@@ -72,7 +72,7 @@ pub fn prepare_toplevel(tree: &Path, s: &Settings, r: &mut PostprocessReport) ->
     for name in names.iter().filter(|n| !KEEP.contains(&n.as_str())) {
         let p = tree.join(name);
         let md = std::fs::symlink_metadata(&p)?;
-        if !(md.is_dir() && is_empty_dir(&p)) && !md.is_symlink() {
+        if !(md.is_symlink() || md.is_dir() && is_empty_dir(&p)) {
             r.warn(format!(
                 "dropping /{name}: only /usr, /boot, /var and the compat links are kept at the top level"
             ));

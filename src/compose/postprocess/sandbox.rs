@@ -62,18 +62,35 @@ fn bwrap_args(tree: &Path, binds: &[Bind], env: &[(&str, String)]) -> Vec<OsStri
 }
 
 /// Mount point directories bwrap makes in the tree; removed afterwards when
-/// they are still empty, so the tree holds only what it held before.
+/// they are still empty, so the tree holds only what it held before. After
+/// the OSTree layout is made, /tmp is a link to sysroot/tmp, which bwrap
+/// needs to exist to mount its tmpfs there: it is made here, and removed too.
 struct MountPoints(Vec<PathBuf>);
 
 impl MountPoints {
     fn note(tree: &Path) -> MountPoints {
-        MountPoints(
-            ["dev", "proc", "tmp"]
-                .iter()
-                .map(|d| tree.join(d))
-                .filter(|p| std::fs::symlink_metadata(p).is_err())
-                .collect(),
-        )
+        let mut made = Vec::new();
+        for d in ["dev", "proc", "tmp"] {
+            let p = tree.join(d);
+            match std::fs::read_link(&p) {
+                Ok(target) if target.is_relative() => {
+                    let t = tree.join(&target);
+                    let inside = target
+                        .components()
+                        .all(|c| matches!(c, std::path::Component::Normal(_)));
+                    if inside
+                        && std::fs::symlink_metadata(&t).is_err()
+                        && std::fs::create_dir_all(&t).is_ok()
+                    {
+                        made.push(t);
+                    }
+                }
+                Ok(_) => {}
+                Err(_) if std::fs::symlink_metadata(&p).is_err() => made.push(p),
+                Err(_) => {}
+            }
+        }
+        MountPoints(made)
     }
 }
 
