@@ -43,6 +43,7 @@ pub fn base_tree(dir: &Path) -> PathBuf {
     unsafe { libc::umask(0o022) };
     let t = dir.join("root");
     mkdir(&t, "usr/bin");
+    mkdir(&t, "usr/share");
     let bb = std::fs::read("/bin/busybox").expect("apt-get install busybox-static");
     std::fs::write(t.join("usr/bin/busybox"), bb).unwrap();
     mode(&t, "usr/bin/busybox", 0o755);
