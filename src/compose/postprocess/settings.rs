@@ -191,14 +191,15 @@ mod tests {
     use serde_json::json;
 
     fn tf(other: Value) -> Treefile {
-        let mut t = Treefile::default();
-        t.other = other
-            .as_object()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        t
+        Treefile {
+            other: other
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            ..Default::default()
+        }
     }
 
     #[test]
