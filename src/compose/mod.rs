@@ -4,6 +4,7 @@
 pub mod caps;
 pub mod install;
 pub mod overlay;
+pub mod postprocess;
 pub mod resolve;
 pub mod scripts;
 pub mod users;
