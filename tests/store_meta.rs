@@ -144,7 +144,8 @@ fn full_meta_is_valid_against_the_reference_schema() {
 fn invalid_meta_is_rejected_by_both_validators() {
     let validator = reference_validator();
     let good = full_meta().to_value().unwrap();
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    type Edit = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(&str, Edit)> = vec![
         (
             "missing buildid",
             Box::new(|v| {

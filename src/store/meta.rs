@@ -380,8 +380,9 @@ pub fn get_key<'a>(root: &'a Value, key: &str) -> Result<&'a Value> {
 /// the key already holds a string, a value that parses as a non-string
 /// (`ostree-version=41`) stays a string, so the common case needs no quoting.
 pub fn parse_set_value(existing: Option<&Value>, raw: &str) -> Value {
+    let keep_string = matches!(existing, Some(Value::String(_)));
     match serde_json::from_str::<Value>(raw) {
-        Ok(v) if !(matches!(existing, Some(Value::String(_))) && !v.is_string()) => v,
+        Ok(v) if v.is_string() || !keep_string => v,
         _ => Value::String(raw.to_string()),
     }
 }
