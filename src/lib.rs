@@ -7,4 +7,5 @@ pub mod compose;
 pub mod config;
 pub mod rpm;
 pub mod sample;
+pub mod store;
 pub mod util;

@@ -1,0 +1,489 @@
+//! `builds/builds.json` as coreos-assembler writes it (`src/cosalib/builds.py`):
+//!
+//! ```json
+//! {"schema-version": "1.0.0",
+//!  "builds": [{"id": "41.20240520.dev.1", "arches": ["x86_64"]}, ...],
+//!  "timestamp": "2024-05-20T01:02:03Z",
+//!  "tags": [{"name": "smoketested", "created": "...", "target": "41.20240520.dev.0"}]}
+//! ```
+//!
+//! Builds are newest first; a new id goes to the front, an existing id gains
+//! an arch (upstream's `insert_build`). Fields we do not know (per-build
+//! `policy-cleanup`, top-level keys of newer tools) are kept on rewrite.
+//! See the module doc of [`crate::store`] for the crash-safety rules.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::lock::WorkdirLock;
+use crate::util::{self, time};
+
+/// The builds.json schema version we write; any 1.x is read.
+pub const SCHEMA_VERSION: &str = "1.0.0";
+/// Name of the build list inside `builds/`.
+pub const BUILDS_JSON: &str = "builds.json";
+/// Name of the symlink to the newest build inside `builds/`.
+pub const LATEST: &str = "latest";
+/// Prefix of every temp file and staging dir we create under `builds/`
+/// (tempfile's default prefix is `.tmp` too); startup recovery removes them.
+pub const TMP_PREFIX: &str = ".tmp";
+
+/// One build: its id and the arches built for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BuildEntry {
+    pub id: String,
+    pub arches: Vec<String>,
+    /// Anything else (e.g. `policy-cleanup`), kept as read.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A named pointer to a build, as `cosa tag update` writes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tag {
+    pub name: String,
+    pub created: String,
+    pub target: String,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The whole of builds.json.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BuildsJson {
+    #[serde(rename = "schema-version")]
+    pub schema_version: String,
+    #[serde(default)]
+    pub builds: Vec<BuildEntry>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<Tag>>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl Default for BuildsJson {
+    fn default() -> Self {
+        BuildsJson {
+            schema_version: SCHEMA_VERSION.to_string(),
+            builds: Vec::new(),
+            timestamp: None,
+            tags: None,
+            extra: Map::new(),
+        }
+    }
+}
+
+/// `builds/<id>/<arch>`
+pub fn build_dir(builds_dir: &Path, id: &str, arch: &str) -> PathBuf {
+    builds_dir.join(id).join(arch)
+}
+
+impl BuildsJson {
+    /// Parse builds.json text, refusing a schema major version other than 1.
+    pub fn parse(text: &str) -> Result<BuildsJson> {
+        let b: BuildsJson = serde_json::from_str(text)?;
+        let major = b.schema_version.split('.').next().unwrap_or("");
+        if major != "1" {
+            bail!(
+                "unsupported builds.json schema-version {:?} (this cosa reads 1.x)",
+                b.schema_version
+            );
+        }
+        Ok(b)
+    }
+
+    /// Read `builds_dir/builds.json`; a missing file is an empty store.
+    pub fn load(builds_dir: &Path) -> Result<BuildsJson> {
+        let path = builds_dir.join(BUILDS_JSON);
+        match fs::read_to_string(&path) {
+            Ok(text) => {
+                BuildsJson::parse(&text).with_context(|| format!("reading {}", path.display()))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BuildsJson::default()),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    /// Write builds.json atomically as it is (no timestamp change).
+    pub fn write(&self, builds_dir: &Path) -> Result<()> {
+        let path = builds_dir.join(BUILDS_JSON);
+        util::write_json_atomic(&path, self)
+            .with_context(|| format!("writing {}", path.display()))?;
+        sync_dir(builds_dir)
+    }
+
+    /// Set `timestamp` to now (SOURCE_DATE_EPOCH honoured) and write, as
+    /// upstream's `bump_timestamp`.
+    pub fn bump_timestamp_and_write(&mut self, builds_dir: &Path) -> Result<()> {
+        self.timestamp = Some(time::format_rfc3339(time::now_secs()));
+        self.write(builds_dir)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.builds.is_empty()
+    }
+
+    pub fn has(&self, id: &str) -> bool {
+        self.get(id).is_some()
+    }
+
+    pub fn get(&self, id: &str) -> Option<&BuildEntry> {
+        self.builds.iter().find(|b| b.id == id)
+    }
+
+    /// Whether `id` is listed with `arch`.
+    pub fn has_arch(&self, id: &str, arch: &str) -> bool {
+        self.get(id)
+            .is_some_and(|b| b.arches.iter().any(|a| a == arch))
+    }
+
+    /// The newest build's id.
+    pub fn latest(&self) -> Option<&str> {
+        self.builds.first().map(|b| b.id.as_str())
+    }
+
+    /// The newest build built for `arch`.
+    pub fn latest_for_arch(&self, arch: &str) -> Option<&str> {
+        self.builds
+            .iter()
+            .find(|b| b.arches.iter().any(|a| a == arch))
+            .map(|b| b.id.as_str())
+    }
+
+    /// Resolve `latest` (or `None`) to the newest build id; check any other id exists.
+    pub fn resolve(&self, id: Option<&str>) -> Result<String> {
+        match id {
+            None | Some("latest") => self
+                .latest()
+                .map(str::to_string)
+                .context("there are no builds yet: run `cosa build` first"),
+            Some(id) if self.has(id) => Ok(id.to_string()),
+            Some(id) => bail!("no build {id:?} in builds.json; `cosa list` shows the builds"),
+        }
+    }
+
+    /// Record `arch` of build `id`: a new id goes to the front (newest), an
+    /// existing id gains the arch; the same id and arch twice is an error.
+    pub fn insert_build(&mut self, id: &str, arch: &str) -> Result<()> {
+        if let Some(b) = self.builds.iter_mut().find(|b| b.id == id) {
+            if b.arches.iter().any(|a| a == arch) {
+                bail!("build {id} for {arch} already exists");
+            }
+            b.arches.push(arch.to_string());
+        } else {
+            self.builds.insert(
+                0,
+                BuildEntry {
+                    id: id.to_string(),
+                    arches: vec![arch.to_string()],
+                    extra: Map::new(),
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Drop build `id` (all arches); returns the entry if it was listed.
+    pub fn remove_build(&mut self, id: &str) -> Option<BuildEntry> {
+        let i = self.builds.iter().position(|b| b.id == id)?;
+        Some(self.builds.remove(i))
+    }
+
+    /// Drop one arch of `id`, and the build when no arch is left.
+    pub fn remove_arch(&mut self, id: &str, arch: &str) -> bool {
+        let Some(i) = self.builds.iter().position(|b| b.id == id) else {
+            return false;
+        };
+        let before = self.builds[i].arches.len();
+        self.builds[i].arches.retain(|a| a != arch);
+        let removed = self.builds[i].arches.len() != before;
+        if self.builds[i].arches.is_empty() {
+            self.builds.remove(i);
+        }
+        removed
+    }
+
+    /// Names of the tags that point at `id`.
+    pub fn tags_of(&self, id: &str) -> Vec<&str> {
+        self.tags
+            .iter()
+            .flatten()
+            .filter(|t| t.target == id)
+            .map(|t| t.name.as_str())
+            .collect()
+    }
+}
+
+/// Create `builds/` and an empty builds.json if missing, as upstream's
+/// `Builds()` does, so that recovery always has a list to trust.
+pub fn init(builds_dir: &Path) -> Result<BuildsJson> {
+    fs::create_dir_all(builds_dir).with_context(|| format!("creating {}", builds_dir.display()))?;
+    if builds_dir.join(BUILDS_JSON).exists() {
+        return BuildsJson::load(builds_dir);
+    }
+    let mut b = BuildsJson::default();
+    b.bump_timestamp_and_write(builds_dir)?;
+    Ok(b)
+}
+
+/// Point `builds/latest` at `id` (a relative symlink), or remove it for
+/// `None`. Atomic: the new link is made under a temp name and renamed over.
+pub fn set_latest(builds_dir: &Path, id: Option<&str>) -> Result<()> {
+    let link = builds_dir.join(LATEST);
+    match id {
+        Some(id) => {
+            let tmp = builds_dir.join(format!("{TMP_PREFIX}-latest-{}", std::process::id()));
+            let _ = fs::remove_file(&tmp);
+            std::os::unix::fs::symlink(id, &tmp)
+                .with_context(|| format!("creating symlink {}", tmp.display()))?;
+            fs::rename(&tmp, &link)
+                .with_context(|| format!("renaming {} to {}", tmp.display(), link.display()))?;
+        }
+        None => match fs::remove_file(&link) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("removing {}", link.display())),
+        },
+    }
+    sync_dir(builds_dir)
+}
+
+/// Where `builds/latest` points, if it is a symlink.
+pub fn read_latest(builds_dir: &Path) -> Option<String> {
+    fs::read_link(builds_dir.join(LATEST))
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
+}
+
+/// fsync a directory so the renames in it survive a power cut.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("syncing directory {}", dir.display()))
+}
+
+/// Check that `id` can name a directory under builds/.
+pub fn check_build_id(id: &str) -> Result<()> {
+    if id.is_empty()
+        || id == "."
+        || id == ".."
+        || id == LATEST
+        || id == BUILDS_JSON
+        || id.starts_with('.')
+        || id.contains('/')
+        || id.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        bail!(
+            "invalid build id {id:?}: it must be non-empty, not start with '.', \
+             and have no '/' or whitespace, and not be \"latest\""
+        );
+    }
+    Ok(())
+}
+
+/// A build being written: a staging directory `builds/.tmp-build-*` that
+/// becomes `builds/<id>/<arch>` on [`StagedBuild::publish`]. Dropped
+/// unpublished (the build failed), it is removed.
+#[derive(Debug)]
+pub struct StagedBuild {
+    dir: tempfile::TempDir,
+}
+
+impl StagedBuild {
+    /// Make a staging dir under `builds_dir` (same filesystem, so the final
+    /// rename is atomic). Needs the workdir lock.
+    pub fn new(builds_dir: &Path, _lock: &WorkdirLock) -> Result<StagedBuild> {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{TMP_PREFIX}-build-"))
+            .tempdir_in(builds_dir)
+            .with_context(|| format!("creating a staging directory in {}", builds_dir.display()))?;
+        Ok(StagedBuild { dir })
+    }
+
+    /// The directory to write the build's files into.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Move the staged files to `builds/<id>/<arch>`, then list the build in
+    /// builds.json (the commit point), then point `latest` at the newest build.
+    pub fn publish(
+        self,
+        builds_dir: &Path,
+        id: &str,
+        arch: &str,
+        _lock: &WorkdirLock,
+    ) -> Result<()> {
+        check_build_id(id)?;
+        let mut builds = BuildsJson::load(builds_dir)?;
+        if builds.has_arch(id, arch) {
+            bail!(
+                "build {id} for {arch} already exists in {}; pass another --version",
+                builds_dir.display()
+            );
+        }
+        let id_dir = builds_dir.join(id);
+        fs::create_dir_all(&id_dir).with_context(|| format!("creating {}", id_dir.display()))?;
+        let dest = id_dir.join(arch);
+        if dest.exists() {
+            // Unlisted leftovers of a killed run: not a build, safe to replace.
+            fs::remove_dir_all(&dest)
+                .with_context(|| format!("removing unlisted {}", dest.display()))?;
+        }
+        let staged = self.dir.keep();
+        fs::rename(&staged, &dest)
+            .with_context(|| format!("renaming {} to {}", staged.display(), dest.display()))?;
+        sync_dir(&id_dir)?;
+        sync_dir(builds_dir)?;
+        builds.insert_build(id, arch)?;
+        builds.bump_timestamp_and_write(builds_dir)?;
+        set_latest(builds_dir, builds.latest())
+    }
+}
+
+/// What [`recover`] removed.
+#[derive(Debug, Default, PartialEq)]
+pub struct Recovery {
+    /// Paths removed (temp files, staging dirs, unlisted build dirs).
+    pub removed: Vec<PathBuf>,
+    /// Whether `builds/latest` was rewritten or removed.
+    pub latest_fixed: bool,
+}
+
+/// Startup recovery after a killed run, under the workdir lock: remove temp
+/// files and staging dirs under builds/, build and arch dirs that builds.json
+/// does not list (half-made builds), and point `latest` at builds.json's
+/// newest build. Without a builds.json only temp entries are removed: with no
+/// list to trust, no build directory is deleted.
+pub fn recover(builds_dir: &Path, _lock: &WorkdirLock) -> Result<Recovery> {
+    let mut rec = Recovery::default();
+    if !builds_dir.is_dir() {
+        return Ok(rec);
+    }
+    let have_list = builds_dir.join(BUILDS_JSON).exists();
+    let builds = BuildsJson::load(builds_dir)?;
+    for entry in read_dir_sorted(builds_dir)? {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        let ft = entry
+            .file_type()
+            .with_context(|| format!("reading {}", path.display()))?;
+        if name.starts_with(TMP_PREFIX) {
+            remove_any(&path, ft.is_dir())?;
+            rec.removed.push(path);
+            continue;
+        }
+        if !ft.is_dir() || !have_list {
+            continue;
+        }
+        match builds.get(&name) {
+            None => {
+                remove_any(&path, true)?;
+                rec.removed.push(path);
+            }
+            Some(b) => recover_build_dir(&path, b, &mut rec)?,
+        }
+    }
+    if have_list && read_latest(builds_dir).as_deref() != builds.latest() {
+        set_latest(builds_dir, builds.latest())?;
+        rec.latest_fixed = true;
+    }
+    if !rec.removed.is_empty() {
+        sync_dir(builds_dir)?;
+    }
+    Ok(rec)
+}
+
+/// Inside a listed `builds/<id>/`: remove arch dirs not listed for it, and
+/// temp files left by atomic writes in it and in its arch dirs.
+fn recover_build_dir(dir: &Path, build: &BuildEntry, rec: &mut Recovery) -> Result<()> {
+    let arches: BTreeSet<&str> = build.arches.iter().map(String::as_str).collect();
+    for entry in read_dir_sorted(dir)? {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
+        if name.starts_with(TMP_PREFIX) || (is_dir && !arches.contains(name.as_str())) {
+            remove_any(&path, is_dir)?;
+            rec.removed.push(path);
+        } else if is_dir {
+            for e in read_dir_sorted(&path)? {
+                if e.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
+                    let d = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
+                    remove_any(&e.path(), d)?;
+                    rec.removed.push(e.path());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn read_dir_sorted(dir: &Path) -> Result<Vec<fs::DirEntry>> {
+    let mut v = fs::read_dir(dir)
+        .and_then(|it| it.collect::<std::io::Result<Vec<_>>>())
+        .with_context(|| format!("listing {}", dir.display()))?;
+    v.sort_by_key(|e| e.file_name());
+    Ok(v)
+}
+
+fn remove_any(path: &Path, is_dir: bool) -> Result<()> {
+    let r = if is_dir {
+        fs::remove_dir_all(path)
+    } else {
+        fs::remove_file(path)
+    };
+    r.with_context(|| format!("removing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_puts_new_ids_first_and_adds_arches() {
+        let mut b = BuildsJson::default();
+        b.insert_build("1", "x86_64").unwrap();
+        b.insert_build("2", "x86_64").unwrap();
+        b.insert_build("1", "aarch64").unwrap();
+        assert_eq!(b.latest(), Some("2"));
+        assert_eq!(b.get("1").unwrap().arches, ["x86_64", "aarch64"]);
+        assert!(b.insert_build("2", "x86_64").is_err());
+        assert_eq!(b.latest_for_arch("aarch64"), Some("1"));
+        assert!(b.remove_arch("1", "x86_64"));
+        assert!(b.remove_arch("1", "aarch64"));
+        assert!(!b.has("1"));
+        assert_eq!(b.remove_build("2").unwrap().id, "2");
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn schema_major_other_than_1_is_refused() {
+        let e = BuildsJson::parse(r#"{"schema-version":"2.0.0","builds":[]}"#).unwrap_err();
+        assert!(e.to_string().contains("2.0.0"));
+        BuildsJson::parse(r#"{"schema-version":"1.2.0","builds":[]}"#).unwrap();
+    }
+
+    #[test]
+    fn build_ids_are_checked() {
+        for bad in ["", "a/b", "latest", ".tmp1", "a b", "..", "x\n"] {
+            assert!(check_build_id(bad).is_err(), "{bad:?}");
+        }
+        check_build_id("41.20240520.dev.0").unwrap();
+    }
+
+    #[test]
+    fn resolve_latest_and_unknown() {
+        let mut b = BuildsJson::default();
+        assert!(b.resolve(None).is_err());
+        b.insert_build("a", "x86_64").unwrap();
+        assert_eq!(b.resolve(Some("latest")).unwrap(), "a");
+        assert!(b.resolve(Some("zz")).is_err());
+    }
+}
