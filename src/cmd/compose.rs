@@ -6,8 +6,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 use crate::cli::{GlobalOpts, RootfsOpts};
-use crate::compose::install::{self, InstallOptions, ScriptPolicy};
-use crate::compose::{overlay, resolve};
+use crate::compose::{resolve, tree};
 use crate::config::workdir::Workdir;
 use crate::rpm::download::Downloader;
 use crate::util;
@@ -32,35 +31,8 @@ pub fn rootfs(global: &GlobalOpts, opts: RootfsOpts) -> Result<()> {
     let tree = staging.path().join("root");
     std::fs::create_dir(&tree)?;
 
-    let tf = &resolved.treefile;
-    let remove_from_packages = tf
-        .remove_from_packages
-        .iter()
-        .map(|(pkg, res)| {
-            let res = res
-                .iter()
-                .map(|r| {
-                    regex::Regex::new(r)
-                        .with_context(|| format!("remove-from-packages: bad regex {r:?} for {pkg}"))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            Ok((pkg.clone(), res))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let iopts = InstallOptions {
-        documentation: tf.documentation,
-        remove_from_packages,
-        scripts: if opts.skip_scripts {
-            ScriptPolicy::Skip("--skip-scripts".into())
-        } else {
-            ScriptPolicy::Run
-        },
-        basearch: arch.clone(),
-    };
     let t = Instant::now();
-    let report = install::install(&tree, &pkgs, &iopts)?;
-    let overlays = overlay_dirs(&wd)?;
-    overlay::apply(&tree, &overlays)?;
+    let report = tree::compose_tree(&wd, &resolved, &pkgs, opts.skip_scripts, &tree)?;
 
     // Record what was done: the generated lockfile and the compose report.
     let lock_path = wd
@@ -132,22 +104,4 @@ fn check_dest(dest: &Path) -> Result<()> {
         }
         Ok(_) => bail!("{} exists and is not a directory", dest.display()),
     }
-}
-
-/// `overlay.d/*` of the config (sorted), then `overrides/rootfs`.
-fn overlay_dirs(wd: &Workdir) -> Result<Vec<PathBuf>> {
-    let mut dirs = Vec::new();
-    let od = wd.config_dir().join("overlay.d");
-    if od.is_dir() {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(&od)
-            .with_context(|| format!("reading {}", od.display()))?
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter(|p| p.is_dir())
-            .collect();
-        v.sort();
-        dirs.extend(v);
-    }
-    dirs.push(wd.overrides_rootfs());
-    Ok(dirs)
 }

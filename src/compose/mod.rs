@@ -7,4 +7,5 @@ pub mod overlay;
 pub mod postprocess;
 pub mod resolve;
 pub mod scripts;
+pub mod tree;
 pub mod users;
