@@ -9,8 +9,9 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail, ensure};
-use rayon::prelude::*;
 use sha2::Digest;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use super::gvariant::{Type, Value};
 use super::objects::{
@@ -250,15 +251,50 @@ impl Repo {
     pub fn write_dir(&self, dir: &Path) -> Result<(String, String)> {
         let mut files = Vec::new();
         let tree = scan_dir(dir, &mut files)?;
-        let csums: Vec<String> = files
-            .par_iter()
-            .map(|f| {
-                let meta = f.meta()?;
-                self.write_content(&f.path, &meta, f.size)
-                    .with_context(|| format!("writing content object for {}", f.path.display()))
-            })
-            .collect::<Result<_>>()?;
+        let csums = self.write_contents(&files)?;
         self.write_tree(&tree, &csums)
+    }
+
+    /// Write every file's content object on all rayon threads, largest files
+    /// first (so one big file does not start last and run alone); returns
+    /// the checksums in `files` order.
+    fn write_contents(&self, files: &[FileEntry]) -> Result<Vec<String>> {
+        let mut order: Vec<usize> = (0..files.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(files[i].size));
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let results: Vec<OnceLock<Result<String>>> =
+            files.iter().map(|_| OnceLock::new()).collect();
+        rayon::scope(|s| {
+            for _ in 0..rayon::current_num_threads() {
+                s.spawn(|_| {
+                    while !failed.load(Ordering::Relaxed) {
+                        let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                            break;
+                        };
+                        let f = &files[i];
+                        let r = f
+                            .meta()
+                            .and_then(|meta| self.write_content(&f.path, &meta, f.size));
+                        let r = r.with_context(|| {
+                            format!("writing content object for {}", f.path.display())
+                        });
+                        failed.fetch_or(r.is_err(), Ordering::Relaxed);
+                        let _ = results[i].set(r);
+                    }
+                });
+            }
+        });
+        if let Some(e) = results
+            .iter()
+            .find_map(|r| r.get().and_then(|r| r.as_ref().err()))
+        {
+            return Err(anyhow::anyhow!("{e:#}"));
+        }
+        results
+            .into_iter()
+            .map(|r| r.into_inner().context("a content object was not written")?)
+            .collect()
     }
 
     fn write_tree(&self, node: &DirNode, csums: &[String]) -> Result<(String, String)> {
