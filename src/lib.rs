@@ -5,6 +5,7 @@ pub mod cli;
 pub mod cmd;
 pub mod compose;
 pub mod config;
+pub mod ostree;
 pub mod rpm;
 pub mod sample;
 pub mod store;

@@ -1,0 +1,13 @@
+//! Native OSTree: GVariant objects, an archive-mode repository writer and
+//! reader, commit metadata, refs, summary, detached metadata, prune, and
+//! export/import of one commit as a tarball. Verified against Debian's
+//! `ostree` in tests/ostree_*.rs.
+
+pub mod export;
+pub mod gvariant;
+pub mod objects;
+pub mod repo;
+
+pub use gvariant::{Type, Value};
+pub use objects::{Commit, CommitSpec, DirMeta, DirTree, FileMeta, ObjectType};
+pub use repo::{ObjectName, PruneStats, Repo};
