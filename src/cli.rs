@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 /// Run it in a working directory made by `cosa init`. Long work prints
 /// progress to stderr; data goes to stdout.
 #[derive(Debug, Parser)]
-#[command(name = "cosa", version, help_expected = true, propagate_version = true)]
+#[command(name = "cosa", version, help_expected = true)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalOpts,
@@ -37,6 +37,96 @@ pub enum Command {
     /// Compose stages run by hand.
     #[command(subcommand)]
     Compose(ComposeCmd),
+    /// Build: compose the tree, commit it to tmp/repo and record the build in builds/.
+    Build(BuildOpts),
+    /// List the builds in builds/builds.json.
+    List(ListOpts),
+    /// Show or edit a build's meta.json.
+    Meta(MetaOpts),
+    /// Package differences between two builds.
+    Diff(DiffOpts),
+    /// Delete old builds and the OSTree objects only they use.
+    Prune(PruneOpts),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  cosa build                     # same as `cosa build ostree`
+  cosa build --force             # build even when no input changed
+  cosa build --version 1.20260101.dev.7
+
+The version is X.YYYYMMDD.dev.N: X the manifest's releasever, the date the
+lockfile's generation date (today without one), N the next free number.
+When the input hash (packages, config, overlays, overrides) equals the newest
+build's, nothing is built. Disk images come with a later stage.")]
+pub struct BuildOpts {
+    #[command(flatten)]
+    pub resolve: ResolveOpts,
+    /// What to build; only `ostree` exists so far.
+    #[arg(value_parser = ["ostree"])]
+    pub targets: Vec<String>,
+    /// Build even if nothing changed since the previous build.
+    #[arg(long)]
+    pub force: bool,
+    /// Use this version instead of the next dev version.
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Keep every old build (default: keep the newest 3 and tagged builds).
+    #[arg(long)]
+    pub skip_prune: bool,
+    /// Do not run scriptlets or postprocess scripts (recorded in the build).
+    #[arg(long)]
+    pub skip_scripts: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListOpts {
+    /// Print JSON (builds with their arches, versions, commits and timestamps).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  cosa meta                                  # print meta.json of the latest build
+  cosa meta --get ostree-commit
+  cosa meta --build 1.20260101.dev.0 --set coreos-assembler.config-dirty=true
+
+--set writes atomically and refuses an edit that makes meta.json invalid
+against coreos-assembler's schema.")]
+pub struct MetaOpts {
+    /// The build (default: latest).
+    #[arg(long)]
+    pub build: Option<String>,
+    /// The architecture (default: the host's).
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// Print one value (dotted key path).
+    #[arg(long, conflicts_with = "set")]
+    pub get: Option<String>,
+    /// Set KEY=VALUE (VALUE as JSON when it parses, else a string); repeatable.
+    #[arg(long)]
+    pub set: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffOpts {
+    /// The older build (default: the one before --to).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// The newer build (default: latest).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// The architecture (default: the host's).
+    #[arg(long)]
+    pub arch: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneOpts {
+    /// How many of the newest untagged builds to keep.
+    #[arg(long, default_value_t = 3)]
+    pub keep: usize,
 }
 
 #[derive(Debug, Args)]

@@ -10,6 +10,11 @@ fn main() {
         Command::Init(o) => cosa::cmd::init::run(&cli.global, o),
         Command::Fetch(o) => cosa::cmd::fetch::run(&cli.global, o),
         Command::Compose(ComposeCmd::Rootfs(o)) => cosa::cmd::compose::rootfs(&cli.global, o),
+        Command::Build(o) => cosa::cmd::build::run(&cli.global, o),
+        Command::List(o) => cosa::cmd::builds::list(&cli.global, o),
+        Command::Meta(o) => cosa::cmd::builds::meta(&cli.global, o),
+        Command::Diff(o) => cosa::cmd::builds::diff(&cli.global, o),
+        Command::Prune(o) => cosa::cmd::builds::prune(&cli.global, o),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -1,5 +1,7 @@
 //! One function per verb; each takes the global options and its own.
 
+pub mod build;
+pub mod builds;
 pub mod compose;
 pub mod fetch;
 pub mod init;

@@ -2,6 +2,7 @@
 //! bubblewrap, overlays.
 
 pub mod caps;
+pub mod inputhash;
 pub mod install;
 pub mod overlay;
 pub mod postprocess;

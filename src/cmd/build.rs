@@ -1,0 +1,464 @@
+//! `cosa build [ostree]`: compose the tree, postprocess it, commit it to
+//! `tmp/repo`, and record the build in `builds/` as coreos-assembler does.
+//!
+//! Crash safety: the tree and the build directory are staged (`tmp/` and
+//! `builds/.tmp-build-*`); the build becomes visible only when builds.json,
+//! written atomically, lists it; the ref moves after the commit's objects are
+//! in. A killed run leaves at most staging leftovers, removed by the next run.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+use crate::cli::{BuildOpts, GlobalOpts};
+use crate::compose::postprocess::{self, PostprocessOptions};
+use crate::compose::{inputhash, resolve, tree};
+use crate::config::workdir::Workdir;
+use crate::ostree::{Commit, ObjectType, Repo, Value};
+use crate::rpm::PackageMeta;
+use crate::rpm::download::Downloader;
+use crate::store::builds::{self, BuildsJson, StagedBuild};
+use crate::store::diff;
+use crate::store::lock::WorkdirLock;
+use crate::store::meta::{self, Artifact, Meta};
+use crate::store::{prune, version};
+use crate::util::{self, time};
+
+/// What the previous build of this arch left that the next one needs.
+struct Previous {
+    id: String,
+    meta: Meta,
+}
+
+pub fn run(global: &GlobalOpts, opts: BuildOpts) -> Result<()> {
+    let started = Instant::now();
+    let wd = Workdir::open(&global.workdir)?;
+    wd.ensure_dirs()?;
+    let lock = WorkdirLock::acquire(&wd.root)?;
+    let builds_dir = wd.builds_dir();
+    let recovery = builds::recover(&builds_dir, &lock)?;
+    for p in &recovery.removed {
+        eprintln!("Removed leftover of an interrupted run: {}", p.display());
+    }
+    let mut builds = match BuildsJson::load(&builds_dir) {
+        Ok(b) => b,
+        Err(_) if !builds_dir.join("builds.json").exists() => builds::init(&builds_dir)?,
+        Err(e) => return Err(e),
+    };
+    let arch = util::target_arch(opts.resolve.arch.as_deref())?;
+
+    // 1. Resolve and fetch.
+    let dl = Downloader::new(opts.resolve.jobs)?;
+    let resolved = resolve::resolve(&wd, &arch, opts.resolve.strict, &dl)?;
+    let pkgs = resolve::fetch(&wd, &dl, &resolved)?;
+    let tf = &resolved.treefile;
+
+    // 2. Nothing changed? Compare the input hash with the newest build's.
+    let previous = previous_build(&builds_dir, &builds, &arch)?;
+    let metas: Vec<PackageMeta> = pkgs.iter().map(|(m, _)| m.clone()).collect();
+    let inputhash =
+        inputhash::input_hash(&arch, &metas, &[&wd.config_dir(), &wd.overrides_rootfs()])?;
+    if let Some(prev) = &previous {
+        if !opts.force && prev.meta.rpm_ostree_inputhash.as_deref() == Some(inputhash.as_str()) {
+            eprintln!(
+                "No changes since build {} (input hash {}); nothing to do. Use --force to build anyway.",
+                prev.id,
+                &inputhash[..12]
+            );
+            return Ok(());
+        }
+    }
+
+    // 3. The version.
+    let releasever = tf.releasever.clone().unwrap_or_else(|| "0".to_string());
+    let version = match &opts.version {
+        Some(v) => {
+            version::validate_user_version(v, &builds, &arch)?;
+            v.clone()
+        }
+        None => {
+            let generated = resolved
+                .lock
+                .as_ref()
+                .and_then(|l| l.metadata.as_ref())
+                .and_then(|m| m.generated.clone());
+            let date = version::version_date(generated.as_deref())?;
+            version::next_dev_version(
+                &releasever,
+                &date,
+                builds.builds.iter().map(|b| b.id.as_str()),
+            )?
+        }
+    };
+    eprintln!("Building {version} for {arch}");
+
+    // 4. Compose and postprocess the tree in a staging dir under tmp/.
+    let staging = tempfile::Builder::new()
+        .prefix("build-")
+        .tempdir_in(wd.tmp_dir())
+        .context("creating a staging directory in tmp/")?;
+    let rootfs = staging.path().join("rootfs");
+    std::fs::create_dir(&rootfs)?;
+    let report = tree::compose_tree(&wd, &resolved, &pkgs, opts.skip_scripts, &rootfs)?;
+    let repo = open_repo(&wd)?;
+    let (prev_passwd, prev_group) = match &previous {
+        Some(p) => (
+            read_commit_file(&repo, &p.meta.ostree_commit, "usr/lib/passwd")?,
+            read_commit_file(&repo, &p.meta.ostree_commit, "usr/lib/group")?,
+        ),
+        None => (None, None),
+    };
+    let has_kernel = rootfs.join("usr/lib/modules").is_dir()
+        || rootfs
+            .join("boot")
+            .read_dir()
+            .is_ok_and(|mut d| d.next().is_some());
+    let pp = postprocess::postprocess(
+        &rootfs,
+        tf,
+        &PostprocessOptions {
+            version: Some(version.clone()),
+            previous_passwd: prev_passwd.map(|b| String::from_utf8_lossy(&b).into_owned()),
+            previous_group: prev_group.map(|b| String::from_utf8_lossy(&b).into_owned()),
+            bootable: has_kernel,
+            run_scripts: !opts.skip_scripts,
+            basearch: arch.clone(),
+        },
+    )?;
+    for w in &pp.warnings {
+        eprintln!("warning: {w}");
+    }
+
+    // 5. Commit.
+    let ref_ = tf
+        .ref_
+        .clone()
+        .unwrap_or_else(|| format!("cosa/{arch}/dev"));
+    let t = Instant::now();
+    let root = repo.write_dir(&rootfs)?;
+    let parent = repo.resolve_ref(&ref_)?;
+    let timestamp = time::now_secs().max(0) as u64;
+    let (gitrev, dirty) = config_git(&wd.config_dir());
+    let metadata = commit_metadata(
+        &resolved,
+        &metas,
+        &version,
+        &inputhash,
+        &ref_,
+        pp.kernel.as_ref().map(|k| k.version.as_str()),
+        gitrev.as_deref(),
+    )?;
+    let commit = repo.write_commit(&Commit {
+        parent: parent.clone(),
+        subject: version.clone(),
+        body: String::new(),
+        timestamp,
+        metadata: metadata.clone(),
+        root,
+    })?;
+    repo.sync()?;
+    repo.set_ref(&ref_, &commit)?;
+    repo.update_summary()?;
+    eprintln!(
+        "Committed {commit} to {ref_} in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+
+    // 6. The build directory, staged then published.
+    let staged = StagedBuild::new(&builds_dir, &lock)?;
+    let name = tf
+        .metadata
+        .get("name")
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| ref_.split('/').next().unwrap_or("cosa").to_string());
+    let commitmeta: serde_json::Map<String, serde_json::Value> = metadata
+        .iter()
+        .map(|(k, v)| (k.clone(), v.to_json()))
+        .collect();
+    util::write_json_atomic(&staged.path().join("commitmeta.json"), &commitmeta)?;
+    resolved.lockfile().write(
+        &staged
+            .path()
+            .join(format!("manifest-lock.generated.{arch}.json")),
+    )?;
+    util::write_json_atomic(&staged.path().join("compose-report.json"), &report)?;
+    let ostree_file = format!("{name}-{version}-ostree.{arch}.tar");
+    repo.export_commit(&commit, &staged.path().join(&ostree_file))?;
+    let art = artifact(&staged.path().join(&ostree_file), &ostree_file)?;
+
+    let pkgdiff = previous
+        .as_ref()
+        .map(|p| -> Result<_> {
+            let old = read_json(
+                &meta::meta_path(&builds_dir, &p.id, &arch).with_file_name("commitmeta.json"),
+            )?;
+            let old = diff::packages_from_commitmeta(&old)?;
+            let new =
+                diff::packages_from_commitmeta(&serde_json::Value::Object(commitmeta.clone()))?;
+            Ok(diff::diff(&old, &new).to_pkgdiff())
+        })
+        .transpose()?;
+    let mut images = BTreeMap::new();
+    images.insert("ostree".to_string(), art);
+    let m = Meta {
+        buildid: version.clone(),
+        name: name.clone(),
+        summary: tf
+            .metadata
+            .get("summary")
+            .and_then(|v| v.as_str())
+            .map(str::to_string),
+        ostree_ref: Some(ref_.clone()),
+        ostree_commit: commit.clone(),
+        ostree_version: version.clone(),
+        ostree_timestamp: time::format_rfc3339(timestamp as i64),
+        rpm_ostree_inputhash: Some(inputhash.clone()),
+        basearch: Some(arch.clone()),
+        build_timestamp: Some(time::format_rfc3339(time::now_secs())),
+        config_gitrev: gitrev.clone(),
+        config_dirty: Some(dirty),
+        overrides_active: Some(
+            resolved
+                .repos
+                .iter()
+                .any(|r| r.id == resolve::OVERRIDES_REPO),
+        ),
+        pkgdiff,
+        images,
+        ..Default::default()
+    };
+    m.write(&staged.path().join(meta::META_JSON))?;
+    staged.publish(&builds_dir, &version, &arch, &lock)?;
+    builds = BuildsJson::load(&builds_dir)?;
+    eprintln!(
+        "Build {version} is in {}",
+        builds::build_dir(&builds_dir, &version, &arch).display()
+    );
+
+    // 7. Prune old builds and the objects only they use.
+    if !opts.skip_prune {
+        prune_builds(&builds_dir, &builds, &repo, 3, &lock)?;
+    }
+    eprintln!("Done in {:.1}s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn previous_build(builds_dir: &Path, builds: &BuildsJson, arch: &str) -> Result<Option<Previous>> {
+    let Some(id) = builds.latest_for_arch(arch) else {
+        return Ok(None);
+    };
+    let meta = Meta::read(&meta::meta_path(builds_dir, id, arch))?;
+    Ok(Some(Previous {
+        id: id.to_string(),
+        meta,
+    }))
+}
+
+/// `tmp/repo`, made on first use.
+pub(crate) fn open_repo(wd: &Workdir) -> Result<Repo> {
+    let path = wd.tmp_dir().join("repo");
+    if path.join("config").exists() {
+        Repo::open(&path)
+    } else {
+        Repo::init_archive(&path)
+    }
+}
+
+/// The content of `path` (relative to the root) in `commit`, if it is a regular file there.
+fn read_commit_file(repo: &Repo, commit: &str, path: &str) -> Result<Option<Vec<u8>>> {
+    if !repo.has_object(commit, ObjectType::Commit) {
+        return Ok(None);
+    }
+    let c = repo.read_commit(commit)?;
+    let mut tree = repo.read_dirtree(&c.root.0)?;
+    let parts: Vec<&str> = path.split('/').collect();
+    for (i, part) in parts.iter().enumerate() {
+        if i + 1 == parts.len() {
+            let Some((_, csum)) = tree.files.iter().find(|(n, _)| n == part) else {
+                return Ok(None);
+            };
+            let data = repo.read_object(csum, ObjectType::File)?;
+            let (meta, content) = crate::ostree::objects::parse_filez(&data)?;
+            return Ok((!meta.is_symlink()).then_some(content));
+        }
+        let Some((_, t, _)) = tree.dirs.iter().find(|(n, _, _)| n == part) else {
+            return Ok(None);
+        };
+        tree = repo.read_dirtree(t)?;
+    }
+    Ok(None)
+}
+
+/// The config repo's HEAD commit and whether its work tree is dirty.
+fn config_git(dir: &Path) -> (Option<String>, bool) {
+    let Ok(repo) = git2::Repository::open(dir) else {
+        return (None, true);
+    };
+    let head = repo
+        .head()
+        .ok()
+        .and_then(|h| h.peel_to_commit().ok())
+        .map(|c| c.id().to_string());
+    let mut so = git2::StatusOptions::new();
+    so.include_untracked(true).include_ignored(false);
+    let dirty = repo
+        .statuses(Some(&mut so))
+        .map(|s| !s.is_empty())
+        .unwrap_or(true);
+    (head, dirty)
+}
+
+/// The commit metadata rpm-ostree writes, plus `add-commit-metadata`.
+fn commit_metadata(
+    resolved: &resolve::Resolved,
+    pkgs: &[PackageMeta],
+    version: &str,
+    inputhash: &str,
+    ref_: &str,
+    kernel: Option<&str>,
+    gitrev: Option<&str>,
+) -> Result<BTreeMap<String, Value>> {
+    let mut m = BTreeMap::new();
+    for (k, v) in &resolved.treefile.add_commit_metadata {
+        m.insert(k.clone(), json_to_variant(k, v)?);
+    }
+    m.insert("version".into(), Value::str(version));
+    m.insert("rpmostree.inputhash".into(), Value::str(inputhash));
+    let mut list: Vec<[String; 5]> = pkgs
+        .iter()
+        .map(|p| {
+            [
+                p.name.clone(),
+                p.epoch.to_string(),
+                p.version.clone(),
+                p.release.clone(),
+                p.arch.clone(),
+            ]
+        })
+        .collect();
+    list.sort();
+    m.insert("rpmostree.rpmdb.pkglist".into(), Value::pkglist(&list));
+    let repos: Vec<BTreeMap<String, Value>> = resolved
+        .repos
+        .iter()
+        .map(|r| {
+            let mut e = BTreeMap::new();
+            e.insert("id".to_string(), Value::str(r.id.clone()));
+            e.insert(
+                "timestamp".to_string(),
+                Value::u64_be(r.timestamp.unwrap_or(0)),
+            );
+            e
+        })
+        .collect();
+    let aasv = crate::ostree::Type::Array(Box::new(crate::ostree::Type::DictEntry(
+        Box::new(crate::ostree::Type::Str),
+        Box::new(crate::ostree::Type::Variant),
+    )));
+    m.insert(
+        "rpmostree.rpmmd-repos".into(),
+        Value::Array(aasv, repos.iter().map(Value::dict).collect()),
+    );
+    m.insert("ostree.bootable".into(), Value::Bool(kernel.is_some()));
+    if let Some(k) = kernel {
+        m.insert("ostree.linux".into(), Value::str(k));
+    }
+    m.insert("ostree.ref-binding".into(), Value::string_array(&[ref_]));
+    if let Some(g) = gitrev {
+        m.insert("coreos-assembler.config-gitrev".into(), Value::str(g));
+    }
+    Ok(m)
+}
+
+fn json_to_variant(key: &str, v: &serde_json::Value) -> Result<Value> {
+    Ok(match v {
+        serde_json::Value::String(s) => Value::str(s.clone()),
+        serde_json::Value::Bool(b) => Value::Bool(*b),
+        serde_json::Value::Number(n) if n.is_u64() => Value::u64_be(n.as_u64().unwrap_or(0)),
+        serde_json::Value::Number(n) if n.is_i64() => Value::I64(n.as_i64().unwrap_or(0).to_be()),
+        serde_json::Value::Array(a) if a.iter().all(|x| x.is_string()) => {
+            let v: Vec<&str> = a.iter().filter_map(|x| x.as_str()).collect();
+            Value::string_array(&v)
+        }
+        serde_json::Value::Object(o) => {
+            let mut m = BTreeMap::new();
+            for (k, v) in o {
+                m.insert(k.clone(), json_to_variant(key, v)?);
+            }
+            Value::dict(&m)
+        }
+        other => bail!(
+            "add-commit-metadata: {key} has a value cosa cannot store in commit metadata: {other}"
+        ),
+    })
+}
+
+fn artifact(path: &Path, name: &str) -> Result<Artifact> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut h = crate::rpm::download::Hasher::new("sha256")?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = f
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok(Artifact {
+        path: name.to_string(),
+        sha256: h.finish_hex(),
+        size: Some(size),
+        ..Default::default()
+    })
+}
+
+fn read_json(path: &Path) -> Result<serde_json::Value> {
+    let data = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_slice(&data).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// Keep the newest `keep` (and tagged) builds; prune the rest and their objects.
+pub(crate) fn prune_builds(
+    builds_dir: &Path,
+    builds: &BuildsJson,
+    repo: &Repo,
+    keep: usize,
+    lock: &WorkdirLock,
+) -> Result<()> {
+    let plan = prune::plan_keep_last(builds, keep);
+    let result = prune::prune(builds_dir, &plan, lock)?;
+    if result.removed.is_empty() {
+        return Ok(());
+    }
+    // Every commit a remaining build or a ref uses stays.
+    let remaining = BuildsJson::load(builds_dir)?;
+    let mut keep_commits: Vec<String> = remaining
+        .builds
+        .iter()
+        .flat_map(|b| b.arches.iter().map(move |a| (b.id.clone(), a.clone())))
+        .filter_map(|(id, a)| meta::read_value(&meta::meta_path(builds_dir, &id, &a)).ok())
+        .filter_map(|v| v.get("ostree-commit")?.as_str().map(str::to_string))
+        .collect();
+    keep_commits.extend(repo.list_refs()?.into_values());
+    let stats = repo.prune(&keep_commits)?;
+    eprintln!(
+        "Pruned {} build(s) ({}); {:?}",
+        result.removed.len(),
+        result
+            .removed
+            .iter()
+            .map(|b| b.id.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        stats
+    );
+    Ok(())
+}
