@@ -27,7 +27,7 @@ use cosa::ostree::{Commit, Repo};
 use rayon::prelude::*;
 
 const GEN_VERSION: &str = "v1";
-const SEED: u64 = 0x05_7ee_c0a_2024;
+const SEED: u64 = 0x057e_ec0a_2024;
 const MIB: u64 = 1024 * 1024;
 const GOAL_RATIO: f64 = 2.0;
 /// 2024-05-01T00:00:00Z, given to both tools so their trees and commits match.
@@ -90,7 +90,11 @@ fn content(len: usize, seed: u64) -> Vec<u8> {
             let end = out.len() + run;
             while out.len() < end {
                 out.extend_from_slice(WORDS[(r.next() % WORDS.len() as u64) as usize].as_bytes());
-                out.push(if r.next() % 8 == 0 { b'\n' } else { b' ' });
+                out.push(if r.next().is_multiple_of(8) {
+                    b'\n'
+                } else {
+                    b' '
+                });
             }
         }
     }
@@ -217,6 +221,7 @@ fn run() -> Result<()> {
         .arg("-cf")
         .arg("/dev/null")
         .arg(&tree)
+        .stderr(std::process::Stdio::null())
         .status();
 
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());

@@ -266,6 +266,23 @@ impl Value {
         Value::U64(n.to_be())
     }
 
+    /// The number behind a [`Value::u64_be`].
+    pub fn as_u64_be(&self) -> Option<u64> {
+        match self {
+            Value::U64(n) => Some(u64::from_be(*n)),
+            _ => None,
+        }
+    }
+
+    /// An `aa{sv}` value (rpm-ostree's `rpmostree.rpmmd-repos`).
+    pub fn dict_array(maps: &[BTreeMap<String, Value>]) -> Value {
+        let t = Type::Array(Box::new(Type::DictEntry(
+            Box::new(Type::Str),
+            Box::new(Type::Variant),
+        )));
+        Value::Array(t, maps.iter().map(Value::dict).collect())
+    }
+
     /// An `as` value.
     pub fn string_array<S: AsRef<str>>(items: &[S]) -> Value {
         Value::Array(
@@ -732,6 +749,10 @@ mod tests {
         assert_eq!(back.as_dict().unwrap(), m);
         assert_eq!(back.to_json()["version"], "41.1");
         assert_eq!(back.to_json()["n"], 7);
+        let repos = Value::dict_array(&[m.clone(), BTreeMap::new()]);
+        roundtrip("aa{sv}", &repos);
+        assert_eq!(Value::u64_be(42).as_u64_be(), Some(42));
+        assert_eq!(Value::u64_be(42).to_bytes(), [0, 0, 0, 0, 0, 0, 0, 42]);
     }
 
     #[test]
