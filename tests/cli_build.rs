@@ -17,7 +17,13 @@ fn sample(t: &Path) -> (PathBuf, PathBuf) {
 }
 
 fn build(wd: &Path, repo: &Path, args: &[&str], ok: bool) -> String {
-    stderr(&run(cosa(wd).env("DNF_VAR_cosa_sample_repo", repo).arg("build").args(args), ok))
+    stderr(&run(
+        cosa(wd)
+            .env("DNF_VAR_cosa_sample_repo", repo)
+            .arg("build")
+            .args(args),
+        ok,
+    ))
 }
 
 fn ostree(wd: &Path, args: &[&str]) -> String {
@@ -26,7 +32,11 @@ fn ostree(wd: &Path, args: &[&str]) -> String {
         .args(args)
         .output()
         .expect("ostree runs");
-    assert!(out.status.success(), "ostree {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ostree {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -45,22 +55,47 @@ fn build_commits_records_and_detects_no_change() {
     let bj = builds_json(&wd);
     assert_eq!(bj["schema-version"], "1.0.0");
     let id = bj["builds"][0]["id"].as_str().unwrap().to_string();
-    assert!(regex::Regex::new(r"^1\.\d{8}\.dev\.0$").unwrap().is_match(&id), "{id}");
+    assert!(
+        regex::Regex::new(r"^1\.\d{8}\.dev\.0$")
+            .unwrap()
+            .is_match(&id),
+        "{id}"
+    );
     let dir = wd.join("builds").join(&id).join("x86_64");
-    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("meta.json")).unwrap()).unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("meta.json")).unwrap()).unwrap();
     cosa::store::meta::validate(&meta).expect("meta.json is schema-valid");
     let commit = meta["ostree-commit"].as_str().unwrap().to_string();
-    assert_eq!(std::fs::read_link(wd.join("builds/latest")).unwrap(), PathBuf::from(&id));
+    assert_eq!(
+        std::fs::read_link(wd.join("builds/latest")).unwrap(),
+        PathBuf::from(&id)
+    );
 
     // The real ostree accepts the repo and reads the metadata.
     assert!(ostree(&wd, &["fsck"]).contains("no errors"));
     assert_eq!(ostree(&wd, &["rev-parse", REF]).trim(), commit);
     let show = ostree(&wd, &["show", REF]);
     assert!(show.contains(&format!("Version: {id}")), "{show}");
-    let pkgs = ostree(&wd, &["show", "--print-metadata-key=rpmostree.rpmdb.pkglist", REF]);
-    assert!(pkgs.contains("('busybox', '0', '1.35.0', '1.sample', 'x86_64')"), "{pkgs}");
-    let hash = ostree(&wd, &["show", "--print-metadata-key=rpmostree.inputhash", REF]);
+    let pkgs = ostree(
+        &wd,
+        &["show", "--print-metadata-key=rpmostree.rpmdb.pkglist", REF],
+    );
+    assert!(
+        pkgs.contains("('busybox', '0', '1.35.0', '1.sample', 'x86_64')"),
+        "{pkgs}"
+    );
+    let hash = ostree(
+        &wd,
+        &["show", "--print-metadata-key=rpmostree.inputhash", REF],
+    );
     assert!(hash.contains(meta["rpm-ostree-inputhash"].as_str().unwrap()));
+
+    // commitmeta.json holds the same values ostree prints (integers un-swapped).
+    let cm: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("commitmeta.json")).unwrap()).unwrap();
+    let ts = cm["rpmostree.rpmmd-repos"][0]["timestamp"].as_u64().unwrap();
+    let repos = ostree(&wd, &["show", "--print-metadata-key=rpmostree.rpmmd-repos", REF]);
+    assert!(repos.contains(&format!("<uint64 {ts}>")), "{repos} vs {ts}");
+    assert!(ts > 1_600_000_000 && ts < 4_000_000_000, "{ts}");
 
     // The checkout is the ostree-ified tree, with owners, modes and caps kept.
     let co = t.path().join("co");
@@ -70,8 +105,16 @@ fn build_commits_records_and_detects_no_change() {
     let passwd = std::fs::read_to_string(co.join("usr/lib/passwd")).unwrap();
     assert!(passwd.contains("sampled:x:990"), "{passwd}");
     use std::os::unix::fs::MetadataExt;
-    assert_eq!(std::fs::metadata(co.join("usr/lib/sampled/state")).unwrap().uid(), 990);
-    let caps = Command::new("getcap").arg(co.join("usr/bin/sampled")).output().unwrap();
+    assert_eq!(
+        std::fs::metadata(co.join("usr/lib/sampled/state"))
+            .unwrap()
+            .uid(),
+        990
+    );
+    let caps = Command::new("getcap")
+        .arg(co.join("usr/bin/sampled"))
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&caps.stdout).contains("cap_net_bind_service=ep"));
     let osr = std::fs::read_to_string(co.join("usr/lib/os-release")).unwrap();
     assert!(osr.contains(&format!("OSTREE_VERSION='{id}'")), "{osr}");
@@ -79,7 +122,10 @@ fn build_commits_records_and_detects_no_change() {
     // images.ostree imports back into a fresh repo with the same commit.
     let art = &meta["images"]["ostree"];
     let file = dir.join(art["path"].as_str().unwrap());
-    assert_eq!(std::fs::metadata(&file).unwrap().len(), art["size"].as_u64().unwrap());
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().len(),
+        art["size"].as_u64().unwrap()
+    );
     let fresh = cosa::ostree::Repo::init_archive(&t.path().join("fresh")).unwrap();
     assert_eq!(fresh.import_commit(&file).unwrap(), commit);
 
@@ -106,9 +152,15 @@ fn build_commits_records_and_detects_no_change() {
     let out = run(cosa(&wd).args(["list", "--json"]), true);
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 3);
-    let out = run(cosa(&wd).args(["meta", "--get", "ostree-commit", "--build", &id]), true);
+    let out = run(
+        cosa(&wd).args(["meta", "--get", "ostree-commit", "--build", &id]),
+        true,
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), commit);
-    let e = stderr(&run(cosa(&wd).args(["meta", "--set", "ostree-commit=5"]), false));
+    let e = stderr(&run(
+        cosa(&wd).args(["meta", "--set", "ostree-commit=5"]),
+        false,
+    ));
     assert!(e.contains("invalid"), "{e}");
     run(cosa(&wd).arg("diff"), true);
 
@@ -148,7 +200,10 @@ fn sigkill_at_any_moment_leaves_a_valid_store() {
         // builds.json parses and lists only complete builds.
         let bj = builds_json(&wd);
         for b in bj["builds"].as_array().unwrap() {
-            let m = wd.join("builds").join(b["id"].as_str().unwrap()).join("x86_64/meta.json");
+            let m = wd
+                .join("builds")
+                .join(b["id"].as_str().unwrap())
+                .join("x86_64/meta.json");
             let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&m).unwrap()).unwrap();
             cosa::store::meta::validate(&v).unwrap();
         }

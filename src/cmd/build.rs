@@ -176,7 +176,7 @@ pub fn run(global: &GlobalOpts, opts: BuildOpts) -> Result<()> {
         .unwrap_or_else(|| ref_.split('/').next().unwrap_or("cosa").to_string());
     let commitmeta: serde_json::Map<String, serde_json::Value> = metadata
         .iter()
-        .map(|(k, v)| (k.clone(), v.to_json()))
+        .map(|(k, v)| (k.clone(), v.metadata_json()))
         .collect();
     util::write_json_atomic(&staged.path().join("commitmeta.json"), &commitmeta)?;
     resolved.lockfile().write(
@@ -354,14 +354,7 @@ fn commit_metadata(
             e
         })
         .collect();
-    let aasv = crate::ostree::Type::Array(Box::new(crate::ostree::Type::DictEntry(
-        Box::new(crate::ostree::Type::Str),
-        Box::new(crate::ostree::Type::Variant),
-    )));
-    m.insert(
-        "rpmostree.rpmmd-repos".into(),
-        Value::Array(aasv, repos.iter().map(Value::dict).collect()),
-    );
+    m.insert("rpmostree.rpmmd-repos".into(), Value::dict_array(&repos));
     m.insert("ostree.bootable".into(), Value::Bool(kernel.is_some()));
     if let Some(k) = kernel {
         m.insert("ostree.linux".into(), Value::str(k));

@@ -445,29 +445,40 @@ impl Value {
     /// consumers (rpm-ostree's commitmeta.json): strings, numbers, bools,
     /// arrays, objects; byte arrays as hex strings.
     pub fn to_json(&self) -> serde_json::Value {
+        self.json(false)
+    }
+
+    /// JSON of commit metadata: integers there are big-endian by ostree's
+    /// convention (as `ostree show` prints them), so they are swapped back.
+    pub fn metadata_json(&self) -> serde_json::Value {
+        self.json(true)
+    }
+
+    fn json(&self, be: bool) -> serde_json::Value {
         use serde_json::Value as J;
+        let conv = |v: &Value| v.json(be);
         match self {
             Value::Byte(v) => J::from(*v),
             Value::Bool(v) => J::from(*v),
-            Value::I16(v) => J::from(*v),
-            Value::U16(v) => J::from(*v),
-            Value::I32(v) | Value::Handle(v) => J::from(*v),
-            Value::U32(v) => J::from(*v),
-            Value::I64(v) => J::from(*v),
-            Value::U64(v) => J::from(*v),
+            Value::I16(v) => J::from(if be { i16::from_be(*v) } else { *v }),
+            Value::U16(v) => J::from(if be { u16::from_be(*v) } else { *v }),
+            Value::I32(v) | Value::Handle(v) => J::from(if be { i32::from_be(*v) } else { *v }),
+            Value::U32(v) => J::from(if be { u32::from_be(*v) } else { *v }),
+            Value::I64(v) => J::from(if be { i64::from_be(*v) } else { *v }),
+            Value::U64(v) => J::from(if be { u64::from_be(*v) } else { *v }),
             Value::Double(v) => J::from(*v),
             Value::Str(s) | Value::ObjectPath(s) | Value::Signature(s) => J::from(s.clone()),
-            Value::Variant(v) => v.to_json(),
+            Value::Variant(v) => conv(v),
             Value::Bytes(b) => J::from(hex::encode(b)),
             Value::Array(_, items) => match self.as_dict() {
                 Some(map) if !items.is_empty() => {
-                    J::Object(map.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
+                    J::Object(map.iter().map(|(k, v)| (k.clone(), conv(v))).collect())
                 }
-                _ => J::Array(items.iter().map(Value::to_json).collect()),
+                _ => J::Array(items.iter().map(conv).collect()),
             },
-            Value::Maybe(_, v) => v.as_ref().map_or(J::Null, |v| v.to_json()),
-            Value::Tuple(m) => J::Array(m.iter().map(Value::to_json).collect()),
-            Value::DictEntry(k, v) => J::Array(vec![k.to_json(), v.to_json()]),
+            Value::Maybe(_, v) => v.as_ref().map_or(J::Null, |v| conv(v)),
+            Value::Tuple(m) => J::Array(m.iter().map(conv).collect()),
+            Value::DictEntry(k, v) => J::Array(vec![conv(k), conv(v)]),
         }
     }
 }
