@@ -91,9 +91,15 @@ fn build_commits_records_and_detects_no_change() {
     assert!(hash.contains(meta["rpm-ostree-inputhash"].as_str().unwrap()));
 
     // commitmeta.json holds the same values ostree prints (integers un-swapped).
-    let cm: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("commitmeta.json")).unwrap()).unwrap();
-    let ts = cm["rpmostree.rpmmd-repos"][0]["timestamp"].as_u64().unwrap();
-    let repos = ostree(&wd, &["show", "--print-metadata-key=rpmostree.rpmmd-repos", REF]);
+    let cm: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("commitmeta.json")).unwrap()).unwrap();
+    let ts = cm["rpmostree.rpmmd-repos"][0]["timestamp"]
+        .as_u64()
+        .unwrap();
+    let repos = ostree(
+        &wd,
+        &["show", "--print-metadata-key=rpmostree.rpmmd-repos", REF],
+    );
     assert!(repos.contains(&format!("<uint64 {ts}>")), "{repos} vs {ts}");
     assert!(ts > 1_600_000_000 && ts < 4_000_000_000, "{ts}");
 
@@ -211,4 +217,29 @@ fn sigkill_at_any_moment_leaves_a_valid_store() {
     // The next build succeeds and the repo is consistent.
     build(&wd, &repo, &["--force"], true);
     assert!(ostree(&wd, &["fsck"]).contains("no errors"));
+}
+
+#[test]
+fn same_inputs_and_source_date_epoch_give_the_same_commit() {
+    let t = tempfile::tempdir().unwrap();
+    let repo = t.path().join("sample-repo");
+    cosa::sample::make_sample_repo(&repo, "x86_64").unwrap();
+    let manifests = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
+    let mut commits = Vec::new();
+    for n in ["a", "b"] {
+        let wd = t.path().join(n);
+        run(
+            cosa(&wd).args(["init", "--transient"]).arg(&manifests),
+            true,
+        );
+        run(
+            cosa(&wd)
+                .env("DNF_VAR_cosa_sample_repo", &repo)
+                .env("SOURCE_DATE_EPOCH", "1700000000")
+                .args(["build", "--version", "1.20231114.dev.0"]),
+            true,
+        );
+        commits.push(ostree(&wd, &["rev-parse", REF]).trim().to_string());
+    }
+    assert_eq!(commits[0], commits[1]);
 }
