@@ -8,6 +8,7 @@ pkgs=(
   cpio zstd xz-utils        # rpm2cpio | cpio in tests
   gnupg                     # test signing keys
   libcap2-bin attr          # getcap / getfattr in tests
+  ostree                    # ostree fsck/show/checkout in tests
   git pkg-config libssl-dev # building git2
 )
 missing=()

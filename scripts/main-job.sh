@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job: install what is needed, build cosa, build the sample OS's
-# package repository, and compose the sample OS into a root tree.
+# package repository, compose the sample OS into a root tree, and build it
+# (OSTree commit and build record).
 # Usage: scripts/main-job.sh [WORKDIR]   (default: ./sample-workdir)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,3 +21,6 @@ rm -rf "$work/rootfs"
 "$cosa" compose rootfs "$work/rootfs"
 echo "The sample OS tree is in $work/rootfs:" >&2
 cat "$work/rootfs/usr/lib/os-release" >&2
+"$cosa" build
+"$cosa" list
+echo "The sample OS commit is in $COSA_WORKDIR/tmp/repo; the build in $COSA_WORKDIR/builds/latest/" >&2
