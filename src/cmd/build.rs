@@ -101,15 +101,25 @@ pub fn run(global: &GlobalOpts, opts: BuildOpts) -> Result<()> {
         .context("creating a staging directory in tmp/")?;
     let rootfs = staging.path().join("rootfs");
     std::fs::create_dir(&rootfs)?;
-    let report = tree::compose_tree(&wd, &resolved, &pkgs, opts.skip_scripts, &rootfs)?;
     let repo = open_repo(&wd)?;
     let (prev_passwd, prev_group) = match &previous {
         Some(p) => (
-            read_commit_file(&repo, &p.meta.ostree_commit, "usr/lib/passwd")?,
-            read_commit_file(&repo, &p.meta.ostree_commit, "usr/lib/group")?,
+            read_commit_file(&repo, &p.meta.ostree_commit, "usr/lib/passwd")?
+                .map(|b| String::from_utf8_lossy(&b).into_owned()),
+            read_commit_file(&repo, &p.meta.ostree_commit, "usr/lib/group")?
+                .map(|b| String::from_utf8_lossy(&b).into_owned()),
         ),
         None => (None, None),
     };
+    let previous_ids = prev_passwd.clone().zip(prev_group.clone());
+    let report = tree::compose_tree(
+        &wd,
+        &resolved,
+        &pkgs,
+        opts.skip_scripts,
+        previous_ids,
+        &rootfs,
+    )?;
     let has_kernel = rootfs.join("usr/lib/modules").is_dir()
         || rootfs
             .join("boot")
@@ -120,8 +130,8 @@ pub fn run(global: &GlobalOpts, opts: BuildOpts) -> Result<()> {
         tf,
         &PostprocessOptions {
             version: Some(version.clone()),
-            previous_passwd: prev_passwd.map(|b| String::from_utf8_lossy(&b).into_owned()),
-            previous_group: prev_group.map(|b| String::from_utf8_lossy(&b).into_owned()),
+            previous_passwd: prev_passwd,
+            previous_group: prev_group,
             bootable: has_kernel,
             run_scripts: !opts.skip_scripts,
             basearch: arch.clone(),

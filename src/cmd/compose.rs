@@ -32,7 +32,7 @@ pub fn rootfs(global: &GlobalOpts, opts: RootfsOpts) -> Result<()> {
     std::fs::create_dir(&tree)?;
 
     let t = Instant::now();
-    let report = tree::compose_tree(&wd, &resolved, &pkgs, opts.skip_scripts, &tree)?;
+    let report = tree::compose_tree(&wd, &resolved, &pkgs, opts.skip_scripts, None, &tree)?;
 
     // Record what was done: the generated lockfile and the compose report.
     let lock_path = wd

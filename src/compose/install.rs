@@ -43,6 +43,11 @@ pub struct InstallOptions {
     pub scripts: ScriptPolicy,
     /// The target arch; scriptlets are skipped (and recorded) when it is not the host's.
     pub basearch: String,
+    /// `/usr/lib/passwd` and `/usr/lib/group` of the previous build: their
+    /// entries are added to the tree's `/etc/passwd` and `/etc/group` before
+    /// the scriptlets run, so that `useradd` in `%pre` finds existing users
+    /// and uids and gids stay what they were (rpm-ostree's `preserve-passwd`).
+    pub previous_ids: Option<(String, String)>,
 }
 
 /// What happened, for the compose report.
@@ -742,7 +747,10 @@ pub fn install(
         bytes: counts.iter().map(|c| c.1).sum(),
         ..Default::default()
     };
-    // 4. Scriptlets and owners.
+    // 4. Scriptlets and owners, with the previous build's users in place.
+    if let Some((passwd, group)) = &opts.previous_ids {
+        super::users::merge_previous(dest, passwd, group)?;
+    }
     let skip = scripts::skip_reason(&opts.scripts, &opts.basearch);
     let of_kind = |k: Kind| -> Vec<&Scriptlet> {
         plans

@@ -18,6 +18,7 @@ pub fn compose_tree(
     resolved: &Resolved,
     pkgs: &[(PackageMeta, PathBuf)],
     skip_scripts: bool,
+    previous_ids: Option<(String, String)>,
     tree: &Path,
 ) -> Result<InstallReport> {
     let tf = &resolved.treefile;
@@ -44,6 +45,7 @@ pub fn compose_tree(
             ScriptPolicy::Run
         },
         basearch: resolved.arch.clone(),
+        previous_ids,
     };
     let report = install::install(tree, pkgs, &iopts)?;
     let overlays = overlay_dirs(wd)?;

@@ -81,3 +81,40 @@ mod tests {
         assert_eq!(ids.gid("foo"), None);
     }
 }
+
+/// Append to `etc/passwd` and `etc/group` of the tree every entry of the
+/// previous build's files whose name the tree does not have yet.
+pub fn merge_previous(root: &Path, passwd: &str, group: &str) -> Result<()> {
+    for (file, previous) in [("etc/passwd", passwd), ("etc/group", group)] {
+        let path = root.join(file);
+        let current = std::fs::read_to_string(&path).unwrap_or_default();
+        let have: std::collections::HashSet<&str> = current
+            .lines()
+            .filter_map(|l| l.split(':').next())
+            .collect();
+        let mut add = String::new();
+        for line in previous.lines() {
+            let Some(name) = line.split(':').next().filter(|n| !n.is_empty()) else {
+                continue;
+            };
+            if !have.contains(name) {
+                add.push_str(line);
+                add.push('\n');
+            }
+        }
+        if add.is_empty() {
+            continue;
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        let mut text = current;
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&add);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}

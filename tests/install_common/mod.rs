@@ -34,6 +34,7 @@ pub fn opts() -> InstallOptions {
         remove_from_packages: vec![],
         scripts: ScriptPolicy::Run,
         basearch: cosa::util::host_arch().to_string(),
+        previous_ids: None,
     }
 }
 
