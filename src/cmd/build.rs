@@ -302,9 +302,12 @@ fn read_commit_file(repo: &Repo, commit: &str, path: &str) -> Result<Option<Vec<
     Ok(None)
 }
 
-/// The config repo's HEAD commit and whether its work tree is dirty.
+/// The config repo's HEAD commit and whether its work tree is dirty. A
+/// `--transient` config may be a folder inside a larger git repository (this
+/// project's own `manifests/`), so the repository is discovered upwards.
 fn config_git(dir: &Path) -> (Option<String>, bool) {
-    let Ok(repo) = git2::Repository::open(dir) else {
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let Ok(repo) = git2::Repository::discover(&dir) else {
         return (None, true);
     };
     let head = repo
