@@ -403,24 +403,10 @@ fn json_to_variant(key: &str, v: &serde_json::Value) -> Result<Value> {
 }
 
 fn artifact(path: &Path, name: &str) -> Result<Artifact> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut h = crate::rpm::download::Hasher::new("sha256")?;
-    let mut buf = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    loop {
-        let n = f
-            .read(&mut buf)
-            .with_context(|| format!("reading {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-        size += n as u64;
-    }
+    let (sha256, size) = crate::rpm::download::file_digest(path, "sha256")?;
     Ok(Artifact {
         path: name.to_string(),
-        sha256: h.finish_hex(),
+        sha256,
         size: Some(size),
         ..Default::default()
     })

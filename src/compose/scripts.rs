@@ -235,14 +235,13 @@ impl Drop for MountPoints {
     }
 }
 
-/// The bubblewrap arguments (everything before the interpreter).
-fn bwrap_args(dest: &Path, script_in_sandbox: Option<(&Path, &str)>) -> Vec<std::ffi::OsString> {
-    let mut a: Vec<std::ffi::OsString> = Vec::new();
-    let mut push = |s: &str| a.push(s.into());
-    push("--bind");
-    a.push(dest.as_os_str().to_owned());
+/// The sandbox every program run inside a tree gets, as rpm-ostree's
+/// bubblewrap: the tree as `/`, fresh `/dev`, `/proc` and `/tmp`, no network,
+/// its own pid/ipc/uts namespaces, a fixed PATH and locale.
+pub(crate) fn sandbox_args(tree: &Path) -> Vec<std::ffi::OsString> {
+    let mut a: Vec<std::ffi::OsString> =
+        vec!["--bind".into(), tree.as_os_str().to_owned(), "/".into()];
     for s in [
-        "/",
         "--dev",
         "/dev",
         "--proc",
@@ -261,12 +260,18 @@ fn bwrap_args(dest: &Path, script_in_sandbox: Option<(&Path, &str)>) -> Vec<std:
         "PATH",
         "/usr/sbin:/usr/bin:/sbin:/bin",
         "--setenv",
-        "RPM_INSTALL_PREFIX",
-        "/usr",
-        "--setenv",
         "LANG",
         "C.UTF-8",
     ] {
+        a.push(s.into());
+    }
+    a
+}
+
+/// The bubblewrap arguments of a scriptlet (everything before the interpreter).
+fn bwrap_args(dest: &Path, script_in_sandbox: Option<(&Path, &str)>) -> Vec<std::ffi::OsString> {
+    let mut a = sandbox_args(dest);
+    for s in ["--setenv", "RPM_INSTALL_PREFIX", "/usr"] {
         a.push(s.into());
     }
     if let Some((host, inside)) = script_in_sandbox {

@@ -815,6 +815,25 @@ fn check_signature(
     })
 }
 
+/// Hex digest of a whole file and its size.
+pub fn file_digest(path: &Path, kind: &str) -> Result<(String, u64)> {
+    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut h = Hasher::new(kind)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = f
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        h.update(&buf[..n]);
+    }
+    Ok((h.finish_hex(), size))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

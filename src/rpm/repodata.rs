@@ -326,25 +326,6 @@ fn copy_verified(what: &str, url: &Url, dest: &Path, sum: Option<&Checksum>) -> 
     Ok(())
 }
 
-/// Hex digest of a whole file and its size.
-fn file_digest(path: &Path, kind: &str) -> Result<(String, u64)> {
-    let mut f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut h = Hasher::new(kind)?;
-    let mut buf = vec![0u8; BUF_SIZE];
-    let mut size = 0u64;
-    loop {
-        let n = f
-            .read(&mut buf)
-            .with_context(|| format!("reading {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        size += n as u64;
-        h.update(&buf[..n]);
-    }
-    Ok((h.finish_hex(), size))
-}
-
 /// One `<data>` entry of repomd.xml.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RepomdData {
@@ -965,7 +946,7 @@ fn read_local_rpm(path: &Path, repo: &str) -> Result<Option<PackageMeta>> {
     if md.is_source_package() {
         return Ok(None);
     }
-    let (checksum, size_package) = file_digest(path, "sha256")?;
+    let (checksum, size_package) = super::download::file_digest(path, "sha256")?;
     let epoch = match md.get_epoch() {
         Ok(e) => e,
         Err(rpm::Error::TagNotFound(_)) => 0,

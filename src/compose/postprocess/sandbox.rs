@@ -22,31 +22,7 @@ const PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
 pub type Bind = (PathBuf, String, bool);
 
 fn bwrap_args(tree: &Path, binds: &[Bind], env: &[(&str, String)]) -> Vec<OsString> {
-    let mut a: Vec<OsString> = vec!["--bind".into(), tree.as_os_str().to_owned(), "/".into()];
-    for s in [
-        "--dev",
-        "/dev",
-        "--proc",
-        "/proc",
-        "--tmpfs",
-        "/tmp",
-        "--chdir",
-        "/",
-        "--unshare-pid",
-        "--unshare-ipc",
-        "--unshare-uts",
-        "--unshare-net",
-        "--unshare-cgroup-try",
-        "--die-with-parent",
-        "--setenv",
-        "PATH",
-        PATH,
-        "--setenv",
-        "LANG",
-        "C.UTF-8",
-    ] {
-        a.push(s.into());
-    }
+    let mut a: Vec<OsString> = crate::compose::scripts::sandbox_args(tree);
     if let Ok(sde) = std::env::var("SOURCE_DATE_EPOCH") {
         a.extend(["--setenv".into(), "SOURCE_DATE_EPOCH".into(), sde.into()]);
     }
