@@ -125,6 +125,9 @@ pub fn run(global: &GlobalOpts, opts: BuildOpts) -> Result<()> {
             .join("boot")
             .read_dir()
             .is_ok_and(|mut d| d.next().is_some());
+    if !has_kernel {
+        eprintln!("No kernel in the tree: committing a non-bootable tree (ostree.bootable=false)");
+    }
     let pp = postprocess::postprocess(
         &rootfs,
         tf,
