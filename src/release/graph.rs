@@ -149,6 +149,14 @@ impl Graph {
         out
     }
 
+    /// The version of node `i` (`#i` when out of range).
+    pub fn name(&self, i: usize) -> String {
+        self.nodes
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| format!("#{i}"))
+    }
+
     /// Indexes reachable from `start` (including it).
     pub fn reachable(&self, start: usize) -> Vec<bool> {
         let mut seen = vec![false; self.nodes.len()];
@@ -225,29 +233,57 @@ pub fn check(releases: &[String], updates: &Updates) -> Result<(), Vec<Problem>>
         }
     }
 
-    let graph = build_graph(releases, updates, 0.0, i64::MAX);
+    problems.extend(check_graph(&build_graph(releases, updates, 0.0, i64::MAX)));
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+
+/// The graph half of [`check`]: edges jumping over a barrier, and releases that are not
+/// deadends without a path to the newest release.
+pub fn check_graph(graph: &Graph) -> Vec<Problem> {
+    let mut problems = Vec::new();
     let barriers: Vec<usize> = (0..graph.nodes.len())
-        .filter(|&i| graph.metadata[i].contains_key(BARRIER))
+        .filter(|&i| {
+            graph
+                .metadata
+                .get(i)
+                .is_some_and(|m| m.contains_key(BARRIER))
+        })
         .collect();
     for &(a, b) in &graph.edges {
         if let Some(&bar) = barriers.iter().find(|&&x| a < x && x < b) {
             problems.push(Problem::SkippedBarrier {
-                from: graph.nodes[a].clone(),
-                to: graph.nodes[b].clone(),
-                barrier: graph.nodes[bar].clone(),
+                from: graph.name(a),
+                to: graph.name(b),
+                barrier: graph.name(bar),
             });
         }
     }
 
     if let Some(newest) = graph.nodes.len().checked_sub(1) {
-        // Edges only go forward (from < to), so one backwards pass finds who reaches it.
+        // Who can reach the newest release: propagate backwards along edges to a fixpoint.
         let mut reaches = vec![false; graph.nodes.len()];
         reaches[newest] = true;
-        for i in (0..newest).rev() {
-            reaches[i] = graph.edges.iter().any(|&(a, b)| a == i && reaches[b]);
+        let mut changed = true;
+        while changed {
+            changed = false;
+            for &(a, b) in &graph.edges {
+                if b < reaches.len() && a < reaches.len() && reaches[b] && !reaches[a] {
+                    reaches[a] = true;
+                    changed = true;
+                }
+            }
         }
         for (i, ok) in reaches.iter().enumerate() {
-            if !ok && !graph.metadata[i].contains_key(DEADEND) {
+            if !ok
+                && !graph
+                    .metadata
+                    .get(i)
+                    .is_some_and(|m| m.contains_key(DEADEND))
+            {
                 problems.push(Problem::Stranded {
                     version: graph.nodes[i].clone(),
                     newest: graph.nodes[newest].clone(),
@@ -256,9 +292,5 @@ pub fn check(releases: &[String], updates: &Updates) -> Result<(), Vec<Problem>>
         }
     }
 
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems)
-    }
+    problems
 }
