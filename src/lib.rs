@@ -6,6 +6,7 @@ pub mod cmd;
 pub mod compose;
 pub mod config;
 pub mod ostree;
+pub mod release;
 pub mod rpm;
 pub mod sample;
 pub mod store;
