@@ -67,7 +67,10 @@ fn file_overrides_and_extends_defaults() {
 }
 
 fn err(text: &str) -> String {
-    format!("{:#}", Streams::parse(text, "cfg/streams.yaml").unwrap_err())
+    format!(
+        "{:#}",
+        Streams::parse(text, "cfg/streams.yaml").unwrap_err()
+    )
 }
 
 #[test]
@@ -75,17 +78,25 @@ fn errors_name_file_and_key() {
     let e = err("streams:\n  stable:\n    code: 3\n    type: production\n    bake: 3\n");
     assert!(e.contains("cfg/streams.yaml") && e.contains("bake"), "{e}");
     let e = err("stremas: {}\n");
-    assert!(e.contains("cfg/streams.yaml") && e.contains("stremas"), "{e}");
+    assert!(
+        e.contains("cfg/streams.yaml") && e.contains("stremas"),
+        "{e}"
+    );
     let e = err("streams:\n  foo:\n    code: 3\n    type: production\n");
     assert!(
         e.contains("cfg/streams.yaml") && e.contains("code") && e.contains("stable"),
         "{e}"
     );
     let e = err("streams:\n  foo:\n    code: 50\n    type: production\n    promoted-from: nope\n");
-    assert!(e.contains("streams.foo.promoted-from") && e.contains("nope"), "{e}");
+    assert!(
+        e.contains("streams.foo.promoted-from") && e.contains("nope"),
+        "{e}"
+    );
     let e = err("streams:\n  foo:\n    code: 50\n    type: weird\n");
     assert!(e.contains("cfg/streams.yaml") && e.contains("weird"), "{e}");
-    let e = err("streams:\n  a:\n    code: 50\n    type: production\n    promoted-from: b\n  b:\n    code: 51\n    type: production\n    promoted-from: a\n");
+    let e = err(
+        "streams:\n  a:\n    code: 50\n    type: production\n    promoted-from: b\n  b:\n    code: 51\n    type: production\n    promoted-from: a\n",
+    );
     assert!(e.contains("cycle"), "{e}");
     let e = err("streams:\n  a:\n    code: 50\n    type: production\n    required-arches: []\n");
     assert!(e.contains("streams.a.required-arches"), "{e}");

@@ -346,13 +346,13 @@ pub fn release_from_build(
                 m.buildid
             );
         }
-        if let Some(b) = &m.basearch {
-            if b != arch {
-                bail!(
-                    "{}: coreos-assembler.basearch is {b:?} but the file is under {arch}",
-                    path.display()
-                );
-            }
+        if let Some(b) = &m.basearch
+            && b != arch
+        {
+            bail!(
+                "{}: coreos-assembler.basearch is {b:?} but the file is under {arch}",
+                path.display()
+            );
         }
         let dir = path
             .parent()

@@ -98,32 +98,32 @@ pub fn generate(release: &Release, now: &str) -> StreamMetadata {
                     },
                 );
             }
-            if platform == "aws" {
-                if let Some(Value::Object(regions)) = media.extra.get("images") {
-                    let regions: Map<String, Value> = regions
-                        .iter()
-                        .filter_map(|(r, v)| {
-                            let image = v.get("image")?.clone();
-                            Some((
-                                r.clone(),
-                                json!({"release": release.release, "image": image}),
-                            ))
-                        })
-                        .collect();
-                    images.insert("aws".into(), json!({ "regions": regions }));
-                }
+            if platform == "aws"
+                && let Some(Value::Object(regions)) = media.extra.get("images")
+            {
+                let regions: Map<String, Value> = regions
+                    .iter()
+                    .filter_map(|(r, v)| {
+                        let image = v.get("image")?.clone();
+                        Some((
+                            r.clone(),
+                            json!({"release": release.release, "image": image}),
+                        ))
+                    })
+                    .collect();
+                images.insert("aws".into(), json!({ "regions": regions }));
             }
-            if platform == "gcp" {
-                if let Some(Value::Object(img)) = media.extra.get("image") {
-                    let mut g = Map::new();
-                    g.insert("release".into(), json!(release.release));
-                    for k in ["project", "family", "name"] {
-                        if let Some(v) = img.get(k) {
-                            g.insert(k.into(), v.clone());
-                        }
+            if platform == "gcp"
+                && let Some(Value::Object(img)) = media.extra.get("image")
+            {
+                let mut g = Map::new();
+                g.insert("release".into(), json!(release.release));
+                for k in ["project", "family", "name"] {
+                    if let Some(v) = img.get(k) {
+                        g.insert(k.into(), v.clone());
                     }
-                    images.insert("gcp".into(), Value::Object(g));
                 }
+                images.insert("gcp".into(), Value::Object(g));
             }
         }
         sa.images = Some(images);

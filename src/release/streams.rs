@@ -224,15 +224,15 @@ impl Streams {
                     e.code
                 );
             }
-            if let Some(from) = &e.promoted_from {
-                if !entries.contains_key(from) {
-                    bail!("{origin}: streams.{name}.promoted-from: no stream named {from:?}");
-                }
+            if let Some(from) = &e.promoted_from
+                && !entries.contains_key(from)
+            {
+                bail!("{origin}: streams.{name}.promoted-from: no stream named {from:?}");
             }
-            if let Some(a) = &e.required_arches {
-                if a.is_empty() {
-                    bail!("{origin}: streams.{name}.required-arches: must name at least one arch");
-                }
+            if let Some(a) = &e.required_arches
+                && a.is_empty()
+            {
+                bail!("{origin}: streams.{name}.required-arches: must name at least one arch");
             }
             if let Some(p) = &e.publish {
                 url::Url::parse(p)

@@ -35,7 +35,7 @@ fn version_re() -> &'static Regex {
 }
 
 fn is_leap(y: u32) -> bool {
-    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+    (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400)
 }
 
 /// Check that `yyyymmdd` is eight digits naming a real calendar day.
