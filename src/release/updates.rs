@@ -182,12 +182,9 @@ impl Updates {
         reason: &str,
         now: i64,
     ) -> Result<()> {
-        check_reason("barrier", version, reason)?;
-        let meta = self.entry_mut(released, code, version, now)?;
-        meta.barrier = Some(Reason {
-            reason: reason.to_string(),
-        });
-        Ok(())
+        self.set_reason("barrier", released, code, version, reason, now, |m, r| {
+            m.barrier = Some(r)
+        })
     }
 
     /// Make `version` a deadend: nodes on it are offered no update.
@@ -199,11 +196,31 @@ impl Updates {
         reason: &str,
         now: i64,
     ) -> Result<()> {
-        check_reason("deadend", version, reason)?;
+        self.set_reason("deadend", released, code, version, reason, now, |m, r| {
+            m.deadend = Some(r)
+        })
+    }
+
+    /// Shared by barrier and deadend: check the reason, find or add the entry, set it.
+    #[allow(clippy::too_many_arguments)]
+    fn set_reason(
+        &mut self,
+        kind: &str,
+        released: &[String],
+        code: &str,
+        version: &str,
+        reason: &str,
+        now: i64,
+        set: impl FnOnce(&mut UpdateMetadata, Reason),
+    ) -> Result<()> {
+        check_reason(kind, version, reason)?;
         let meta = self.entry_mut(released, code, version, now)?;
-        meta.deadend = Some(Reason {
-            reason: reason.to_string(),
-        });
+        set(
+            meta,
+            Reason {
+                reason: reason.to_string(),
+            },
+        );
         Ok(())
     }
 
