@@ -47,23 +47,127 @@ pub enum Command {
     Diff(DiffOpts),
     /// Delete old builds and the OSTree objects only they use.
     Prune(PruneOpts),
+    /// Add the QEMU image (qcow2) to an existing build.
+    #[command(name = "buildextend-qemu")]
+    BuildextendQemu(BuildextendOpts),
+    /// Add the metal image (raw, 512-byte sectors) to an existing build.
+    #[command(name = "buildextend-metal")]
+    BuildextendMetal(BuildextendOpts),
+    /// Add the metal4k image (raw, 4096-byte sectors) to an existing build.
+    #[command(name = "buildextend-metal4k")]
+    BuildextendMetal4k(BuildextendOpts),
+    /// Boot tests of a build's images in QEMU.
+    #[command(subcommand)]
+    Kola(KolaCmd),
+    /// Boot a build's QEMU image interactively on the serial console.
+    Run(RunOpts),
 }
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
-  cosa build                     # same as `cosa build ostree`
+  cosa buildextend-qemu                      # the latest build, host arch
+  cosa buildextend-metal --build 1.20260101.dev.0
+  cosa buildextend-metal4k
+
+The commit is deployed into a fresh OSTree sysroot (bare repo, deployment,
+BLS entry), GRUB is set up for BIOS and UEFI, and the disk is assembled from
+directories without mounts or VMs. The artifact is recorded in meta.json
+under images.<platform> (path, sha256, size); an existing one is replaced.")]
+pub struct BuildextendOpts {
+    /// The build (default: latest).
+    #[arg(long)]
+    pub build: Option<String>,
+    /// The architecture (default: the host's).
+    #[arg(long)]
+    pub arch: Option<String>,
+}
+
+/// Firmware for a QEMU boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Firmware {
+    /// OVMF (UEFI).
+    Uefi,
+    /// SeaBIOS (legacy BIOS).
+    Bios,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KolaCmd {
+    /// Run a boot test (only `basic` exists: boot and check the deployment).
+    Run(KolaRunOpts),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  cosa kola run basic                       # latest build's qemu image, UEFI
+  cosa kola run basic --firmware bios
+  cosa kola run basic --build 1.20260101.dev.0 --platform metal4k
+
+`basic` boots the image in QEMU (TCG, no KVM needed) with the serial console
+captured, and passes only when the booted system reports this build's
+commit and version and its kernel command line carries
+ignition.platform.id=<platform>. On failure the console log is printed and
+kept in tmp/kola/.")]
+pub struct KolaRunOpts {
+    /// The test to run.
+    #[arg(value_parser = ["basic"])]
+    pub test: String,
+    /// The build (default: latest).
+    #[arg(long)]
+    pub build: Option<String>,
+    /// The architecture (default: the host's).
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// Firmware to boot with.
+    #[arg(long, value_enum, default_value = "uefi")]
+    pub firmware: Firmware,
+    /// Which image to boot (qemu, metal or metal4k; metal4k is attached with 4096-byte sectors).
+    #[arg(long, default_value = "qemu")]
+    pub platform: String,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 300)]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  cosa run                       # boot the latest qemu image, UEFI, console on this terminal
+  cosa run --firmware bios --memory 2048
+
+The image is opened read-only (changes go to a temporary overlay). Quit QEMU
+with Ctrl-a x.")]
+pub struct RunOpts {
+    /// The build (default: latest).
+    #[arg(long)]
+    pub build: Option<String>,
+    /// The architecture (default: the host's).
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// Firmware to boot with.
+    #[arg(long, value_enum, default_value = "uefi")]
+    pub firmware: Firmware,
+    /// Guest memory in MiB.
+    #[arg(long, default_value_t = 1024)]
+    pub memory: u32,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  cosa build                     # the OSTree commit and the qemu image
+  cosa build ostree              # only the OSTree commit
+  cosa build metal metal4k       # the commit and the metal images
   cosa build --force             # build even when no input changed
   cosa build --version 1.20260101.dev.7
 
 The version is X.YYYYMMDD.dev.N: X the manifest's releasever, the date the
 lockfile's generation date (today without one), N the next free number.
 When the input hash (packages, config, overlays, overrides) equals the newest
-build's, nothing is built. Disk images come with a later stage.")]
+build's, no new commit is made; images the newest build lacks are still added.")]
 pub struct BuildOpts {
     #[command(flatten)]
     pub resolve: ResolveOpts,
-    /// What to build; only `ostree` exists so far.
-    #[arg(value_parser = ["ostree"])]
+    /// What to build: ostree, qemu, metal, metal4k (default: ostree and qemu).
+    #[arg(value_parser = ["ostree", "qemu", "metal", "metal4k"])]
     pub targets: Vec<String>,
     /// Build even if nothing changed since the previous build.
     #[arg(long)]

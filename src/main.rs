@@ -1,7 +1,7 @@
 //! The `cosa` binary: parse the command line and dispatch one verb.
 
 use clap::Parser;
-use cosa::cli::{Cli, Command, ComposeCmd};
+use cosa::cli::{Cli, Command, ComposeCmd, KolaCmd};
 
 fn main() {
     let cli = Cli::parse();
@@ -15,6 +15,11 @@ fn main() {
         Command::Meta(o) => cosa::cmd::builds::meta(&cli.global, o),
         Command::Diff(o) => cosa::cmd::builds::diff(&cli.global, o),
         Command::Prune(o) => cosa::cmd::builds::prune(&cli.global, o),
+        Command::BuildextendQemu(o) => cosa::cmd::image::buildextend(&cli.global, o, "qemu"),
+        Command::BuildextendMetal(o) => cosa::cmd::image::buildextend(&cli.global, o, "metal"),
+        Command::BuildextendMetal4k(o) => cosa::cmd::image::buildextend(&cli.global, o, "metal4k"),
+        Command::Kola(KolaCmd::Run(o)) => cosa::cmd::kola::run(&cli.global, o),
+        Command::Run(o) => cosa::cmd::kola::interactive(&cli.global, o),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -48,6 +48,11 @@ pub fn run(global: &GlobalOpts, opts: BuildOpts) -> Result<()> {
         Err(e) => return Err(e),
     };
     let arch = util::target_arch(opts.resolve.arch.as_deref())?;
+    let platforms = if opts.targets.is_empty() {
+        vec!["qemu".to_string()]
+    } else {
+        crate::image::requested_platforms(&opts.targets)?
+    };
 
     // 1. Resolve and fetch.
     let dl = Downloader::new(opts.resolve.jobs)?;
@@ -62,11 +67,24 @@ pub fn run(global: &GlobalOpts, opts: BuildOpts) -> Result<()> {
         inputhash::input_hash(&arch, &metas, &[&wd.config_dir(), &wd.overrides_rootfs()])?;
     if let Some(prev) = &previous {
         if !opts.force && prev.meta.rpm_ostree_inputhash.as_deref() == Some(inputhash.as_str()) {
+            let missing: Vec<String> = platforms
+                .iter()
+                .filter(|p| !prev.meta.images.contains_key(p.as_str()))
+                .cloned()
+                .collect();
             eprintln!(
-                "No changes since build {} (input hash {}); nothing to do. Use --force to build anyway.",
+                "No changes since build {} (input hash {}); no new commit. Use --force to build anyway.",
                 prev.id,
                 &inputhash[..12]
             );
+            if !missing.is_empty() {
+                eprintln!(
+                    "Adding the images build {} lacks: {}",
+                    prev.id,
+                    missing.join(", ")
+                );
+                super::image::add_images(&wd, &lock, &prev.id, &arch, &missing)?;
+            }
             return Ok(());
         }
     }
@@ -251,7 +269,26 @@ pub fn run(global: &GlobalOpts, opts: BuildOpts) -> Result<()> {
         builds::build_dir(&builds_dir, &version, &arch).display()
     );
 
-    // 7. Prune old builds and the objects only they use.
+    // 7. Disk images, added to the published build (an image failure leaves
+    // the build with its commit, and `cosa buildextend-*` can retry).
+    if !platforms.is_empty() {
+        if pp.kernel.is_none() && !opts.targets.is_empty() {
+            bail!(
+                "build {version} is recorded, but its commit has no kernel, so the images you asked for ({}) cannot be made",
+                platforms.join(", ")
+            );
+        } else if pp.kernel.is_none() {
+            eprintln!(
+                "The commit has no kernel: skipping the images ({}); build ostree only to silence this",
+                platforms.join(", ")
+            );
+        } else {
+            super::image::add_images(&wd, &lock, &version, &arch, &platforms)
+                .with_context(|| format!("making the images of build {version}"))?;
+        }
+    }
+
+    // 8. Prune old builds and the objects only they use.
     if !opts.skip_prune {
         prune_builds(&builds_dir, &builds, &repo, 3, &lock)?;
     }

@@ -4,4 +4,6 @@ pub mod build;
 pub mod builds;
 pub mod compose;
 pub mod fetch;
+pub mod image;
 pub mod init;
+pub mod kola;

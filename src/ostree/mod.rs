@@ -3,6 +3,7 @@
 //! export/import of one commit as a tarball. Verified against Debian's
 //! `ostree` in tests/ostree_*.rs.
 
+pub mod deploy;
 pub mod export;
 pub mod gvariant;
 pub mod objects;

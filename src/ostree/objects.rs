@@ -244,6 +244,22 @@ pub struct DirMeta {
 }
 
 impl DirMeta {
+    /// Parse a `.dirmeta` object.
+    pub fn parse(data: &[u8]) -> Result<DirMeta> {
+        let v = Value::parse(&Type::parse(DIRMETA)?, data)?;
+        let m = v.as_tuple().context("dirmeta is not a tuple")?;
+        let u32_of = |i: usize| match &m[i] {
+            Value::U32(x) => Ok(u32::from_be(*x)),
+            _ => bail!("dirmeta member {i} is not a u32"),
+        };
+        Ok(DirMeta {
+            uid: u32_of(0)?,
+            gid: u32_of(1)?,
+            mode: u32_of(2)?,
+            xattrs: xattrs_from_value(&m[3])?,
+        })
+    }
+
     pub fn to_value(&self) -> Value {
         Value::Tuple(vec![
             be32(self.uid),

@@ -1,0 +1,106 @@
+//! `cosa buildextend-{qemu,metal,metal4k}` and the image step of `cosa
+//! build`: make disk images from a build's commit and record them in its
+//! meta.json.
+
+use anyhow::{Context, Result, ensure};
+
+use crate::cli::{BuildextendOpts, GlobalOpts};
+use crate::config::workdir::Workdir;
+use crate::image::{self, ImageBuild};
+use crate::ostree::ObjectType;
+use crate::store::builds::{self, BuildsJson};
+use crate::store::lock::WorkdirLock;
+use crate::store::meta::{self, Artifact, Meta};
+use crate::util::{self, time};
+
+pub fn buildextend(global: &GlobalOpts, opts: BuildextendOpts, platform: &str) -> Result<()> {
+    let wd = Workdir::open(&global.workdir)?;
+    let lock = WorkdirLock::acquire(&wd.root)?;
+    let builds = BuildsJson::load(&wd.builds_dir())?;
+    let arch = util::target_arch(opts.arch.as_deref())?;
+    let id = builds.resolve(opts.build.as_deref())?;
+    ensure!(
+        builds.has_arch(&id, &arch),
+        "build {id} has no {arch} part; `cosa list` shows the builds and their arches"
+    );
+    add_images(&wd, &lock, &id, &arch, &[platform.to_string()])
+}
+
+/// Make `platforms` for build `id` of `arch` and record them in its meta.json.
+pub(crate) fn add_images(
+    wd: &Workdir,
+    _lock: &WorkdirLock,
+    id: &str,
+    arch: &str,
+    platforms: &[String],
+) -> Result<()> {
+    if platforms.is_empty() {
+        return Ok(());
+    }
+    let builds_dir = wd.builds_dir();
+    let build_dir = builds::build_dir(&builds_dir, id, arch);
+    let meta_path = meta::meta_path(&builds_dir, id, arch);
+    let m = Meta::read(&meta_path)?;
+    let repo = super::build::open_repo(wd)?;
+    if !repo.has_object(&m.ostree_commit, ObjectType::Commit) {
+        let art = m.images.get("ostree").with_context(|| {
+            format!(
+                "commit {} of build {id} is not in tmp/repo and the build has no ostree artifact to import it from",
+                m.ostree_commit
+            )
+        })?;
+        let tar = build_dir.join(&art.path);
+        eprintln!(
+            "Importing commit {} from {}",
+            m.ostree_commit,
+            tar.display()
+        );
+        repo.import_commit(&tar)?;
+    }
+    let scratch = image::scratch_dir(&wd.tmp_dir())?;
+    let timestamp = time::parse_rfc3339(&m.ostree_timestamp).unwrap_or(0);
+    let ostree_ref = m
+        .ostree_ref
+        .clone()
+        .unwrap_or_else(|| m.ostree_commit.clone());
+    let made = image::build_images(
+        &ImageBuild {
+            repo: &repo,
+            commit: &m.ostree_commit,
+            name: &m.name,
+            buildid: id,
+            ostree_ref: &ostree_ref,
+            arch,
+            config_dir: &wd.config_dir(),
+            build_dir: &build_dir,
+            work: scratch.path(),
+            timestamp,
+        },
+        platforms,
+    )?;
+    // Re-read: the meta.json on disk is the truth, we only add images.
+    let mut m = Meta::read(&meta_path)?;
+    for img in &made {
+        let (sha256, size) =
+            crate::rpm::download::file_digest(&build_dir.join(&img.file), "sha256")?;
+        let old = m.images.insert(
+            img.platform.clone(),
+            Artifact {
+                path: img.file.clone(),
+                sha256,
+                size: Some(size),
+                ..Default::default()
+            },
+        );
+        if let Some(old) = old
+            && old.path != img.file
+        {
+            let _ = std::fs::remove_file(build_dir.join(&old.path));
+        }
+    }
+    m.write(&meta_path)?;
+    for img in &made {
+        eprintln!("Recorded images.{} = {}", img.platform, img.file);
+    }
+    Ok(())
+}

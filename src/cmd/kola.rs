@@ -1,0 +1,154 @@
+//! `cosa kola run basic` and `cosa run`: boot a build's image in QEMU.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail, ensure};
+
+use crate::cli::{Firmware, GlobalOpts, KolaRunOpts, RunOpts};
+use crate::config::workdir::Workdir;
+use crate::image;
+use crate::store::builds::{self, BuildsJson};
+use crate::store::meta::{self, Meta};
+use crate::testvm::{self, FAILED_MARKER, Machine};
+use crate::util;
+
+fn firmware_name(f: Firmware) -> &'static str {
+    match f {
+        Firmware::Uefi => "uefi",
+        Firmware::Bios => "bios",
+    }
+}
+
+/// The build's meta.json and the machine for its `platform` image.
+fn machine_for(
+    wd: &Workdir,
+    build: Option<&str>,
+    arch: Option<&str>,
+    platform: &str,
+    firmware: Firmware,
+    memory_mib: u32,
+) -> Result<(String, Meta, Machine)> {
+    let builds = BuildsJson::load(&wd.builds_dir())?;
+    let arch = util::target_arch(arch)?;
+    let id = builds.resolve(build)?;
+    let m = Meta::read(&meta::meta_path(&wd.builds_dir(), &id, &arch))?;
+    let target = image::target(platform)?;
+    let art = m.images.get(platform).with_context(|| {
+        format!("build {id} has no {platform} image; make it with `cosa buildextend-{platform}`")
+    })?;
+    let disk = builds::build_dir(&wd.builds_dir(), &id, &arch).join(&art.path);
+    ensure!(disk.exists(), "{} is missing", disk.display());
+    if firmware == Firmware::Bios && target.sector != 512 {
+        bail!(
+            "{platform} has {}-byte sectors: boot it with --firmware uefi",
+            target.sector
+        );
+    }
+    let format = if target.qcow2 { "qcow2" } else { "raw" };
+    Ok((
+        id,
+        m,
+        Machine {
+            arch,
+            disk,
+            format: format.to_string(),
+            sector: target.sector,
+            firmware,
+            memory_mib,
+        },
+    ))
+}
+
+pub fn run(global: &GlobalOpts, opts: KolaRunOpts) -> Result<()> {
+    let wd = Workdir::open(&global.workdir)?;
+    let (id, m, machine) = machine_for(
+        &wd,
+        opts.build.as_deref(),
+        opts.arch.as_deref(),
+        &opts.platform,
+        opts.firmware,
+        1024,
+    )?;
+    let fw = firmware_name(opts.firmware);
+    let scratch = image::scratch_dir(&wd.tmp_dir())?;
+    let log = wd
+        .tmp_dir()
+        .join("kola")
+        .join(format!("basic-{id}-{}-{fw}.log", opts.platform));
+    eprintln!(
+        "kola basic: booting {} ({fw}, TCG, timeout {}s)",
+        machine.disk.display(),
+        opts.timeout
+    );
+    let (console, elapsed) =
+        machine.boot_capture(scratch.path(), &log, Duration::from_secs(opts.timeout))?;
+    let platform_id = if opts.platform == "metal4k" {
+        "metal"
+    } else {
+        opts.platform.as_str()
+    };
+    let fail = |why: String| -> anyhow::Error {
+        anyhow::anyhow!(
+            "kola basic FAILED on {id} {} ({fw}): {why}\n--- console (last 40 lines; full log {}) ---\n{}",
+            opts.platform,
+            log.display(),
+            testvm::tail(&console, 40)
+        )
+    };
+    let Some(b) = testvm::parse_booted(&console) else {
+        if let Some(l) = console.lines().find(|l| l.contains(FAILED_MARKER)) {
+            return Err(fail(format!("the initramfs failed: {}", l.trim())));
+        }
+        return Err(fail(format!(
+            "no COSA-BOOTED line on the console after {:.0}s",
+            elapsed.as_secs_f64()
+        )));
+    };
+    if b.commit != m.ostree_commit {
+        return Err(fail(format!(
+            "booted commit {} is not this build's {}",
+            b.commit, m.ostree_commit
+        )));
+    }
+    if b.version != m.ostree_version {
+        return Err(fail(format!(
+            "booted version {} is not this build's {}",
+            b.version, m.ostree_version
+        )));
+    }
+    let want = format!("ignition.platform.id={platform_id}");
+    if !b.cmdline.split_whitespace().any(|a| a == want) {
+        return Err(fail(format!(
+            "the kernel command line lacks {want}: {}",
+            b.cmdline
+        )));
+    }
+    println!(
+        "PASS: basic ({} {fw}) booted {} commit {} in {:.1}s",
+        opts.platform,
+        b.version,
+        &b.commit[..12.min(b.commit.len())],
+        elapsed.as_secs_f64()
+    );
+    Ok(())
+}
+
+pub fn interactive(global: &GlobalOpts, opts: RunOpts) -> Result<()> {
+    let wd = Workdir::open(&global.workdir)?;
+    let (_, _, machine) = machine_for(
+        &wd,
+        opts.build.as_deref(),
+        opts.arch.as_deref(),
+        "qemu",
+        opts.firmware,
+        opts.memory,
+    )?;
+    let scratch = image::scratch_dir(&wd.tmp_dir())?;
+    let mut cmd = machine.command(scratch.path(), true)?;
+    eprintln!("Booting {} (Ctrl-a x quits)", machine.disk.display());
+    let status = cmd.status().context("starting qemu-system-x86_64")?;
+    if !status.success() {
+        bail!("QEMU exited with {status}");
+    }
+    Ok(())
+}

@@ -1,0 +1,251 @@
+//! Assemble a raw disk from directories without mounting anything: the file
+//! is created sparse, the GPT written by `gpt`, each file system made in
+//! place at its partition's offset (`mkfs.ext4 -E offset= -d DIR`,
+//! `mkfs.fat --offset` and mtools' `mcopy -i disk@@offset`), and GRUB
+//! installed by `grub`.
+
+use std::collections::HashSet;
+use std::fs::{self, OpenOptions};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context, Result, ensure};
+
+use super::gpt::{self, Guid};
+use super::grub;
+use super::layout::{self, Layout, MIB, Role};
+use crate::util::run_cmd;
+
+/// What goes into one disk.
+pub struct DiskInput<'a> {
+    pub arch: &'a str,
+    /// Contents of the root file system (label `root`).
+    pub sysroot: &'a Path,
+    /// Contents of the boot file system (label `boot`).
+    pub boot: &'a Path,
+    /// Contents of the EFI system partition, if the arch has one.
+    pub esp: Option<&'a Path>,
+    /// GRUB's BIOS core image, installed when the disk has 512-byte sectors
+    /// and a BIOS boot partition.
+    pub bios_core: Option<&'a Path>,
+    pub sector: u64,
+    /// Whole disk size; None sizes the root partition to its content.
+    pub disk_size: Option<u64>,
+    /// Seed for the partition GUIDs and file system hash seeds.
+    pub seed: &'a str,
+    /// Seconds since the epoch used for file system timestamps.
+    pub timestamp: i64,
+}
+
+/// Bytes and inodes a directory tree needs (hardlinks counted once).
+pub fn content_size(dir: &Path) -> Result<(u64, u64)> {
+    let mut seen = HashSet::new();
+    let mut bytes = 0u64;
+    let mut inodes = 0u64;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).with_context(|| format!("reading {}", d.display()))? {
+            let e = e.with_context(|| format!("reading {}", d.display()))?;
+            let md = e
+                .metadata()
+                .with_context(|| format!("reading {}", e.path().display()))?;
+            if !seen.insert((md.dev(), md.ino())) {
+                continue;
+            }
+            inodes += 1;
+            bytes += md.len().div_ceil(4096) * 4096;
+            if md.is_dir() {
+                stack.push(e.path());
+            }
+        }
+    }
+    Ok((bytes, inodes))
+}
+
+fn mkfs_ext4(
+    disk: &Path,
+    offset: u64,
+    size: u64,
+    label: &str,
+    uuid: &str,
+    hash_seed: &str,
+    inodes: Option<u64>,
+    dir: &Path,
+    timestamp: i64,
+) -> Result<()> {
+    let blocks = size / 4096;
+    let mut cmd = Command::new("mkfs.ext4");
+    cmd.env("E2FSPROGS_FAKE_TIME", timestamp.max(0).to_string())
+        .arg("-q")
+        .arg("-F")
+        .arg("-b")
+        .arg("4096")
+        .arg("-T")
+        .arg("default")
+        .arg("-L")
+        .arg(label)
+        .arg("-U")
+        .arg(uuid)
+        .arg("-E")
+        .arg(format!(
+            "offset={offset},lazy_itable_init=1,lazy_journal_init=1,nodiscard,hash_seed={hash_seed}"
+        ));
+    if let Some(n) = inodes {
+        cmd.arg("-N").arg(n.to_string());
+    }
+    cmd.arg("-d").arg(dir).arg(disk).arg(blocks.to_string());
+    run_cmd(
+        &format!("making the {label} file system (mkfs.ext4 -d)"),
+        &mut cmd,
+    )?;
+    Ok(())
+}
+
+fn mkfs_esp(
+    disk: &Path,
+    offset: u64,
+    size: u64,
+    sector: u64,
+    volid: &str,
+    dir: &Path,
+) -> Result<()> {
+    let mut cmd = Command::new("mkfs.fat");
+    cmd.arg("--offset")
+        .arg((offset / 512).to_string())
+        .arg("-S")
+        .arg(sector.to_string())
+        .arg("-n")
+        .arg("EFI-SYSTEM")
+        .arg("-i")
+        .arg(volid)
+        .arg(disk)
+        .arg((size / 1024).to_string());
+    run_cmd("making the EFI system partition (mkfs.fat)", &mut cmd)?;
+    let mut entries: Vec<_> = fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::io::Result<_>>()
+        .with_context(|| format!("reading {}", dir.display()))?;
+    entries.sort();
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let mut cmd = Command::new("mcopy");
+    cmd.env("MTOOLS_SKIP_CHECK", "1")
+        .arg("-s")
+        .arg("-p")
+        .arg("-m")
+        .arg("-i")
+        .arg(format!("{}@@{offset}", disk.display()))
+        .args(&entries)
+        .arg("::/");
+    run_cmd(
+        "copying files into the EFI system partition (mcopy)",
+        &mut cmd,
+    )?;
+    Ok(())
+}
+
+/// Make the raw disk `out` (replaced if present). Returns its layout.
+pub fn make_raw(out: &Path, input: &DiskInput) -> Result<Layout> {
+    let root_size = match input.disk_size {
+        Some(_) => 0,
+        None => {
+            let (bytes, inodes) = content_size(input.sysroot)?;
+            // Room for ext4's metadata and journal, and some to spare.
+            let need = bytes + bytes / 5 + inodes * 512 + 96 * MIB;
+            need.div_ceil(MIB) * MIB
+        }
+    };
+    let layout = Layout::new(input.arch, input.sector, input.disk_size, root_size)?;
+    let _ = fs::remove_file(out);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(out)
+        .with_context(|| format!("creating {}", out.display()))?;
+    file.set_len(layout.total)
+        .with_context(|| format!("sizing {}", out.display()))?;
+    gpt::write(
+        &file,
+        layout.sector,
+        layout.total / layout.sector,
+        Guid::parse(layout::DISK_GUID)?,
+        &layout.gpt_partitions(input.seed)?,
+    )?;
+    drop(file);
+
+    let volid = &Guid::derived(&format!("{}/esp", input.seed)).to_text()[..8];
+    for p in &layout.parts {
+        match p.role {
+            Role::Esp => {
+                if let Some(dir) = input.esp {
+                    mkfs_esp(out, p.offset, p.size, input.sector, volid, dir)?;
+                }
+            }
+            Role::Boot => mkfs_ext4(
+                out,
+                p.offset,
+                p.size,
+                "boot",
+                layout::BOOTFS_UUID,
+                &Guid::derived(&format!("{}/boot-hash", input.seed)).to_text(),
+                None,
+                input.boot,
+                input.timestamp,
+            )?,
+            Role::Root => {
+                let inodes = match input.disk_size {
+                    Some(_) => None,
+                    None => Some(content_size(input.sysroot)?.1 * 2 + 4096),
+                };
+                mkfs_ext4(
+                    out,
+                    p.offset,
+                    p.size,
+                    "root",
+                    layout::ROOTFS_UUID,
+                    &Guid::derived(&format!("{}/root-hash", input.seed)).to_text(),
+                    inodes,
+                    input.sysroot,
+                    input.timestamp,
+                )?
+            }
+            Role::BiosBoot | Role::Reserved => {}
+        }
+    }
+    if let (Some(core), Some(bios)) = (input.bios_core, layout.part(Role::BiosBoot))
+        && input.sector == 512
+    {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(out)
+            .with_context(|| format!("opening {}", out.display()))?;
+        grub::install_bios(&file, core, bios.offset / 512, bios.size / 512)?;
+        file.sync_all()
+            .with_context(|| format!("syncing {}", out.display()))?;
+    }
+    let len = fs::metadata(out)
+        .with_context(|| format!("reading {}", out.display()))?
+        .len();
+    ensure!(
+        len == layout.total,
+        "{} grew to {len} bytes while making file systems (expected {})",
+        out.display(),
+        layout.total
+    );
+    Ok(layout)
+}
+
+/// Convert a raw disk to qcow2 (compat 1.1, as upstream ships it).
+pub fn to_qcow2(raw: &Path, out: &Path) -> Result<()> {
+    let mut cmd = Command::new("qemu-img");
+    cmd.args(["convert", "-f", "raw", "-O", "qcow2", "-o", "compat=1.1"])
+        .arg(raw)
+        .arg(out);
+    run_cmd("converting the disk to qcow2 (qemu-img convert)", &mut cmd)?;
+    Ok(())
+}

@@ -1,0 +1,225 @@
+//! GRUB for the disk images, made with Debian's `grub-mkimage` and installed
+//! by our own code (no `grub-install`, which wants a block device):
+//!
+//! - BIOS (x86_64): a core image with every module it needs built in, written
+//!   into the BIOS-BOOT partition, and `boot.img` in the MBR's boot code with
+//!   the core image's sector patched in, as `grub-bios-setup` does when it
+//!   embeds into a BIOS boot partition.
+//! - UEFI: `EFI/BOOT/BOOTX64.EFI` (x86_64) or `BOOTAA64.EFI` (aarch64) with
+//!   the same modules built in.
+//!
+//! Both carry a small embedded config that finds the file system labelled
+//! `boot` and loads its `grub2/grub.cfg`. Debian's GRUB has no `blscfg`, so
+//! grub.cfg holds a menu entry generated from each BLS entry, after the
+//! platform's console commands.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail, ensure};
+
+use crate::ostree::deploy::BlsEntry;
+
+/// Modules built into every image: enough to find the boot partition by
+/// label, read ext4, show a menu on a serial console and boot Linux.
+const COMMON_MODULES: &[&str] = &[
+    "part_gpt",
+    "ext2",
+    "fat",
+    "search",
+    "search_label",
+    "search_fs_uuid",
+    "configfile",
+    "normal",
+    "linux",
+    "echo",
+    "test",
+    "serial",
+    "terminal",
+    "gzio",
+    "reboot",
+    "halt",
+    "sleep",
+    "cat",
+    "ls",
+];
+const BIOS_MODULES: &[&str] = &["biosdisk"];
+const EFI_MODULES: &[&str] = &["efi_gop", "all_video"];
+
+/// The embedded config: boot from the partition labelled `boot`.
+pub const EARLY_CFG: &str = "search --no-floppy --label boot --set root\n\
+set prefix=($root)/grub2\n\
+configfile ($root)/grub2/grub.cfg\n";
+
+/// Where Debian installs a GRUB platform's modules.
+pub fn platform_dir(platform: &str) -> PathBuf {
+    let base = std::env::var_os("COSA_GRUB_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/lib/grub"));
+    base.join(platform)
+}
+
+/// GRUB's name for the UEFI target of `arch` and the removable-media file name.
+pub fn efi_target(arch: &str) -> Result<(&'static str, &'static str)> {
+    Ok(match arch {
+        "x86_64" => ("x86_64-efi", "BOOTX64.EFI"),
+        "aarch64" => ("arm64-efi", "BOOTAA64.EFI"),
+        other => bail!("no UEFI GRUB for {other}"),
+    })
+}
+
+fn mkimage(target: &str, extra: &[&str], out: &Path, work: &Path) -> Result<()> {
+    let dir = platform_dir(target);
+    ensure!(
+        dir.join("normal.mod").exists(),
+        "GRUB modules for {target} are not installed in {} (Debian package {})",
+        dir.display(),
+        match target {
+            "i386-pc" => "grub-pc-bin",
+            "x86_64-efi" => "grub-efi-amd64-bin",
+            "arm64-efi" => "grub-efi-arm64-bin",
+            _ => "grub",
+        }
+    );
+    let cfg = work.join(format!("early-{target}.cfg"));
+    std::fs::write(&cfg, EARLY_CFG).with_context(|| format!("writing {}", cfg.display()))?;
+    let mut cmd = std::process::Command::new("grub-mkimage");
+    cmd.arg("-O")
+        .arg(target)
+        .arg("-d")
+        .arg(&dir)
+        .arg("-o")
+        .arg(out)
+        .arg("-p")
+        .arg("/grub2")
+        .arg("-c")
+        .arg(&cfg)
+        .args(COMMON_MODULES)
+        .args(extra);
+    crate::util::run_cmd(&format!("making the GRUB {target} image"), &mut cmd)?;
+    Ok(())
+}
+
+/// Make the UEFI GRUB image for `arch` at `out`.
+pub fn make_efi(arch: &str, out: &Path, work: &Path) -> Result<()> {
+    let (target, _) = efi_target(arch)?;
+    mkimage(target, EFI_MODULES, out, work)
+}
+
+/// Make the BIOS core image at `out`.
+pub fn make_bios_core(out: &Path, work: &Path) -> Result<()> {
+    mkimage("i386-pc", BIOS_MODULES, out, work)
+}
+
+// Offsets in boot.img and diskboot.img (grub's include/grub/i386/pc/boot.h).
+const KERNEL_SECTOR: usize = 0x5c;
+const BOOT_DRIVE: usize = 0x64;
+const DRIVE_CHECK: usize = 0x66;
+const BPB_START: usize = 0x3;
+const BPB_END: usize = 0x5a;
+const MBR_CODE_END: usize = 0x1b8;
+const KERNEL_SEG: u16 = 0x800;
+
+/// Install BIOS GRUB into `disk` (512-byte sectors): `core` goes at
+/// `core_lba` (the BIOS-BOOT partition, `max_sectors` long), boot.img into
+/// the MBR, keeping the partition table.
+pub fn install_bios(disk: &File, core: &Path, core_lba: u64, max_sectors: u64) -> Result<()> {
+    let mut core_img =
+        std::fs::read(core).with_context(|| format!("reading {}", core.display()))?;
+    let boot_path = platform_dir("i386-pc").join("boot.img");
+    let boot_img =
+        std::fs::read(&boot_path).with_context(|| format!("reading {}", boot_path.display()))?;
+    ensure!(
+        boot_img.len() == 512,
+        "{} is not 512 bytes",
+        boot_path.display()
+    );
+    ensure!(
+        core_img.len() > 512,
+        "{} is too small for a core image",
+        core.display()
+    );
+    let sectors = (core_img.len() as u64).div_ceil(512);
+    ensure!(
+        sectors <= max_sectors && sectors - 1 <= u16::MAX as u64,
+        "the GRUB core image ({sectors} sectors) does not fit the BIOS boot partition ({max_sectors} sectors)"
+    );
+    core_img.resize((sectors * 512) as usize, 0);
+    // diskboot.img's block list (the last 12 bytes of the first sector):
+    // the rest of the core image, contiguous after it.
+    let bl = 512 - 12;
+    core_img[bl..bl + 8].copy_from_slice(&(core_lba + 1).to_le_bytes());
+    core_img[bl + 8..bl + 10].copy_from_slice(&((sectors - 1) as u16).to_le_bytes());
+    core_img[bl + 10..bl + 12].copy_from_slice(&(KERNEL_SEG + (512 >> 4)).to_le_bytes());
+    disk.write_all_at(&core_img, core_lba * 512)
+        .context("writing the GRUB core image into the BIOS boot partition")?;
+
+    let mut mbr = vec![0u8; 512];
+    disk.read_exact_at(&mut mbr, 0).context("reading the MBR")?;
+    let mut code = boot_img;
+    code[BPB_START..BPB_END].copy_from_slice(&mbr[BPB_START..BPB_END]);
+    code[KERNEL_SECTOR..KERNEL_SECTOR + 8].copy_from_slice(&core_lba.to_le_bytes());
+    code[BOOT_DRIVE] = 0xff;
+    code[DRIVE_CHECK] = 0x90;
+    code[DRIVE_CHECK + 1] = 0x90;
+    mbr[..MBR_CODE_END].copy_from_slice(&code[..MBR_CODE_END]);
+    disk.write_all_at(&mbr, 0)
+        .context("writing the MBR boot code")?;
+    Ok(())
+}
+
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// grub.cfg for the boot partition: console commands, then one entry per
+/// BLS entry (what `blscfg` would show).
+pub fn grub_cfg(console: &[String], entries: &[BlsEntry]) -> String {
+    let mut s = String::from(
+        "# Generated by cosa from the BLS entries in /loader/entries\n\
+         # (Debian's GRUB has no blscfg).\n",
+    );
+    s.push_str("# CONSOLE-SETTINGS-START\n");
+    for c in console {
+        s.push_str(c);
+        s.push('\n');
+    }
+    s.push_str("# CONSOLE-SETTINGS-END\n");
+    s.push_str("set timeout=1\nset default=0\n");
+    for (i, e) in entries.iter().enumerate() {
+        s.push_str(&format!(
+            "menuentry {} --id ostree-{i} {{\n  linux {} {}\n",
+            quote(&e.title),
+            e.linux,
+            e.options
+        ));
+        if let Some(i) = &e.initrd {
+            s.push_str(&format!("  initrd {i}\n"));
+        }
+        s.push_str("}\n");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grub_cfg_has_console_and_entry() {
+        let e = BlsEntry {
+            title: "OS 1 (ostree:0)".into(),
+            version: "1".into(),
+            options: "rw ostree=/ostree/boot.1/os/ab/0".into(),
+            linux: "/ostree/os-ab/vmlinuz-6".into(),
+            initrd: Some("/ostree/os-ab/initramfs-6.img".into()),
+        };
+        let c = grub_cfg(&["serial --speed=115200".into()], &[e]);
+        assert!(c.contains("serial --speed=115200\n"));
+        assert!(c.contains("menuentry 'OS 1 (ostree:0)' --id ostree-0 {"));
+        assert!(c.contains("  linux /ostree/os-ab/vmlinuz-6 rw ostree=/ostree/boot.1/os/ab/0\n"));
+        assert!(c.contains("  initrd /ostree/os-ab/initramfs-6.img\n"));
+        assert_eq!(quote("it's"), "'it'\\''s'");
+    }
+}
