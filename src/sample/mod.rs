@@ -1,0 +1,201 @@
+//! The sample OS's packages, made with the `rpm` crate from Debian
+//! binaries: static busybox (package busybox-static), so the tree has a real
+//! shell and its scriptlets really run, and the cloud kernel with an
+//! initramfs of our own that boots an OSTree deployment (see
+//! [`initramfs`]), whose init ([`OS_INIT`]) reports what booted.
+
+pub mod cpio;
+pub mod debian;
+pub mod initramfs;
+pub mod kernel;
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use crate::rpm::fixture::{FileSpec, PkgSpec, RepoCompression, make_repo};
+
+const APPLETS: &[&str] = &[
+    "sh", "ls", "cat", "echo", "mkdir", "chmod", "chown", "id", "grep", "sed", "printf", "test",
+    "[", "mount", "umount", "readlink", "basename", "sync", "poweroff", "reboot", "sleep", "uname",
+    "dmesg",
+];
+
+/// The OS's /sbin/init: prints
+/// `COSA-BOOTED version=<version> commit=<commit> cmdline=<cmdline>` to the
+/// console and powers off.
+pub const OS_INIT: &str = include_str!("os-init.sh");
+
+/// Debian's static busybox for `arch`: the host's /bin/busybox when the
+/// arches match, else busybox-static for that arch from the Debian mirror.
+pub fn busybox(arch: &str) -> Result<Vec<u8>> {
+    if arch == crate::util::host_arch() {
+        return std::fs::read("/bin/busybox")
+            .context("reading /bin/busybox (install Debian's busybox-static)");
+    }
+    let debarch = debian::deb_arch(arch)?;
+    let cache = debian::cache_dir()?;
+    let deb = debian::fetch_deb(&cache, "busybox-static", debarch)?;
+    let root = debian::extract_deb(&cache, &deb)?;
+    let p = root.join("bin/busybox");
+    std::fs::read(&p).with_context(|| format!("reading {}", p.display()))
+}
+
+/// The kernel package: Debian's cloud kernel, the boot modules and our
+/// initramfs, under /usr/lib/modules/<kver>/.
+pub fn kernel_package(arch: &str, k: &kernel::Kernel, busybox: &[u8]) -> Result<PkgSpec> {
+    let (version, release) = rpm_version(&k.deb_version);
+    let dir = format!("/usr/lib/modules/{}", k.kver);
+    let vmlinuz =
+        std::fs::read(&k.vmlinuz).with_context(|| format!("reading {}", k.vmlinuz.display()))?;
+    let initramfs = initramfs::build(k, busybox)?;
+    let mut p = PkgSpec::new("kernel", &version)
+        .release(&format!("{release}.sample"))
+        .arch(arch)
+        .requires("filesystem")
+        .provides(&format!("kernel-uname-r = {}", k.kver))
+        .file(FileSpec::dir("/usr/lib/modules"))
+        .file(FileSpec::dir(&dir))
+        .file(FileSpec::file(&format!("{dir}/vmlinuz"), vmlinuz).mode(0o755))
+        .file(FileSpec::file(&format!("{dir}/initramfs.img"), initramfs).mode(0o644))
+        .file(FileSpec::file(
+            &format!("{dir}/modules.dep"),
+            k.modules_dep(),
+        ));
+    let mut dirs = std::collections::BTreeSet::new();
+    for m in &k.modules {
+        let mut d = Path::new(&m.rel).parent();
+        while let Some(x) = d.filter(|x| !x.as_os_str().is_empty()) {
+            dirs.insert(x.to_string_lossy().into_owned());
+            d = x.parent();
+        }
+    }
+    for d in dirs {
+        p = p.file(FileSpec::dir(&format!("{dir}/{d}")));
+    }
+    for m in &k.modules {
+        p = p.file(FileSpec::file(&format!("{dir}/{}", m.rel), m.data.clone()));
+    }
+    Ok(p)
+}
+
+/// rpm version and release from a Debian version: `6.1.192-2` ->
+/// (`6.1.192`, `2`); the epoch is dropped and `-`/`:` become `_`.
+pub fn rpm_version(deb: &str) -> (String, String) {
+    let deb = deb.split_once(':').map(|x| x.1).unwrap_or(deb);
+    let (v, r) = deb.rsplit_once('-').unwrap_or((deb, "0"));
+    (v.replace(['-', ':'], "_"), r.replace(['-', ':'], "_"))
+}
+
+/// The package specs of the sample OS for `arch`.
+pub fn packages(arch: &str) -> Result<Vec<PkgSpec>> {
+    let arch = arch.to_string();
+    let busybox = busybox(&arch)?;
+    let kernel = kernel::load(&arch).context("preparing the sample OS's kernel")?;
+    let kernel_pkg = kernel_package(&arch, &kernel, &busybox)?;
+
+    let filesystem = [
+        "/usr",
+        "/usr/bin",
+        "/usr/sbin",
+        "/usr/lib",
+        "/usr/share",
+        "/etc",
+        "/var",
+        "/home",
+        "/srv",
+        "/opt",
+        "/mnt",
+    ]
+    .iter()
+    .fold(
+        PkgSpec::new("filesystem", "3.18")
+            .release("1.sample")
+            .arch(&arch),
+        |p, d| p.file(FileSpec::dir(d)),
+    )
+    .file(FileSpec::dir("/tmp").mode(0o1777))
+    .file(FileSpec::dir("/root").mode(0o550))
+    .file(FileSpec::symlink("/bin", "usr/bin"))
+    .file(FileSpec::symlink("/lib", "usr/lib"))
+    .file(FileSpec::symlink("/sbin", "usr/sbin"));
+
+    let setup = PkgSpec::new("setup", "2.14.5")
+        .release("1.sample")
+        .arch("noarch")
+        .requires("filesystem")
+        .file(FileSpec::file("/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n").config())
+        .file(FileSpec::file("/etc/group", "root:x:0:\nwheel:x:10:\n").config())
+        .file(
+            FileSpec::file("/etc/shadow", "root:!::0:99999:7:::\n")
+                .mode(0)
+                .config(),
+        );
+
+    let mut bb = PkgSpec::new("busybox", "1.35.0")
+        .release("1.sample")
+        .arch(&arch)
+        .requires("filesystem")
+        .provides("/bin/sh")
+        .file(FileSpec::file("/usr/bin/busybox", busybox).mode(0o755));
+    for a in APPLETS {
+        bb = bb.file(FileSpec::symlink(&format!("/usr/bin/{a}"), "busybox"));
+    }
+
+    let init = PkgSpec::new("sample-init", "1")
+        .release("1.sample")
+        .arch("noarch")
+        .requires("busybox")
+        .requires("/bin/sh")
+        .file(FileSpec::file("/usr/sbin/init", OS_INIT).mode(0o755));
+
+    let release = PkgSpec::new("sample-release", "1")
+        .release("1.sample")
+        .arch("noarch")
+        .provides("system-release = 1")
+        .file(FileSpec::file(
+            "/usr/lib/os-release",
+            "NAME=\"cosa sample OS\"\nID=cosa-sample\nVERSION_ID=1\nPRETTY_NAME=\"cosa sample OS 1\"\n",
+        ))
+        .file(FileSpec::symlink("/etc/os-release", "../usr/lib/os-release"));
+
+    let daemon = PkgSpec::new("sample-daemon", "0.3")
+        .release("2.sample")
+        .arch(&arch)
+        .requires("system-release >= 1")
+        .requires_pre("/bin/sh")
+        .requires_pre("setup")
+        .recommends("sample-extras")
+        .pre("grep -q '^sampled:' /etc/passwd || { echo 'sampled:x:990:990:sample daemon:/var/lib/sampled:/sbin/nologin' >> /etc/passwd; echo 'sampled:x:990:' >> /etc/group; }")
+        .post("echo \"configured by %post of sample-daemon ($1)\" > /etc/sample-daemon.conf")
+        .file(FileSpec::file("/usr/bin/sampled", "#!/bin/sh\necho sampled running as $(id -un)\n").mode(0o755).caps("cap_net_bind_service=ep"))
+        .file(FileSpec::dir("/usr/lib/sampled").owner("sampled", "sampled").mode(0o750))
+        .file(FileSpec::file("/usr/lib/sampled/state", "ready\n").owner("sampled", "sampled"));
+
+    let extras = PkgSpec::new("sample-extras", "0.3")
+        .release("2.sample")
+        .arch("noarch")
+        .file(FileSpec::file(
+            "/usr/share/sample-extras/README",
+            "only installed with recommends: true\n",
+        ));
+
+    Ok(vec![
+        filesystem, setup, bb, release, daemon, extras, kernel_pkg, init,
+    ])
+}
+
+/// Build the sample repository into `dir/<arch>/` (replacing what was there).
+pub fn make_sample_repo(dir: &Path, arch: &str) -> Result<()> {
+    let out = dir.join(arch);
+    if out.exists() {
+        std::fs::remove_dir_all(&out).with_context(|| format!("clearing {}", out.display()))?;
+    }
+    let pkgs = make_repo(&out, &packages(arch)?, RepoCompression::Gz)?;
+    eprintln!(
+        "Wrote {} packages and repodata to {}",
+        pkgs.len(),
+        out.display()
+    );
+    Ok(())
+}
