@@ -112,9 +112,11 @@ fn mkfs_esp(
 ) -> Result<()> {
     let mut cmd = Command::new("mkfs.fat");
     cmd.arg("--offset")
-        .arg((offset / 512).to_string())
+        .arg((offset / sector).to_string())
         .arg("-S")
         .arg(sector.to_string())
+        .arg("-F")
+        .arg("16")
         .arg("-n")
         .arg("EFI-SYSTEM")
         .arg("-i")
