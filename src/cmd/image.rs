@@ -41,6 +41,15 @@ pub(crate) fn add_images(
     let build_dir = builds::build_dir(&builds_dir, id, arch);
     let meta_path = meta::meta_path(&builds_dir, id, arch);
     let m = Meta::read(&meta_path)?;
+    // Leftovers of an interrupted image build (artifacts are renamed into
+    // place only when complete).
+    if let Ok(rd) = std::fs::read_dir(&build_dir) {
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().starts_with(".tmp-") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
     let repo = super::build::open_repo(wd)?;
     if !repo.has_object(&m.ostree_commit, ObjectType::Commit) {
         let art = m.images.get("ostree").with_context(|| {
