@@ -9,5 +9,6 @@ pub mod ostree;
 pub mod release;
 pub mod rpm;
 pub mod sample;
+pub mod sign;
 pub mod store;
 pub mod util;

@@ -15,6 +15,8 @@ fn main() {
         Command::Meta(o) => cosa::cmd::builds::meta(&cli.global, o),
         Command::Diff(o) => cosa::cmd::builds::diff(&cli.global, o),
         Command::Prune(o) => cosa::cmd::builds::prune(&cli.global, o),
+        Command::Sign(o) => cosa::cmd::sign::sign(&cli.global, o),
+        Command::Verify(o) => cosa::cmd::sign::verify(&cli.global, o),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
