@@ -335,6 +335,27 @@ fn sign_everything_and_check_with_gpg_ostree_and_openssl() {
         .contains("no errors")
     );
 
+    // The re-exported tarball carries the signature: unpack it, ask ostree.
+    let unpacked = t.path().join("unpacked");
+    std::fs::create_dir_all(&unpacked).unwrap();
+    let tarball = dir.join(m["images"]["ostree"]["path"].as_str().unwrap());
+    tool(
+        Command::new("tar")
+            .arg("-xf")
+            .arg(&tarball)
+            .arg("-C")
+            .arg(&unpacked),
+    );
+    let o = tool(
+        Command::new("ostree")
+            .arg(format!("--repo={}", unpacked.display()))
+            .arg("show")
+            .arg(format!("--gpg-homedir={}", ring.display()))
+            .arg(&commit),
+    );
+    let show = String::from_utf8_lossy(&o.stdout);
+    assert!(show.contains("Good signature from"), "{show}");
+
     // openssl checks the ed25519 signature over the commit object.
     let r = cosa::ostree::Repo::open(&repo).unwrap();
     let md = r.read_commit_detached_metadata(&commit).unwrap().unwrap();

@@ -311,6 +311,7 @@ impl Keyring {
             .iter()
             .map(|k| k.as_ref().to_vec())
             .collect();
+        let mut seen = std::collections::BTreeSet::new();
         self.candidates()
             .into_iter()
             .filter(|c| {
@@ -318,6 +319,8 @@ impl Keyring {
                 fprs.contains(&d.fingerprint().as_bytes().to_vec())
                     || ids.contains(&d.legacy_key_id().as_ref().to_vec())
             })
+            // The same key listed twice in a keyring is one candidate.
+            .filter(|c| seen.insert(c.details().fingerprint().as_bytes().to_vec()))
             .collect()
     }
 
