@@ -442,6 +442,25 @@ fn sign_everything_and_check_with_gpg_ostree_and_openssl() {
         );
     }
 
+    // An ed25519 public key that did not sign: the commit's ed25519 item is bad.
+    let other_ed = t.path().join("other-ed");
+    std::fs::create_dir_all(&other_ed).unwrap();
+    let (_, wrong_pub, _) = ed25519_key(&other_ed);
+    let o = run(
+        cosa(&wd)
+            .args(["verify", "--keyring"])
+            .arg(&keys.public)
+            .arg("--ed25519-public-key")
+            .arg(&wrong_pub),
+        false,
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("bad      ostree commit") && out.contains("ostree.sign.ed25519"),
+        "{out}"
+    );
+    assert!(stderr(&o).contains("1 of"), "{}", stderr(&o));
+
     // A corrupted artifact is reported bad; so is a corrupted container signature.
     let tar = dir.join(images["ostree"]["path"].as_str().unwrap());
     let mut data = std::fs::read(&tar).unwrap();
