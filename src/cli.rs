@@ -61,6 +61,10 @@ pub enum Command {
     Kola(KolaCmd),
     /// Boot a build's QEMU image interactively on the serial console.
     Run(RunOpts),
+    /// Sign a build: OpenPGP .sig files, its OSTree commit, its container image.
+    Sign(SignOpts),
+    /// Check a build's signatures and name anything unsigned or bad.
+    Verify(VerifyOpts),
 }
 
 #[derive(Debug, Args)]
@@ -318,4 +322,82 @@ mod tests {
     fn cli_is_consistent() {
         Cli::command().debug_assert();
     }
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  chmod 600 key.asc
+  COSA_SIGN_PASSPHRASE=... cosa sign --key key.asc --ostree --images
+  cosa sign --key key.asc --passphrase-file pass --ostree --ed25519-key ed25519.key
+  cosa sign --key key.asc --oci --sigstore /srv/sigstore
+
+Signs with a maintained Rust OpenPGP library; GnuPG is not needed. The key
+(armored or binary OpenPGP secret key) and the passphrase file must be
+readable by their owner only; the passphrase comes from --passphrase-file or
+$COSA_SIGN_PASSPHRASE, never from the command line. --ostree adds signatures
+of the commit to its detached metadata (ostree.gpgsigs, and
+ostree.sign.ed25519 with --ed25519-key: base64 of the 64-byte secret key, as
+`ostree sign` uses), re-exports the build's ostree tarball and records them
+in commitmeta.json. --images writes <artifact>.sig next to every artifact of
+meta.json (after --ostree, so the tarball's signature covers the signed
+commit). --oci signs meta.json's base-oscontainer (image, digest) as a
+containers simple signing signature in a lookaside layout:
+<sigstore>/<repo path>@sha256=<hex>/signature-N.")]
+pub struct SignOpts {
+    /// OpenPGP secret key file (armored or binary, mode 0600).
+    #[arg(long)]
+    pub key: PathBuf,
+    /// Read the key's passphrase from this file (first line, mode 0600);
+    /// otherwise from $COSA_SIGN_PASSPHRASE.
+    #[arg(long)]
+    pub passphrase_file: Option<PathBuf>,
+    /// Sign every artifact listed in meta.json images (<artifact>.sig).
+    #[arg(long)]
+    pub images: bool,
+    /// Sign the build's OSTree commit (detached metadata ostree.gpgsigs).
+    #[arg(long)]
+    pub ostree: bool,
+    /// Also sign the commit with this ed25519 key (ostree.sign.ed25519; needs --ostree).
+    #[arg(long, requires = "ostree")]
+    pub ed25519_key: Option<PathBuf>,
+    /// Sign the build's container image (meta.json base-oscontainer).
+    #[arg(long)]
+    pub oci: bool,
+    /// Lookaside signature store for --oci (default: builds/<id>/<arch>/sigstore).
+    #[arg(long)]
+    pub sigstore: Option<PathBuf>,
+    /// The build (default: latest).
+    #[arg(long)]
+    pub build: Option<String>,
+    /// The architecture (default: the host's).
+    #[arg(long)]
+    pub arch: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  cosa verify --keyring pubkey.asc
+  cosa verify --keyring pubkey.gpg --build 1.20260101.dev.0 --ed25519-public-key ed25519.pub
+
+Checks every artifact of meta.json against <artifact>.sig, the OSTree
+commit's ostree.gpgsigs (and ostree.sign.ed25519 with
+--ed25519-public-key), and the container image's simple signing signatures
+when the build has a base-oscontainer. Prints one line per item (good, bad
+or unsigned) and exits non-zero naming every item that is unsigned or bad.")]
+pub struct VerifyOpts {
+    /// OpenPGP public keys (armored or binary; several allowed in one file).
+    #[arg(long)]
+    pub keyring: PathBuf,
+    /// ed25519 public keys (base64, one per line) for ostree.sign.ed25519.
+    #[arg(long)]
+    pub ed25519_public_key: Option<PathBuf>,
+    /// Lookaside signature store for the container image (default: builds/<id>/<arch>/sigstore).
+    #[arg(long)]
+    pub sigstore: Option<PathBuf>,
+    /// The build (default: latest).
+    #[arg(long)]
+    pub build: Option<String>,
+    /// The architecture (default: the host's).
+    #[arg(long)]
+    pub arch: Option<String>,
 }

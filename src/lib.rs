@@ -10,6 +10,7 @@ pub mod ostree;
 pub mod release;
 pub mod rpm;
 pub mod sample;
+pub mod sign;
 pub mod store;
 pub mod testvm;
 pub mod util;

@@ -20,6 +20,8 @@ fn main() {
         Command::BuildextendMetal4k(o) => cosa::cmd::image::buildextend(&cli.global, o, "metal4k"),
         Command::Kola(KolaCmd::Run(o)) => cosa::cmd::kola::run(&cli.global, o),
         Command::Run(o) => cosa::cmd::kola::interactive(&cli.global, o),
+        Command::Sign(o) => cosa::cmd::sign::sign(&cli.global, o),
+        Command::Verify(o) => cosa::cmd::sign::verify(&cli.global, o),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -7,3 +7,4 @@ pub mod fetch;
 pub mod image;
 pub mod init;
 pub mod kola;
+pub mod sign;
