@@ -15,6 +15,12 @@ fn main() {
         Command::Meta(o) => cosa::cmd::builds::meta(&cli.global, o),
         Command::Diff(o) => cosa::cmd::builds::diff(&cli.global, o),
         Command::Prune(o) => cosa::cmd::builds::prune(&cli.global, o),
+        Command::Release(o) => cosa::cmd::release::release(&cli.global, o),
+        Command::Promote(o) => cosa::cmd::release::promote(&cli.global, o),
+        Command::Rollout(o) => cosa::cmd::release::rollout(&cli.global, o),
+        Command::Barrier(o) => cosa::cmd::release::barrier(&cli.global, o),
+        Command::Deadend(o) => cosa::cmd::release::deadend(&cli.global, o),
+        Command::Graph(o) => cosa::cmd::release::graph(&cli.global, o),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

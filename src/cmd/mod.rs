@@ -5,3 +5,4 @@ pub mod builds;
 pub mod compose;
 pub mod fetch;
 pub mod init;
+pub mod release;
