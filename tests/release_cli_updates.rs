@@ -152,7 +152,7 @@ fn rollouts_barriers_deadends_and_the_graph() {
     publish_index(&e, &[A, B, C]);
     let o = e.cosa_at(mid, &["graph", "check", "--stream", "stable"], true);
     assert!(
-        stderr(&o).contains(&format!("not rolled out yet on stable")),
+        stderr(&o).contains("not rolled out yet on stable"),
         "{}",
         stderr(&o)
     );
