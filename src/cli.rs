@@ -65,6 +65,18 @@ pub enum Command {
     Sign(SignOpts),
     /// Check a build's signatures and name anything unsigned or bad.
     Verify(VerifyOpts),
+    /// Release a build on a stream: release.json, releases.json, stream metadata.
+    Release(ReleaseOpts),
+    /// Promote a released build to another stream (or the config repo's branch).
+    Promote(PromoteOpts),
+    /// Start or change a throttled rollout of a release (updates/<stream>.json).
+    Rollout(RolloutOpts),
+    /// Make a release an update barrier: every node passes through it.
+    Barrier(MarkOpts),
+    /// Make a release a deadend: nodes on it are offered no update.
+    Deadend(MarkOpts),
+    /// Show or check the update graph of a stream.
+    Graph(GraphOpts),
 }
 
 #[derive(Debug, Args)]
@@ -162,6 +174,7 @@ pub struct RunOpts {
   cosa build metal metal4k       # the commit and the metal images
   cosa build --force             # build even when no input changed
   cosa build --version 1.20260101.dev.7
+  cosa build --stream testing    # version X.YYYYMMDD.2.N for stream testing
 
 The version is X.YYYYMMDD.dev.N: X the manifest's releasever, the date the
 lockfile's generation date (today without one), N the next free number.
@@ -179,6 +192,9 @@ pub struct BuildOpts {
     /// Use this version instead of the next dev version.
     #[arg(long)]
     pub version: Option<String>,
+    /// Build for this release stream: version X.YYYYMMDD.Z.N (Z the stream's code).
+    #[arg(long)]
+    pub stream: Option<String>,
     /// Keep every old build (default: keep the newest 3 and tagged builds).
     #[arg(long)]
     pub skip_prune: bool,
@@ -311,6 +327,202 @@ pub struct RootfsOpts {
     pub skip_scripts: bool,
     /// The directory to fill; it must be empty or missing.
     pub dest: PathBuf,
+}
+
+/// Options naming a stream's local publish directory.
+#[derive(Debug, Clone, Args)]
+pub struct PublishDirOpts {
+    /// Local publish root (default: streams.yaml's publish-dir, else <workdir>/publish).
+    #[arg(long)]
+    pub publish_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  cosa release --stream testing                      # the latest build
+  cosa release --stream testing --build 1.20260101.2.0 --publish-dir /srv/fcos
+
+Merges every arch's meta.json into <publish>/prod/streams/S/builds/V/release.json,
+adds the release to <publish>/prod/streams/S/releases.json (plume's rules: identical
+is a no-op, a subset of arches is replaced, anything else is refused) and regenerates
+<publish>/streams/S.json. Refused when an arch the stream requires is missing or a
+file's sha256 differs from meta.json. The update graph is checked before writing.")]
+pub struct ReleaseOpts {
+    /// The stream to release on.
+    #[arg(long)]
+    pub stream: String,
+    /// The build (default: latest).
+    #[arg(long)]
+    pub build: Option<String>,
+    #[command(flatten)]
+    pub publish: PublishDirOpts,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  cosa promote --from testing --to stable                 # the newest testing release
+  cosa promote --from testing --to stable --build 1.20260101.2.0 --force
+  cosa promote --config-only --from testing-devel --to testing --config ~/fcos-config
+
+A build is promoted only when it is released on --from and has baked there for the
+stream's bake-days (--force overrides; recorded in the commit metadata and
+promotion.json). The new build reuses the source's OSTree tree, lockfile and
+packages; only os-release changes (new version X.YYYYMMDD.Z.N: same Y, the target's
+Z, the next N). --config-only does the git side instead: the target branch takes
+the source branch's tree but keeps its own manifest.yaml, in one commit.")]
+pub struct PromoteOpts {
+    /// The source stream (or, with --config-only, the source branch).
+    #[arg(long)]
+    pub from: String,
+    /// The target stream (or, with --config-only, the target branch).
+    #[arg(long)]
+    pub to: String,
+    /// The build to promote (default: the newest release of --from).
+    #[arg(long, conflicts_with = "config_only")]
+    pub build: Option<String>,
+    /// Promote even if the build has not baked long enough, or --to is not promoted from --from.
+    #[arg(long)]
+    pub force: bool,
+    /// Only promote the config repository's branch (git).
+    #[arg(long)]
+    pub config_only: bool,
+    /// The config repository for --config-only (default: <workdir>/src/config).
+    #[arg(long, requires = "config_only")]
+    pub config: Option<PathBuf>,
+    /// With --config-only: paths the target keeps (default: manifest.yaml); repeatable.
+    #[arg(long, requires = "config_only")]
+    pub keep: Vec<String>,
+    #[command(flatten)]
+    pub publish: PublishDirOpts,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    after_help = "Examples:
+  cosa rollout --stream stable --version 1.20260101.3.0 --start 2026-01-02T10:00:00Z --duration 48h
+  cosa rollout --stream stable --version 1.20260101.3.0 --start now --duration 90m --start-percentage 10%
+  cosa rollout clean --stream stable
+
+Writes <publish>/updates/S.json (fedora-coreos-cincinnati's format). The version must
+be released on the stream and carry its code. The update graph is checked before
+anything is written. `clean` turns finished rollouts into the record
+{start_percentage: 1.0} for the newest one and drops the older ones."
+)]
+pub struct RolloutOpts {
+    #[command(subcommand)]
+    pub cmd: Option<RolloutCmd>,
+    /// The stream.
+    #[arg(long, required = true)]
+    pub stream: Option<String>,
+    /// The released version to roll out.
+    #[arg(long, required = true)]
+    pub version: Option<String>,
+    /// Start: RFC 3339, epoch seconds or `now`.
+    #[arg(long, required = true)]
+    pub start: Option<String>,
+    /// Duration: minutes, or a number with m, h or d (90m, 48h, 2d).
+    #[arg(long, required = true)]
+    pub duration: Option<String>,
+    /// Share of nodes at the start: a fraction (0.1) or a percentage (10%).
+    #[arg(long, default_value = "0")]
+    pub start_percentage: String,
+    #[command(flatten)]
+    pub publish: PublishDirOpts,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RolloutCmd {
+    /// Retire finished rollouts (keep only the newest as a 100% record).
+    Clean(RolloutCleanOpts),
+}
+
+#[derive(Debug, Args)]
+pub struct RolloutCleanOpts {
+    /// The stream.
+    #[arg(long)]
+    pub stream: String,
+    /// Clean as of this time (RFC 3339, epoch seconds or `now`; default now).
+    #[arg(long)]
+    pub at: Option<String>,
+    #[command(flatten)]
+    pub publish: PublishDirOpts,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  cosa barrier --version 1.20260101.3.0 --reason https://github.com/coreos/fedora-coreos-tracker/issues/1
+  cosa deadend --stream stable --version 1.20260101.3.1 --reason 'breaks boot on X'
+
+The stream defaults to the one whose code is the version's third field. The version
+must be released; the update graph is checked before updates/S.json is written.")]
+pub struct MarkOpts {
+    /// The released version.
+    #[arg(long)]
+    pub version: String,
+    /// Why (usually a tracker URL).
+    #[arg(long)]
+    pub reason: String,
+    /// The stream (default: from the version's stream code).
+    #[arg(long)]
+    pub stream: Option<String>,
+    #[command(flatten)]
+    pub publish: PublishDirOpts,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    after_help = "Examples:
+  cosa graph --stream stable                         # edges a wariness-0 node sees now
+  cosa graph --stream stable --wariness 0.8 --at 2026-01-03T00:00:00Z --json
+  cosa graph --stream stable --dot | dot -Tsvg > graph.svg
+  cosa graph check --stream stable
+
+The graph follows fedora-coreos-cincinnati: a rollout or barrier release gets edges
+from every release since the previous barrier, a deadend has none out, and a node
+sees a rolling-out release only while its wariness is at most the rollout's current
+percentage. `check` fails, naming the versions, when a release (not a deadend) cannot
+reach the newest rolled-out release, metadata names an unreleased version, or an
+edge skips a barrier."
+)]
+pub struct GraphOpts {
+    #[command(subcommand)]
+    pub cmd: Option<GraphCmd>,
+    /// The stream.
+    #[arg(long, required = true)]
+    pub stream: Option<String>,
+    /// The node's wariness, 0.0 (eager) to 1.0 (wary).
+    #[arg(long, default_value_t = 0.0)]
+    pub wariness: f64,
+    /// The time to evaluate rollouts at (RFC 3339, epoch seconds or `now`; default now).
+    #[arg(long)]
+    pub at: Option<String>,
+    /// Print Cincinnati JSON.
+    #[arg(long, conflicts_with = "dot")]
+    pub json: bool,
+    /// Print Graphviz dot.
+    #[arg(long)]
+    pub dot: bool,
+    #[command(flatten)]
+    pub publish: PublishDirOpts,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GraphCmd {
+    /// Check the stream's graph at full rollout; fails naming the versions.
+    Check(GraphCheckOpts),
+}
+
+#[derive(Debug, Args)]
+pub struct GraphCheckOpts {
+    /// The stream.
+    #[arg(long)]
+    pub stream: String,
+    #[command(flatten)]
+    pub publish: PublishDirOpts,
 }
 
 #[cfg(test)]

@@ -22,6 +22,12 @@ fn main() {
         Command::Run(o) => cosa::cmd::kola::interactive(&cli.global, o),
         Command::Sign(o) => cosa::cmd::sign::sign(&cli.global, o),
         Command::Verify(o) => cosa::cmd::sign::verify(&cli.global, o),
+        Command::Release(o) => cosa::cmd::release::release(&cli.global, o),
+        Command::Promote(o) => cosa::cmd::release::promote(&cli.global, o),
+        Command::Rollout(o) => cosa::cmd::release::rollout(&cli.global, o),
+        Command::Barrier(o) => cosa::cmd::release::barrier(&cli.global, o),
+        Command::Deadend(o) => cosa::cmd::release::deadend(&cli.global, o),
+        Command::Graph(o) => cosa::cmd::release::graph(&cli.global, o),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -92,6 +92,13 @@ pub fn run(global: &GlobalOpts, opts: BuildOpts) -> Result<()> {
     // 3. The version.
     let releasever = tf.releasever.clone().unwrap_or_else(|| "0".to_string());
     let version = match &opts.version {
+        _ if opts.stream.is_some() => crate::cmd::release::stream_build_version(
+            &wd,
+            &opts,
+            &releasever,
+            resolved.lock.as_ref(),
+            &builds,
+        )?,
         Some(v) => {
             version::validate_user_version(v, &builds, &arch)?;
             v.clone()

@@ -7,4 +7,5 @@ pub mod fetch;
 pub mod image;
 pub mod init;
 pub mod kola;
+pub mod release;
 pub mod sign;

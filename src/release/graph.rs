@@ -294,3 +294,38 @@ pub fn check_graph(graph: &Graph) -> Vec<Problem> {
 
     problems
 }
+
+/// Releases at the end of the index with neither a rollout nor a barrier entry: published but
+/// not rolled out yet, so by design no node is offered them. Returns how many there are
+/// (never all of them: the oldest release is the graph's root).
+pub fn pending_count(releases: &[String], updates: &Updates) -> usize {
+    let rolled = |v: &String| {
+        updates
+            .entry(v)
+            .is_some_and(|e| e.metadata.rollout.is_some() || e.metadata.barrier.is_some())
+    };
+    let trailing = releases.iter().rev().take_while(|v| !rolled(v)).count();
+    trailing.min(releases.len().saturating_sub(1))
+}
+
+/// The check `cosa release`, `cosa rollout`, `cosa barrier`, `cosa deadend` and
+/// `cosa graph check` run before writing: [`check`], except that releases not rolled out yet
+/// ([`pending_count`]) are left out of the "path to the newest release" rule (every other
+/// release must reach the newest rolled-out one). Returns the pending versions and the
+/// problems.
+pub fn check_rolled_out(releases: &[String], updates: &Updates) -> (Vec<String>, Vec<Problem>) {
+    let keep = releases.len() - pending_count(releases, updates);
+    let pending = releases[keep..].to_vec();
+    let mut problems: Vec<Problem> = match check(releases, updates) {
+        Ok(()) => Vec::new(),
+        Err(p) => p,
+    };
+    problems.retain(|p| !matches!(p, Problem::Stranded { .. }));
+    let graph = build_graph(&releases[..keep], updates, 0.0, i64::MAX);
+    problems.extend(
+        check_graph(&graph)
+            .into_iter()
+            .filter(|p| matches!(p, Problem::Stranded { .. })),
+    );
+    (pending, problems)
+}

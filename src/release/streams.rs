@@ -35,6 +35,8 @@
 //!                                #   from it may take it (testing: 14)
 //!     publish: https://example.com/streams/stable  # optional URL prefix
 //!     required-arches: [x86_64, aarch64]           # optional, non-empty
+//!     publish-dir: /srv/publish                    # optional local publish root
+//!                                #   (relative: to the working directory)
 //! ```
 //!
 //! A listed stream replaces the default of the same name entirely.
@@ -78,6 +80,8 @@ pub struct StreamEntry {
     pub publish: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub required_arches: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish_dir: Option<String>,
 }
 
 /// `streams.yaml`, as written.
@@ -99,6 +103,8 @@ pub struct Stream {
     /// URL prefix: a build's files are under `<publish>/builds/<version>/<arch>/`.
     pub publish: String,
     pub required_arches: Vec<String>,
+    /// Local publish root from streams.yaml, if set (see [`super::publish`]).
+    pub publish_dir: Option<String>,
 }
 
 impl Stream {
@@ -117,6 +123,7 @@ impl Stream {
                 .required_arches
                 .clone()
                 .unwrap_or_else(|| default_arches(e.kind)),
+            publish_dir: e.publish_dir.clone(),
         }
     }
 
@@ -169,6 +176,7 @@ fn default_entries() -> BTreeMap<String, StreamEntry> {
                     bake_days: Some(bake),
                     publish: None,
                     required_arches: None,
+                    publish_dir: None,
                 },
             )
         })

@@ -1,0 +1,724 @@
+//! Release engineering verbs: `cosa build --stream` versions, `cosa release`,
+//! `cosa promote`, `cosa rollout`, `cosa barrier`, `cosa deadend` and
+//! `cosa graph`, on the library in `crate::release`.
+//!
+//! Everything they publish goes to a local publish directory
+//! ([`crate::release::publish`]); every file is written atomically, and the
+//! update graph is checked before anything is written.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use serde_json::json;
+
+use crate::cli::{
+    BuildOpts, GlobalOpts, GraphCmd, GraphOpts, MarkOpts, PromoteOpts, ReleaseOpts, RolloutCmd,
+    RolloutOpts,
+};
+use crate::config::workdir::Workdir;
+use crate::ostree::Value;
+use crate::release::graph;
+use crate::release::index::{AddOutcome, Release};
+use crate::release::metadata;
+use crate::release::promote;
+use crate::release::publish::PublishDir;
+use crate::release::streams::{Stream, StreamType, Streams};
+use crate::release::updates::{self, Updates};
+use crate::release::version;
+use crate::rpm::lockfile::Lockfile;
+use crate::store::builds::{self, BuildsJson, StagedBuild};
+use crate::store::lock::WorkdirLock;
+use crate::store::meta::{self, Meta};
+use crate::util::{self, time};
+
+/// The version of a `cosa build --stream S`: `X.YYYYMMDD.Z.N` with X the
+/// releasever, Y the lockfile's `metadata.generated` date (today for a
+/// mechanical stream or without a lockfile), Z the stream's code and N the
+/// next free revision among the builds in builds.json and the stream's
+/// published releases. An explicit `--version` is validated instead: form,
+/// real date, the stream's code, the releasever, and no clash with a build of
+/// this arch or a published release.
+pub fn stream_build_version(
+    wd: &Workdir,
+    opts: &BuildOpts,
+    releasever: &str,
+    lock: Option<&Lockfile>,
+    builds: &BuildsJson,
+) -> Result<String> {
+    let name = opts.stream.as_deref().context("no --stream given")?;
+    let streams = Streams::load(&wd.config_dir())?;
+    let stream = streams.get(name)?;
+    let arch = util::target_arch(opts.resolve.arch.as_deref())?;
+    let pd = PublishDir::resolve(&wd.root, None, stream);
+    let released = pd.released_versions(&stream.name)?;
+    let x: u64 = releasever.parse().with_context(|| {
+        format!("releasever {releasever:?} is not a number, as stream versions X.YYYYMMDD.Z.N need")
+    })?;
+    if let Some(v) = &opts.version {
+        let sv = version::parse(v).with_context(|| format!("--version {v:?}"))?;
+        if sv.stream_code != stream.code {
+            bail!(
+                "--version {v}: stream code {} is not the code of stream {} ({})",
+                sv.stream_code,
+                stream.name,
+                stream.code
+            );
+        }
+        if sv.releasever != x {
+            bail!(
+                "--version {v}: release version {} is not the manifest's releasever {x}",
+                sv.releasever
+            );
+        }
+        if builds.has_arch(v, &arch) {
+            bail!("--version {v}: build {v} for {arch} already exists");
+        }
+        if released.contains(v) {
+            bail!(
+                "--version {v}: {v} is already released on stream {}",
+                stream.name
+            );
+        }
+        return Ok(v.clone());
+    }
+    let generated = lock
+        .and_then(|l| l.metadata.as_ref())
+        .and_then(|m| m.generated.as_deref())
+        .filter(|_| stream.kind != StreamType::Mechanical);
+    let date = crate::store::version::version_date(generated)?;
+    let mut existing: Vec<String> = builds.builds.iter().map(|b| b.id.clone()).collect();
+    existing.extend(released);
+    version::stream_version(x, &date, stream.code, &existing)
+}
+
+/// Working directory and streams.
+fn open(global: &GlobalOpts) -> Result<(Workdir, Streams)> {
+    let wd = Workdir::open(&global.workdir)?;
+    let streams = Streams::load(&wd.config_dir())?;
+    Ok((wd, streams))
+}
+
+/// Refuse when the graph of `releases` with `updates` has problems.
+fn graph_gate(stream: &str, releases: &[String], updates: &Updates) -> Result<()> {
+    let (pending, problems) = graph::check_rolled_out(releases, updates);
+    if !problems.is_empty() {
+        bail!(
+            "the update graph of stream {stream} would be broken; nothing written:\n  {}",
+            problems
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        );
+    }
+    if !pending.is_empty() {
+        eprintln!(
+            "note: not rolled out yet on {stream} (no node is offered them): {}",
+            pending.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// `cosa release --stream S [--build ID]`
+pub fn release(global: &GlobalOpts, opts: ReleaseOpts) -> Result<()> {
+    let (wd, streams) = open(global)?;
+    let stream = streams.get(&opts.stream)?;
+    let _lock = WorkdirLock::acquire(&wd.root)?;
+    let builds_dir = wd.builds_dir();
+    let builds = BuildsJson::load(&builds_dir)?;
+    let id = builds.resolve(opts.build.as_deref())?;
+    let sv = version::parse(&id).with_context(|| {
+        format!(
+            "build {id} is not a stream build; build one with `cosa build --stream {}`",
+            stream.name
+        )
+    })?;
+    if sv.stream_code != stream.code {
+        bail!(
+            "build {id} has stream code {}, but stream {} has code {}",
+            sv.stream_code,
+            stream.name,
+            stream.code
+        );
+    }
+    let pd = PublishDir::resolve(&wd.root, opts.publish.publish_dir.as_deref(), stream);
+    let now = time::now_secs();
+    let now_s = time::format_rfc3339(now);
+    eprintln!(
+        "Releasing {id} on {} (checking artifact checksums)",
+        stream.name
+    );
+    let release = crate::release::index::release_from_build(&builds_dir, &id, stream, &now_s)?;
+    let mut index = pd.index(&stream.name, &now_s)?;
+    let outcome = index.add(release.index_entry(stream), &now_s)?;
+    if outcome == AddOutcome::Unchanged {
+        eprintln!(
+            "{id} is already released on {} with the same commits; nothing to do",
+            stream.name
+        );
+        println!("{id}");
+        return Ok(());
+    }
+    let versions: Vec<String> = index.releases.iter().map(|r| r.version.clone()).collect();
+    let updates = pd.updates(&stream.name, now)?;
+    graph_gate(&stream.name, &versions, &updates)?;
+
+    let release_path = pd.release_json(&stream.name, &id);
+    create_parent(&release_path)?;
+    release.write(&release_path)?;
+    let index_path = pd.releases_json(&stream.name);
+    index.write(&index_path)?;
+    let sm_path = pd.stream_metadata(&stream.name);
+    create_parent(&sm_path)?;
+    metadata::generate(&release, &now_s).write(&sm_path)?;
+    eprintln!(
+        "{} {id} in {} (release.json, releases.json, {})",
+        match outcome {
+            AddOutcome::Replaced => "Updated",
+            _ => "Released",
+        },
+        pd.root.display(),
+        metadata::stream_metadata_path(&stream.name)
+    );
+    println!("{id}");
+    Ok(())
+}
+
+fn create_parent(path: &Path) -> Result<()> {
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    Ok(())
+}
+
+/// `RFC 3339`, epoch seconds or `now`.
+fn parse_time(s: &str, now: i64) -> Result<i64> {
+    if s == "now" {
+        return Ok(now);
+    }
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s.parse().with_context(|| format!("time {s:?}"));
+    }
+    time::parse_rfc3339(s)
+        .with_context(|| format!("time {s:?}: expected RFC 3339, epoch seconds or `now`"))
+}
+
+/// Minutes from `90`, `90m`, `48h` or `2d`.
+fn parse_duration_minutes(s: &str) -> Result<u64> {
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, 'm')) => (&s[..i], 1),
+        Some((i, 'h')) => (&s[..i], 60),
+        Some((i, 'd')) => (&s[..i], 24 * 60),
+        _ => (s, 1),
+    };
+    let n: u64 = num
+        .parse()
+        .with_context(|| format!("duration {s:?}: expected minutes or a number with m, h or d"))?;
+    n.checked_mul(mult)
+        .filter(|m| *m > 0)
+        .with_context(|| format!("duration {s:?} must be at least one minute"))
+}
+
+/// `0.1` or `10%` to a fraction.
+fn parse_fraction(s: &str) -> Result<f64> {
+    let v = match s.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|x| x / 100.0),
+        None => s.trim().parse::<f64>(),
+    }
+    .with_context(|| {
+        format!("start percentage {s:?}: expected a fraction (0.1) or a percentage (10%)")
+    })?;
+    if !(0.0..=1.0).contains(&v) {
+        bail!("start percentage {s:?} is not within 0..1 (0%..100%)");
+    }
+    Ok(v)
+}
+
+/// Load a stream's released versions and updates, let `change` edit them,
+/// check the graph, then write updates/S.json.
+fn edit_updates(
+    wd: &Workdir,
+    stream: &Stream,
+    publish_dir: Option<&Path>,
+    now: i64,
+    change: impl FnOnce(&mut Updates, &[String]) -> Result<()>,
+) -> Result<()> {
+    let pd = PublishDir::resolve(&wd.root, publish_dir, stream);
+    let released = pd.released_versions(&stream.name)?;
+    let mut u = pd.updates(&stream.name, now)?;
+    let before = u.clone();
+    change(&mut u, &released)?;
+    if u == before {
+        eprintln!("updates/{}.json is unchanged", stream.name);
+        return Ok(());
+    }
+    graph_gate(&stream.name, &released, &u)?;
+    let path = pd.updates_json(&stream.name);
+    create_parent(&path)?;
+    u.save(&path)?;
+    eprintln!("Wrote {}", path.display());
+    Ok(())
+}
+
+/// `cosa rollout ...` and `cosa rollout clean`
+pub fn rollout(global: &GlobalOpts, opts: RolloutOpts) -> Result<()> {
+    let (wd, streams) = open(global)?;
+    let now = time::now_secs();
+    if let Some(RolloutCmd::Clean(c)) = opts.cmd {
+        let stream = streams.get(&c.stream)?;
+        let at =
+            c.at.as_deref()
+                .map(|a| parse_time(a, now))
+                .transpose()?
+                .unwrap_or(now);
+        return edit_updates(
+            &wd,
+            stream,
+            c.publish.publish_dir.as_deref(),
+            now,
+            |u, _| {
+                let removed = u.rollout_clean(at);
+                if !removed.is_empty() {
+                    eprintln!("Removed finished rollouts of {}", removed.join(", "));
+                }
+                Ok(())
+            },
+        );
+    }
+    let name = opts.stream.context("--stream is required")?;
+    let version = opts.version.context("--version is required")?;
+    let start = parse_time(opts.start.as_deref().context("--start is required")?, now)?;
+    let minutes =
+        parse_duration_minutes(opts.duration.as_deref().context("--duration is required")?)?;
+    let pct = parse_fraction(&opts.start_percentage)?;
+    let stream = streams.get(&name)?;
+    edit_updates(
+        &wd,
+        stream,
+        opts.publish.publish_dir.as_deref(),
+        now,
+        |u, released| {
+            u.set_rollout(
+                released,
+                &stream.code.to_string(),
+                &version,
+                start,
+                minutes,
+                pct,
+                now,
+            )?;
+            eprintln!(
+                "Rollout of {version} on {}: from {} at {:.0}% to 100% over {minutes} min",
+                stream.name,
+                time::format_rfc3339(start),
+                pct * 100.0
+            );
+            Ok(())
+        },
+    )
+}
+
+fn mark_stream<'a>(streams: &'a Streams, opts: &MarkOpts) -> Result<&'a Stream> {
+    match &opts.stream {
+        Some(s) => streams.get(s),
+        None => {
+            let code = updates::stream_code(&opts.version)
+                .and_then(|c| c.parse::<u64>().ok())
+                .with_context(|| {
+                    format!(
+                        "version {:?} is not of the form X.YYYYMMDD.Z.N; pass --stream",
+                        opts.version
+                    )
+                })?;
+            streams
+                .by_code(code)
+                .with_context(|| format!("no stream has code {code} (version {})", opts.version))
+        }
+    }
+}
+
+/// `cosa barrier --version V --reason R [--stream S]`
+pub fn barrier(global: &GlobalOpts, opts: MarkOpts) -> Result<()> {
+    let (wd, streams) = open(global)?;
+    let stream = mark_stream(&streams, &opts)?;
+    let now = time::now_secs();
+    edit_updates(
+        &wd,
+        stream,
+        opts.publish.publish_dir.as_deref(),
+        now,
+        |u, released| {
+            u.set_barrier(
+                released,
+                &stream.code.to_string(),
+                &opts.version,
+                &opts.reason,
+                now,
+            )
+        },
+    )
+}
+
+/// `cosa deadend --version V --reason R [--stream S]`
+pub fn deadend(global: &GlobalOpts, opts: MarkOpts) -> Result<()> {
+    let (wd, streams) = open(global)?;
+    let stream = mark_stream(&streams, &opts)?;
+    let now = time::now_secs();
+    edit_updates(
+        &wd,
+        stream,
+        opts.publish.publish_dir.as_deref(),
+        now,
+        |u, released| {
+            u.set_deadend(
+                released,
+                &stream.code.to_string(),
+                &opts.version,
+                &opts.reason,
+                now,
+            )
+        },
+    )
+}
+
+/// `cosa graph --stream S ...` and `cosa graph check --stream S`
+pub fn graph(global: &GlobalOpts, opts: GraphOpts) -> Result<()> {
+    let (wd, streams) = open(global)?;
+    let now = time::now_secs();
+    if let Some(GraphCmd::Check(c)) = opts.cmd {
+        let stream = streams.get(&c.stream)?;
+        let pd = PublishDir::resolve(&wd.root, c.publish.publish_dir.as_deref(), stream);
+        let released = pd.released_versions(&stream.name)?;
+        let u = pd.updates(&stream.name, now)?;
+        graph_gate(&stream.name, &released, &u)?;
+        eprintln!(
+            "The update graph of {} is sound ({} releases)",
+            stream.name,
+            released.len()
+        );
+        return Ok(());
+    }
+    let name = opts.stream.context("--stream is required")?;
+    let stream = streams.get(&name)?;
+    if !(0.0..=1.0).contains(&opts.wariness) {
+        bail!("--wariness {} is not within 0.0..=1.0", opts.wariness);
+    }
+    let at = opts
+        .at
+        .as_deref()
+        .map(|a| parse_time(a, now))
+        .transpose()?
+        .unwrap_or(now);
+    let pd = PublishDir::resolve(&wd.root, opts.publish.publish_dir.as_deref(), stream);
+    let released = pd.released_versions(&stream.name)?;
+    let u = pd.updates(&stream.name, now)?;
+    let g = graph::build_graph(&released, &u, opts.wariness, at);
+    if opts.json {
+        println!("{}", serde_json::to_string_pretty(&g.to_json())?);
+    } else if opts.dot {
+        print!("{}", g.to_dot());
+    } else {
+        for (i, (v, m)) in g.nodes.iter().zip(&g.metadata).enumerate() {
+            let mut flags = Vec::new();
+            for (k, f) in [
+                (graph::BARRIER, "barrier"),
+                (graph::DEADEND, "deadend"),
+                (graph::ROLLOUT, "rollout"),
+            ] {
+                if m.contains_key(k) {
+                    flags.push(f);
+                }
+            }
+            let outs: Vec<String> = g
+                .edges
+                .iter()
+                .filter(|(a, _)| *a == i)
+                .map(|(_, b)| g.name(*b))
+                .collect();
+            println!(
+                "{v}{} -> {}",
+                if flags.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [{}]", flags.join(","))
+                },
+                if outs.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    outs.join(", ")
+                }
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `cosa promote`
+pub fn promote(global: &GlobalOpts, opts: PromoteOpts) -> Result<()> {
+    if opts.config_only {
+        let dir = opts
+            .config
+            .clone()
+            .unwrap_or_else(|| global.workdir.join("src/config"));
+        let mut keep = vec!["manifest.yaml".to_string()];
+        keep.extend(opts.keep.iter().filter(|k| *k != "manifest.yaml").cloned());
+        match promote::promote_config(&dir, &opts.from, &opts.to, &keep)? {
+            Some(c) => {
+                eprintln!(
+                    "Promoted {} into {} (kept {}): commit {c}",
+                    opts.from,
+                    opts.to,
+                    keep.join(", ")
+                );
+                println!("{c}");
+            }
+            None => eprintln!(
+                "{} already has the tree of {}; nothing to commit",
+                opts.to, opts.from
+            ),
+        }
+        return Ok(());
+    }
+    let (wd, streams) = open(global)?;
+    let from = streams.get(&opts.from)?;
+    let to = streams.get(&opts.to)?;
+    let mut forced = Vec::new();
+    if to.promoted_from.as_deref() != Some(from.name.as_str()) {
+        let msg = format!(
+            "stream {} is promoted from {}, not {}",
+            to.name,
+            to.promoted_from.as_deref().unwrap_or("nothing"),
+            from.name
+        );
+        if !opts.force {
+            bail!("{msg} (streams.yaml); use --force to promote anyway");
+        }
+        eprintln!("warning: {msg}; promoting anyway (--force)");
+        forced.push(msg);
+    }
+    let lock = WorkdirLock::acquire(&wd.root)?;
+    let builds_dir = wd.builds_dir();
+    let builds = BuildsJson::load(&builds_dir)?;
+    let pd_from = PublishDir::resolve(&wd.root, opts.publish.publish_dir.as_deref(), from);
+    let released = pd_from.released_versions(&from.name)?;
+    let id = match &opts.build {
+        Some(b) => b.clone(),
+        None => released
+            .last()
+            .cloned()
+            .with_context(|| format!("stream {} has no release to promote", from.name))?,
+    };
+    let sv = version::parse(&id).with_context(|| format!("build {id}"))?;
+    if sv.stream_code != from.code {
+        bail!(
+            "build {id} has stream code {}, not the code of stream {} ({})",
+            sv.stream_code,
+            from.name,
+            from.code
+        );
+    }
+    if !released.contains(&id) {
+        bail!(
+            "build {id} is not released on stream {}; run `cosa release --stream {} --build {id}` first",
+            from.name,
+            from.name
+        );
+    }
+    let rel = Release::read(&pd_from.release_json(&from.name, &id))?;
+    let released_at = time::parse_rfc3339(&rel.metadata.last_modified)
+        .with_context(|| format!("release.json of {id}: metadata.last-modified"))?;
+    let now = time::now_secs();
+    let need = i64::from(from.bake_days) * 86_400;
+    if now - released_at < need {
+        let msg = format!(
+            "build {id} was released on {} at {} and has baked {:.1} of the {} days {} requires",
+            from.name,
+            rel.metadata.last_modified,
+            (now - released_at) as f64 / 86_400.0,
+            from.bake_days,
+            from.name
+        );
+        if !opts.force {
+            bail!("{msg}; wait, or use --force");
+        }
+        eprintln!("warning: {msg}; promoting anyway (--force)");
+        forced.push(msg);
+    }
+    let entry = builds.get(&id).cloned().with_context(|| {
+        format!(
+            "build {id} is released on {} but is not in this working directory's builds.json",
+            from.name
+        )
+    })?;
+    let pd_to = PublishDir::resolve(&wd.root, opts.publish.publish_dir.as_deref(), to);
+    let mut existing: Vec<String> = builds.builds.iter().map(|b| b.id.clone()).collect();
+    existing.extend(pd_to.released_versions(&to.name)?);
+    let new_version = version::stream_version(
+        sv.releasever,
+        &format!("{:08}", sv.date),
+        to.code,
+        &existing,
+    )?;
+    eprintln!(
+        "Promoting {id} ({}) to {new_version} ({})",
+        from.name, to.name
+    );
+    let repo = crate::cmd::build::open_repo(&wd)?;
+    for arch in &entry.arches {
+        let src_dir = builds::build_dir(&builds_dir, &id, arch);
+        let src_meta = Meta::read(&src_dir.join(meta::META_JSON))?;
+        let src_commit = src_meta.ostree_commit.clone();
+        let mut extra = BTreeMap::new();
+        extra.insert(
+            promote::PROMOTED_FROM_BUILD.to_string(),
+            Value::str(id.clone()),
+        );
+        extra.insert(
+            promote::PROMOTED_FROM_STREAM.to_string(),
+            Value::str(from.name.clone()),
+        );
+        extra.insert(
+            promote::PROMOTED_FROM_COMMIT.to_string(),
+            Value::str(src_commit.clone()),
+        );
+        extra.insert(
+            promote::PROMOTION_FORCED.to_string(),
+            Value::Bool(!forced.is_empty()),
+        );
+        let (commit, changed) = promote::promote_commit(
+            &repo,
+            &src_commit,
+            &id,
+            &new_version,
+            &extra,
+            now.max(0) as u64,
+        )?;
+        promote::compare_trees(&repo, &src_commit, &commit)
+            .with_context(|| format!("proving {commit} is {src_commit} but for os-release"))?;
+        repo.sync()?;
+        eprintln!(
+            "{arch}: commit {commit} = {src_commit} but /{} (packages and every other file identical)",
+            changed.join(", /")
+        );
+
+        let staged = StagedBuild::new(&builds_dir, &lock)?;
+        for f in [
+            format!("manifest-lock.generated.{arch}.json"),
+            "compose-report.json".to_string(),
+        ] {
+            let src = src_dir.join(&f);
+            if src.exists() {
+                let data =
+                    std::fs::read(&src).with_context(|| format!("reading {}", src.display()))?;
+                util::write_atomic(&staged.path().join(&f), &data)?;
+            }
+        }
+        let c = repo.read_commit(&commit)?;
+        let commitmeta: serde_json::Map<String, serde_json::Value> = c
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), v.metadata_json()))
+            .collect();
+        util::write_json_atomic(&staged.path().join("commitmeta.json"), &commitmeta)?;
+        let ostree_file = src_meta
+            .images
+            .get("ostree")
+            .map(|a| a.path.replace(&id, &new_version))
+            .unwrap_or_else(|| format!("{}-{new_version}-ostree.{arch}.tar", src_meta.name));
+        repo.export_commit(&commit, &staged.path().join(&ostree_file))?;
+        let (sha256, size) =
+            crate::rpm::download::file_digest(&staged.path().join(&ostree_file), "sha256")?;
+        let dropped: Vec<&String> = src_meta.images.keys().filter(|k| *k != "ostree").collect();
+        if !dropped.is_empty() {
+            eprintln!(
+                "note: {arch}: images {} of {id} hold the old os-release and are not carried over; build them again",
+                dropped
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        let mut m = src_meta.clone();
+        m.buildid = new_version.clone();
+        m.ostree_commit = commit.clone();
+        m.ostree_version = new_version.clone();
+        m.ostree_timestamp = time::format_rfc3339(now);
+        m.build_timestamp = Some(time::format_rfc3339(now));
+        m.ostree_content_checksum = None;
+        m.pkgdiff = None;
+        m.parent_pkgdiff = None;
+        m.parent_version = Some(id.clone());
+        m.parent_commit = Some(src_commit.clone());
+        m.extra = serde_json::Map::new();
+        m.images = BTreeMap::from([(
+            "ostree".to_string(),
+            meta::Artifact {
+                path: ostree_file.clone(),
+                sha256,
+                size: Some(size),
+                ..Default::default()
+            },
+        )]);
+        m.write(&staged.path().join(meta::META_JSON))?;
+        let record = json!({
+            "from": {"build": id, "stream": from.name, "commit": src_commit},
+            "to": {"build": new_version, "stream": to.name, "commit": commit},
+            "released-at": rel.metadata.last_modified,
+            "bake-days": from.bake_days,
+            "promoted-at": time::format_rfc3339(now),
+            "forced": !forced.is_empty(),
+            "overridden": forced,
+            "rewritten": changed.iter().map(|p| format!("/{p}")).collect::<Vec<_>>(),
+        });
+        util::write_json_atomic(&staged.path().join("promotion.json"), &record)?;
+        staged.publish(&builds_dir, &new_version, arch, &lock)?;
+    }
+    repo.update_summary()?;
+    eprintln!(
+        "Build {new_version} is in {}",
+        builds_dir.join(&new_version).display()
+    );
+    println!("{new_version}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_times_and_fractions() {
+        assert_eq!(parse_duration_minutes("90").unwrap(), 90);
+        assert_eq!(parse_duration_minutes("90m").unwrap(), 90);
+        assert_eq!(parse_duration_minutes("48h").unwrap(), 48 * 60);
+        assert_eq!(parse_duration_minutes("2d").unwrap(), 2 * 24 * 60);
+        assert!(parse_duration_minutes("0m").is_err());
+        assert!(parse_duration_minutes("h").is_err());
+        assert_eq!(parse_time("now", 5).unwrap(), 5);
+        assert_eq!(parse_time("1700000000", 5).unwrap(), 1_700_000_000);
+        assert_eq!(parse_time("1970-01-01T00:01:00Z", 5).unwrap(), 60);
+        assert!(parse_time("yesterday", 5).is_err());
+        assert_eq!(parse_fraction("10%").unwrap(), 0.1);
+        assert_eq!(parse_fraction("0.25").unwrap(), 0.25);
+        assert!(parse_fraction("101%").is_err());
+        assert!(parse_fraction("-0.1").is_err());
+    }
+
+    #[test]
+    fn trailing_unrolled_releases_are_pending_not_stranded() {
+        let rel: Vec<String> = ["1.20260101.3.0", "1.20260102.3.0", "1.20260103.3.0"]
+            .map(String::from)
+            .to_vec();
+        let mut u = Updates::new("stable", 0);
+        assert_eq!(graph::pending_count(&rel, &u), 2);
+        u.set_rollout(&rel, "3", &rel[1], 0, 10, 0.0, 0).unwrap();
+        let (pending, problems) = graph::check_rolled_out(&rel, &u);
+        assert_eq!(pending, [rel[2].clone()]);
+        assert!(problems.is_empty(), "{problems:?}");
+        // The full check would call the oldest stranded from the unrolled newest.
+        assert!(graph::check(&rel, &u).is_err());
+    }
+}

@@ -1,0 +1,98 @@
+//! The local publish directory: where `cosa release`, `cosa rollout` and
+//! friends write, laid out as Fedora CoreOS's bucket so that it can be
+//! synced to a web server as is:
+//!
+//! ```text
+//! <root>/prod/streams/<stream>/releases.json              the release index
+//! <root>/prod/streams/<stream>/builds/<version>/release.json
+//! <root>/streams/<stream>.json                             stream metadata
+//! <root>/updates/<stream>.json                             updates metadata
+//! ```
+//!
+//! The root is `--publish-dir` when given, else the stream's `publish-dir`
+//! in streams.yaml (relative to the working directory), else
+//! `<workdir>/publish`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use super::index::ReleaseIndex;
+use super::streams::Stream;
+use super::updates::Updates;
+
+/// A local publish root.
+#[derive(Debug, Clone)]
+pub struct PublishDir {
+    pub root: PathBuf,
+}
+
+impl PublishDir {
+    /// The publish root for `stream`: `explicit`, else streams.yaml's
+    /// `publish-dir` (relative to `workdir`), else `<workdir>/publish`.
+    pub fn resolve(workdir: &Path, explicit: Option<&Path>, stream: &Stream) -> PublishDir {
+        let root = match (explicit, &stream.publish_dir) {
+            (Some(p), _) => p.to_path_buf(),
+            (None, Some(d)) => workdir.join(d),
+            (None, None) => workdir.join("publish"),
+        };
+        PublishDir { root }
+    }
+
+    /// `prod/streams/<stream>`
+    pub fn stream_dir(&self, stream: &str) -> PathBuf {
+        self.root.join("prod/streams").join(stream)
+    }
+
+    /// `prod/streams/<stream>/releases.json`
+    pub fn releases_json(&self, stream: &str) -> PathBuf {
+        self.stream_dir(stream).join("releases.json")
+    }
+
+    /// `prod/streams/<stream>/builds/<version>/release.json`
+    pub fn release_json(&self, stream: &str, version: &str) -> PathBuf {
+        self.stream_dir(stream)
+            .join("builds")
+            .join(version)
+            .join("release.json")
+    }
+
+    /// `streams/<stream>.json`
+    pub fn stream_metadata(&self, stream: &str) -> PathBuf {
+        self.root
+            .join(super::metadata::stream_metadata_path(stream))
+    }
+
+    /// `updates/<stream>.json`
+    pub fn updates_json(&self, stream: &str) -> PathBuf {
+        self.root.join("updates").join(format!("{stream}.json"))
+    }
+
+    /// The stream's release index, or an empty one when nothing is published yet.
+    pub fn index(&self, stream: &str, now: &str) -> Result<ReleaseIndex> {
+        ReleaseIndex::read_or_new(&self.releases_json(stream), stream, now)
+    }
+
+    /// The released versions of `stream`, oldest first (empty when none).
+    pub fn released_versions(&self, stream: &str) -> Result<Vec<String>> {
+        let idx = self.index(stream, "1970-01-01T00:00:00Z")?;
+        Ok(idx.releases.into_iter().map(|r| r.version).collect())
+    }
+
+    /// The stream's updates metadata, or an empty one at `now`.
+    pub fn updates(&self, stream: &str, now: i64) -> Result<Updates> {
+        let path = self.updates_json(stream);
+        if path.exists() {
+            let u = Updates::load(&path)?;
+            anyhow::ensure!(
+                u.stream == stream,
+                "{} is the updates metadata of stream {:?}, not {stream:?}",
+                path.display(),
+                u.stream
+            );
+            Ok(u)
+        } else {
+            Ok(Updates::new(stream, now))
+        }
+    }
+}
