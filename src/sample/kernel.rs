@@ -120,7 +120,7 @@ pub fn kernel_deb(cache: &Path, debarch: &str) -> Result<PathBuf> {
         .max();
     let package = match found {
         Some(f) => f.split('_').next().unwrap_or_default().to_string(),
-        None => debian::resolve_dependency(&meta, debarch, is_image).with_context(|| {
+        None => debian::resolve_dependency(cache, &meta, debarch, is_image).with_context(|| {
             format!(
                 "finding Debian's cloud kernel through {meta} (set COSA_SAMPLE_KERNEL_DEB to a \
                  local .deb when the mirror cannot be reached)"
