@@ -31,6 +31,21 @@ case "$commit" in
 esac
 [ ${#commit} -eq 64 ] || fail "deployment $deploy is not named <commit>.<serial>"
 
+# What the initramfs set up: the physical root at /sysroot, the stateful
+# /var bound in, and a read-only /usr.
+usr_ro= var= sysroot=
+while read -r _dev mnt _fs opts _rest; do
+    case "$mnt" in
+        /usr) case ",$opts," in *,ro,*) usr_ro=1 ;; *) usr_ro= ;; esac ;;
+        /var) var=1 ;;
+        /sysroot) sysroot=1 ;;
+    esac
+done < /proc/mounts
+[ -n "$sysroot" ] || fail "/sysroot is not mounted"
+[ -n "$var" ] || fail "/var is not mounted"
+[ -n "$usr_ro" ] || fail "/usr is not mounted read-only"
+[ -d "/sysroot/ostree/deploy" ] || fail "/sysroot holds no /ostree/deploy"
+
 echo "COSA-BOOTED version=$version commit=$commit cmdline=$cmdline" > /dev/console
 sync
 poweroff -f
