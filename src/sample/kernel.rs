@@ -395,7 +395,7 @@ mod tests {
         f.extend_from_slice(strtab);
         let mi_off = f.len();
         f.extend_from_slice(modinfo);
-        while f.len() % 8 != 0 {
+        while !f.len().is_multiple_of(8) {
             f.push(0);
         }
         let shoff = f.len();

@@ -87,26 +87,6 @@ pub fn rpm_version(deb: &str) -> (String, String) {
     (v.replace(['-', ':'], "_"), r.replace(['-', ':'], "_"))
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn debian_versions_become_rpm_versions() {
-        assert_eq!(
-            super::rpm_version("6.1.192-2"),
-            ("6.1.192".into(), "2".into())
-        );
-        assert_eq!(
-            super::rpm_version("1:1.35.0-4+deb12u1+b1"),
-            ("1.35.0".into(), "4+deb12u1+b1".into())
-        );
-        assert_eq!(super::rpm_version("2.0"), ("2.0".into(), "0".into()));
-        assert_eq!(
-            super::rpm_version("1.0-rc1-3"),
-            ("1.0_rc1".into(), "3".into())
-        );
-    }
-}
-
 /// The package specs of the sample OS for `arch`.
 pub fn packages(arch: &str) -> Result<Vec<PkgSpec>> {
     let arch = arch.to_string();
@@ -218,4 +198,24 @@ pub fn make_sample_repo(dir: &Path, arch: &str) -> Result<()> {
         out.display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn debian_versions_become_rpm_versions() {
+        assert_eq!(
+            super::rpm_version("6.1.192-2"),
+            ("6.1.192".into(), "2".into())
+        );
+        assert_eq!(
+            super::rpm_version("1:1.35.0-4+deb12u1+b1"),
+            ("1.35.0".into(), "4+deb12u1+b1".into())
+        );
+        assert_eq!(super::rpm_version("2.0"), ("2.0".into(), "0".into()));
+        assert_eq!(
+            super::rpm_version("1.0-rc1-3"),
+            ("1.0_rc1".into(), "3".into())
+        );
+    }
 }
