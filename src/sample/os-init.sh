@@ -3,8 +3,21 @@
 # then power off.
 export PATH=/usr/bin:/usr/sbin
 
+# One line to every console the kernel writes to (/proc/consoles), so the
+# serial console has it even when it is not the last console= argument;
+# /dev/console alone before /proc and /dev are mounted.
+say() {
+    sent=
+    if [ -r /proc/consoles ]; then
+        while read -r name _rest; do
+            [ -c "/dev/$name" ] && echo "$*" > "/dev/$name" && sent=1
+        done < /proc/consoles
+    fi
+    [ -n "$sent" ] || echo "$*" > /dev/console
+}
+
 fail() {
-    echo "COSA-BOOT-FAILED: $*" > /dev/console
+    say "COSA-BOOT-FAILED: $*"
     sync
     poweroff -f
     reboot -f
@@ -46,7 +59,7 @@ done < /proc/mounts
 [ -n "$usr_ro" ] || fail "/usr is not mounted read-only"
 [ -d "/sysroot/ostree/deploy" ] || fail "/sysroot holds no /ostree/deploy"
 
-echo "COSA-BOOTED version=$version commit=$commit cmdline=$cmdline" > /dev/console
+say "COSA-BOOTED version=$version commit=$commit cmdline=$cmdline"
 sync
 poweroff -f
 reboot -f
