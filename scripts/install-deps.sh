@@ -10,6 +10,9 @@ pkgs=(
   libcap2-bin attr          # getcap / getfattr in tests
   ostree                    # ostree fsck/show/checkout in tests
   git pkg-config libssl-dev # building git2
+  dpkg apt                  # the sample OS's Debian kernel: apt-get download, dpkg-deb -x
+  e2fsprogs qemu-system-x86 # sample OS boot tests: mkfs.ext4 -d, QEMU (TCG)
+  binutils                  # readelf checks the sample kernel modules' .modinfo
 )
 missing=()
 for p in "${pkgs[@]}"; do

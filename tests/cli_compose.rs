@@ -14,6 +14,8 @@ const SAMPLE_PKGS: &[&str] = &[
     "busybox",
     "sample-release",
     "sample-daemon",
+    "kernel",
+    "sample-init",
 ];
 
 /// A workdir on the project's own sample config with a freshly built sample repo.
@@ -79,7 +81,9 @@ fn sample_compose_matches_dnf() {
         [
             "busybox",
             "filesystem",
+            "kernel",
             "sample-daemon",
+            "sample-init",
             "sample-release",
             "setup"
         ]
@@ -125,7 +129,7 @@ fn sample_compose_matches_dnf() {
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(wd.join("tmp/compose-report.x86_64.json")).unwrap())
             .unwrap();
-    assert_eq!(report["packages"], 5);
+    assert_eq!(report["packages"], SAMPLE_PKGS.len());
 
     // Same tree as dnf, apart from the overlay and dnf's own database and state.
     let dnfroot = t.path().join("dnfroot");

@@ -197,6 +197,7 @@ fn sample_build_boots_into_its_deployment() {
         !console.contains("COSA-BOOT-FAILED"),
         "boot failed:\n{console}"
     );
+    assert_eq!(console.matches("COSA-BOOTED").count(), 1, "{console}");
     let line = line_with(&console, "COSA-BOOTED ")
         .unwrap_or_else(|| panic!("no COSA-BOOTED line:\n{console}"));
     assert_eq!(
@@ -239,11 +240,12 @@ fn sample_initramfs_fails_fast_without_a_root() {
                 &data,
             )
         });
+        // The serial console is not /dev/console here (the last console= is).
         let no_deploy = s.spawn(|| {
             boot(
                 &k.vmlinuz,
                 &initrd,
-                &format!("console=ttyS0 {karg}"),
+                &format!("console=ttyS0 console=tty0 {karg}"),
                 &noostree,
             )
         });
@@ -268,5 +270,6 @@ fn sample_initramfs_fails_fast_without_a_root() {
             "{console}"
         );
         assert!(!console.contains("COSA-BOOTED"), "{console}");
+        assert_eq!(console.matches("COSA-BOOT-FAILED").count(), 1, "{console}");
     });
 }

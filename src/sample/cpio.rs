@@ -106,7 +106,7 @@ impl Archive {
             pad4(&mut out);
         }
         header(&mut out, 0, 0, 1, 0, (0, 0), "TRAILER!!!");
-        while out.len() % 512 != 0 {
+        while !out.len().is_multiple_of(512) {
             out.push(0);
         }
         out
@@ -114,7 +114,7 @@ impl Archive {
 }
 
 fn pad4(out: &mut Vec<u8>) {
-    while out.len() % 4 != 0 {
+    while !out.len().is_multiple_of(4) {
         out.push(0);
     }
 }

@@ -75,6 +75,50 @@ fn apt_name(package: &str, debarch: &str) -> String {
     format!("{package}:{debarch}")
 }
 
+/// apt options for `debarch`: none for the host's own architecture; for
+/// another, a private apt state in `cache/apt-<debarch>/` with that
+/// architecture as the only one (made once with `apt-get update`), so the
+/// host's dpkg configuration is left alone.
+fn apt_options(cache: &Path, debarch: &str) -> Result<Vec<String>> {
+    let host = run_cmd(
+        "asking dpkg for the host architecture",
+        Command::new("dpkg").arg("--print-architecture"),
+    )?;
+    if String::from_utf8_lossy(&host.stdout).trim() == debarch {
+        return Ok(Vec::new());
+    }
+    let state = cache.join(format!("apt-{debarch}"));
+    let lists = state.join("lists");
+    let opts: Vec<String> = [
+        format!("APT::Architecture={debarch}"),
+        format!("APT::Architectures::={debarch}"),
+        format!("Dir::State::Lists={}", lists.display()),
+        format!("Dir::Cache={}", state.join("cache").display()),
+        "Debug::NoLocking=1".to_string(),
+    ]
+    .into_iter()
+    .flat_map(|o| ["-o".to_string(), o])
+    .collect();
+    let ready = std::fs::read_dir(&lists).is_ok_and(|rd| {
+        rd.filter_map(|e| e.ok())
+            .any(|e| e.file_name().to_string_lossy().contains("_Packages"))
+    });
+    if !ready {
+        for d in [lists.join("partial"), state.join("cache/archives/partial")] {
+            std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
+        }
+        eprintln!(
+            "Reading Debian's {debarch} package lists into {}",
+            state.display()
+        );
+        run_cmd(
+            &format!("apt-get update for {debarch} (is the Debian mirror reachable?)"),
+            Command::new("apt-get").args(["-q", "update"]).args(&opts),
+        )?;
+    }
+    Ok(opts)
+}
+
 /// `apt-get download PACKAGE:DEBARCH` into the cache, unless a .deb of that
 /// package is already there. Returns the .deb's path.
 pub fn fetch_deb(cache: &Path, package: &str, debarch: &str) -> Result<PathBuf> {
@@ -94,6 +138,7 @@ pub fn fetch_deb(cache: &Path, package: &str, debarch: &str) -> Result<PathBuf> 
              and is {debarch} a configured dpkg architecture?)"
         ),
         Command::new("apt-get")
+            .args(apt_options(cache, debarch)?)
             .args(["download", "-q"])
             .arg(apt_name(package, debarch))
             .current_dir(tmp.path()),
@@ -111,6 +156,7 @@ pub fn fetch_deb(cache: &Path, package: &str, debarch: &str) -> Result<PathBuf> 
 /// The binary package a metapackage depends on whose name satisfies `want`
 /// (`linux-image-cloud-amd64` -> `linux-image-6.1.0-56-cloud-amd64`).
 pub fn resolve_dependency(
+    cache: &Path,
     meta: &str,
     debarch: &str,
     want: impl Fn(&str) -> bool,
@@ -118,6 +164,7 @@ pub fn resolve_dependency(
     let out = run_cmd(
         &format!("asking apt which package {meta} ({debarch}) depends on"),
         Command::new("apt-cache")
+            .args(apt_options(cache, debarch)?)
             .args(["depends", "--no-recommends", "--no-suggests"])
             .arg(apt_name(meta, debarch)),
     )?;

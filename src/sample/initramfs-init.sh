@@ -3,8 +3,21 @@
 # in busybox sh. Any failure prints one COSA-BOOT-FAILED line and powers off.
 export PATH=/bin
 
+# One line to every console the kernel writes to (/proc/consoles), so the
+# serial console has it even when it is not the last console= argument;
+# /dev/console alone before /proc and /dev are mounted.
+say() {
+    sent=
+    if [ -r /proc/consoles ]; then
+        while read -r name _rest; do
+            [ -c "/dev/$name" ] && echo "$*" > "/dev/$name" && sent=1
+        done < /proc/consoles
+    fi
+    [ -n "$sent" ] || echo "$*" > /dev/console
+}
+
 fail() {
-    echo "COSA-BOOT-FAILED: $*" > /dev/console
+    say "COSA-BOOT-FAILED: $*"
     sync
     poweroff -f
     reboot -f

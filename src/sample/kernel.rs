@@ -94,8 +94,16 @@ impl Kernel {
 /// `linux-image-<abi>-cloud-<debarch>`, else the one Debian's
 /// `linux-image-cloud-<debarch>` metapackage depends on, downloaded.
 pub fn kernel_deb(cache: &Path, debarch: &str) -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("COSA_SAMPLE_KERNEL_DEB") {
-        let p = PathBuf::from(p);
+    kernel_deb_from(
+        std::env::var_os("COSA_SAMPLE_KERNEL_DEB").map(PathBuf::from),
+        cache,
+        debarch,
+    )
+}
+
+/// [`kernel_deb`] with the `COSA_SAMPLE_KERNEL_DEB` value given.
+pub fn kernel_deb_from(local: Option<PathBuf>, cache: &Path, debarch: &str) -> Result<PathBuf> {
+    if let Some(p) = local {
         if !p.is_file() {
             bail!(
                 "COSA_SAMPLE_KERNEL_DEB={} is not a file (point it at a linux-image-*-cloud-{debarch} .deb)",
@@ -120,7 +128,7 @@ pub fn kernel_deb(cache: &Path, debarch: &str) -> Result<PathBuf> {
         .max();
     let package = match found {
         Some(f) => f.split('_').next().unwrap_or_default().to_string(),
-        None => debian::resolve_dependency(&meta, debarch, is_image).with_context(|| {
+        None => debian::resolve_dependency(cache, &meta, debarch, is_image).with_context(|| {
             format!(
                 "finding Debian's cloud kernel through {meta} (set COSA_SAMPLE_KERNEL_DEB to a \
                  local .deb when the mirror cannot be reached)"
@@ -387,7 +395,7 @@ mod tests {
         f.extend_from_slice(strtab);
         let mi_off = f.len();
         f.extend_from_slice(modinfo);
-        while f.len() % 8 != 0 {
+        while !f.len().is_multiple_of(8) {
             f.push(0);
         }
         let shoff = f.len();
@@ -473,6 +481,37 @@ mod tests {
         mk("kernel/x/broken.ko", "broken", "missing_mod");
         let e = select_modules(dir, &["broken".into()]).unwrap_err();
         assert!(format!("{e:#}").contains("missing_mod"), "{e:#}");
+    }
+
+    #[test]
+    fn a_local_kernel_deb_is_checked() {
+        let t = tempfile::tempdir().unwrap();
+        let e = kernel_deb_from(Some(t.path().join("nope.deb")), t.path(), "amd64").unwrap_err();
+        assert!(
+            format!("{e:#}").contains("COSA_SAMPLE_KERNEL_DEB")
+                && format!("{e:#}").contains("nope.deb"),
+            "{e:#}"
+        );
+        let deb = t.path().join("k.deb");
+        std::fs::write(&deb, "x").unwrap();
+        assert_eq!(
+            kernel_deb_from(Some(deb.clone()), t.path(), "amd64").unwrap(),
+            deb
+        );
+        // A cached ABI package is used without asking apt; the metapackage is not one.
+        let cache = t.path().join("cache");
+        std::fs::create_dir(&cache).unwrap();
+        for f in [
+            "linux-image-cloud-amd64_6.1.192-2_amd64.deb",
+            "linux-image-6.1.0-56-cloud-amd64_6.1.192-2_amd64.deb",
+            "linux-image-6.1.0-56-cloud-arm64_6.1.192-2_arm64.deb",
+        ] {
+            std::fs::write(cache.join(f), "x").unwrap();
+        }
+        assert_eq!(
+            kernel_deb_from(None, &cache, "amd64").unwrap(),
+            cache.join("linux-image-6.1.0-56-cloud-amd64_6.1.192-2_amd64.deb")
+        );
     }
 
     #[test]

@@ -13,7 +13,9 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::rpm::fixture::{FileSpec, PkgSpec, RepoCompression, make_repo};
+use crate::rpm::fixture::{
+    FileKind, FileSpec, PkgSpec, RepoCompression, check_with_rpm, createrepo,
+};
 
 const APPLETS: &[&str] = &[
     "sh", "ls", "cat", "echo", "mkdir", "chmod", "chown", "id", "grep", "sed", "printf", "test",
@@ -191,11 +193,141 @@ pub fn make_sample_repo(dir: &Path, arch: &str) -> Result<()> {
     if out.exists() {
         std::fs::remove_dir_all(&out).with_context(|| format!("clearing {}", out.display()))?;
     }
-    let pkgs = make_repo(&out, &packages(arch)?, RepoCompression::Gz)?;
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let specs = packages(arch)?;
+    let cache = debian::cache_dir()?;
+    let pkgs = specs
+        .iter()
+        .map(|s| {
+            if s.name == "kernel" {
+                build_cached(s, &cache, &out)
+            } else {
+                s.build(&out)
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    check_with_rpm(&pkgs, &specs)?;
+    createrepo(&out, RepoCompression::Gz)?;
     eprintln!(
         "Wrote {} packages and repodata to {}",
         pkgs.len(),
         out.display()
     );
     Ok(())
+}
+
+/// Build a (large) package into `dir` through a cache: the rpm crate takes
+/// seconds for the kernel's payload in a debug build, and the package is
+/// the same for the same spec, builder code and rpm crate.
+fn build_cached(spec: &PkgSpec, cache: &Path, dir: &Path) -> Result<std::path::PathBuf> {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    let mut put = |b: &[u8]| {
+        h.update((b.len() as u64).to_le_bytes());
+        h.update(b);
+    };
+    // The code that turns a spec into bytes, and the rpm crate's version.
+    put(include_str!("../rpm/fixture.rs").as_bytes());
+    put(include_str!("../../Cargo.lock").as_bytes());
+    put(format!(
+        "{} {} {} {} {} {} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?}",
+        spec.name,
+        spec.epoch,
+        spec.version,
+        spec.release,
+        spec.arch,
+        spec.compression,
+        spec.level,
+        spec.provides,
+        spec.requires,
+        spec.requires_pre,
+        spec.recommends,
+        spec.pre,
+        spec.post,
+        spec.posttrans
+    )
+    .as_bytes());
+    if !(spec.conflicts.is_empty()
+        && spec.obsoletes.is_empty()
+        && spec.suggests.is_empty()
+        && spec.supplements.is_empty()
+        && spec.enhances.is_empty())
+    {
+        // Not used by the kernel package: build without the cache.
+        return spec.build(dir);
+    }
+    for f in &spec.files {
+        put(format!(
+            "{} {:o} {} {} {:?} {:?} {}",
+            f.path, f.mode, f.user, f.group, f.caps, f.hardlink_set, f.config
+        )
+        .as_bytes());
+        match &f.kind {
+            FileKind::File(c) => {
+                put(b"f");
+                put(c);
+            }
+            FileKind::Dir => put(b"d"),
+            FileKind::Symlink(t) => {
+                put(b"l");
+                put(t.as_bytes());
+            }
+            FileKind::Ghost => put(b"g"),
+        }
+    }
+    let key = hex::encode(h.finalize());
+    let prefix = format!("built-{}-{}-", spec.name, spec.arch);
+    let cached = cache.join(format!("{prefix}{}.rpm", &key[..32]));
+    let dest = dir.join(spec.filename());
+    if !cached.is_file() {
+        let tmp = tempfile::Builder::new()
+            .prefix(".build-")
+            .tempdir_in(cache)
+            .with_context(|| format!("creating a build directory in {}", cache.display()))?;
+        let built = spec.build(tmp.path())?;
+        std::fs::rename(&built, &cached)
+            .with_context(|| format!("moving {} to {}", built.display(), cached.display()))?;
+        // Builds from other sources (other checkouts share the cache) go
+        // once they have not been used for a day.
+        let day = std::time::Duration::from_secs(86_400);
+        for e in std::fs::read_dir(cache).with_context(|| format!("reading {}", cache.display()))? {
+            let e = e?;
+            let n = e.file_name().to_string_lossy().into_owned();
+            let old = e
+                .metadata()
+                .and_then(|m| m.accessed())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|a| a > day));
+            if n.starts_with(&prefix) && e.path() != cached && old {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    match std::fs::copy(&cached, &dest) {
+        Ok(_) => Ok(dest),
+        // Pruned by another process meanwhile: build it here.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => spec.build(dir),
+        Err(e) => {
+            Err(e).with_context(|| format!("copying {} to {}", cached.display(), dest.display()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn debian_versions_become_rpm_versions() {
+        assert_eq!(
+            super::rpm_version("6.1.192-2"),
+            ("6.1.192".into(), "2".into())
+        );
+        assert_eq!(
+            super::rpm_version("1:1.35.0-4+deb12u1+b1"),
+            ("1.35.0".into(), "4+deb12u1+b1".into())
+        );
+        assert_eq!(super::rpm_version("2.0"), ("2.0".into(), "0".into()));
+        assert_eq!(
+            super::rpm_version("1.0-rc1-3"),
+            ("1.0_rc1".into(), "3".into())
+        );
+    }
 }

@@ -3,8 +3,21 @@
 # then power off.
 export PATH=/usr/bin:/usr/sbin
 
+# One line to every console the kernel writes to (/proc/consoles), so the
+# serial console has it even when it is not the last console= argument;
+# /dev/console alone before /proc and /dev are mounted.
+say() {
+    sent=
+    if [ -r /proc/consoles ]; then
+        while read -r name _rest; do
+            [ -c "/dev/$name" ] && echo "$*" > "/dev/$name" && sent=1
+        done < /proc/consoles
+    fi
+    [ -n "$sent" ] || echo "$*" > /dev/console
+}
+
 fail() {
-    echo "COSA-BOOT-FAILED: $*" > /dev/console
+    say "COSA-BOOT-FAILED: $*"
     sync
     poweroff -f
     reboot -f
@@ -31,7 +44,22 @@ case "$commit" in
 esac
 [ ${#commit} -eq 64 ] || fail "deployment $deploy is not named <commit>.<serial>"
 
-echo "COSA-BOOTED version=$version commit=$commit cmdline=$cmdline" > /dev/console
+# What the initramfs set up: the physical root at /sysroot, the stateful
+# /var bound in, and a read-only /usr.
+usr_ro= var= sysroot=
+while read -r _dev mnt _fs opts _rest; do
+    case "$mnt" in
+        /usr) case ",$opts," in *,ro,*) usr_ro=1 ;; *) usr_ro= ;; esac ;;
+        /var) var=1 ;;
+        /sysroot) sysroot=1 ;;
+    esac
+done < /proc/mounts
+[ -n "$sysroot" ] || fail "/sysroot is not mounted"
+[ -n "$var" ] || fail "/var is not mounted"
+[ -n "$usr_ro" ] || fail "/usr is not mounted read-only"
+[ -d "/sysroot/ostree/deploy" ] || fail "/sysroot holds no /ostree/deploy"
+
+say "COSA-BOOTED version=$version commit=$commit cmdline=$cmdline"
 sync
 poweroff -f
 reboot -f
