@@ -11,17 +11,26 @@ pkgs=(
   ostree                    # ostree fsck/show/checkout in tests
   git pkg-config libssl-dev # building git2
   dpkg apt                  # the sample OS's Debian kernel: apt-get download, dpkg-deb -x
-  e2fsprogs qemu-system-x86 # sample OS boot tests: mkfs.ext4 -d, QEMU (TCG)
   binutils                  # readelf checks the sample kernel modules' .modinfo
+  e2fsprogs dosfstools mtools gdisk   # disk images: mkfs.ext4 -d, mkfs.fat + mcopy; sgdisk -v in tests
+  grub-common grub-pc-bin grub-efi-amd64-bin  # grub-mkimage, BIOS and UEFI GRUB modules
+  ovmf seabios              # UEFI and BIOS firmware for boot tests
+  util-linux                # blkid, losetup in tests
 )
+# QEMU: qemu-system-x86 (bookworm, 7.2) needs the qemu-utils of the same
+# release; machines that carry qemu-utils 10 from backports must take
+# bookworm's, so both are named with their release.
+qemu=(qemu-system-x86 qemu-utils/bookworm qemu-block-extra/bookworm)
 missing=()
 for p in "${pkgs[@]}"; do
-  [[ $p == \#* ]] && continue
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if ((${#missing[@]})); then
+need_qemu=0
+dpkg-query -W -f='${Status}' qemu-system-x86 2>/dev/null | grep -q "install ok installed" || need_qemu=1
+if ((${#missing[@]} + need_qemu)); then
   SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO=sudo
+  ((need_qemu)) && missing+=("${qemu[@]}")
   echo "Installing: ${missing[*]}" >&2
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --allow-downgrades "${missing[@]}" >/dev/null
 fi
