@@ -118,8 +118,15 @@ fn bench_config(dir: &Path, payload_repo: &Path) -> Result<()> {
     let text = std::fs::read_to_string(&m)?;
     let text = text
         .replace("repos:\n  - sample\n", "repos:\n  - sample\n  - bench\n")
-        .replace("  - sample-daemon\n", "  - sample-daemon\n  - bench-payload\n");
-    ensure!(text.contains("bench-payload"), "could not add the payload to {}", m.display());
+        .replace(
+            "  - sample-daemon\n",
+            "  - sample-daemon\n  - bench-payload\n",
+        );
+    ensure!(
+        text.contains("bench-payload"),
+        "could not add the payload to {}",
+        m.display()
+    );
     std::fs::write(&m, text)?;
     std::fs::write(
         dir.join("bench.repo"),
@@ -150,7 +157,11 @@ fn run() -> Result<()> {
         std::fs::create_dir_all(&base)?;
         eprintln!("image_vs_floor: preparing {mib} MiB payload, sample repo and a build (once)");
         cosa::sample::make_sample_repo(&sample, "x86_64")?;
-        make_repo(&base.join("payload-repo"), &[payload(mib)], RepoCompression::Gz)?;
+        make_repo(
+            &base.join("payload-repo"),
+            &[payload(mib)],
+            RepoCompression::Gz,
+        )?;
         bench_config(&base.join("config"), &base.join("payload-repo"))?;
         sh(cosa(&wd, &env)
             .args(["init", "--transient"])
