@@ -47,15 +47,10 @@ pub enum Command {
     Diff(DiffOpts),
     /// Delete old builds and the OSTree objects only they use.
     Prune(PruneOpts),
-    /// Add the QEMU image (qcow2) to an existing build.
-    #[command(name = "buildextend-qemu")]
-    BuildextendQemu(BuildextendOpts),
-    /// Add the metal image (raw, 512-byte sectors) to an existing build.
-    #[command(name = "buildextend-metal")]
-    BuildextendMetal(BuildextendOpts),
-    /// Add the metal4k image (raw, 4096-byte sectors) to an existing build.
-    #[command(name = "buildextend-metal4k")]
-    BuildextendMetal4k(BuildextendOpts),
+    /// Add one platform's image to an existing build (`cosa buildextend-<platform>` works too).
+    Buildextend(BuildextendOpts),
+    /// Add several platform images to an existing build at once, in parallel.
+    Osbuild(OsbuildOpts),
     /// Boot tests of a build's images in QEMU.
     #[command(subcommand)]
     Kola(KolaCmd),
@@ -83,13 +78,46 @@ pub enum Command {
 #[command(after_help = "Examples:
   cosa buildextend-qemu                      # the latest build, host arch
   cosa buildextend-metal --build 1.20260101.dev.0
-  cosa buildextend-metal4k
+  cosa buildextend aws                       # same as cosa buildextend-aws
+
+Platforms: qemu openstack aliyun digitalocean exoscale oraclecloud proxmoxve
+ibmcloud nutanix (qcow2), aws (vmdk), azure azurestack (vhd), gcp (tar.gz),
+hyperv (vhdx), metal metal4k applehv hetzner vultr (raw), vmware virtualbox
+(ova), kubevirt (ociarchive).
 
 The commit is deployed into a fresh OSTree sysroot (bare repo, deployment,
 BLS entry), GRUB is set up for BIOS and UEFI, and the disk is assembled from
 directories without mounts or VMs. The artifact is recorded in meta.json
 under images.<platform> (path, sha256, size); an existing one is replaced.")]
 pub struct BuildextendOpts {
+    /// The platform.
+    #[arg(value_parser = crate::image::platform_names())]
+    pub platform: String,
+    /// The build (default: latest).
+    #[arg(long)]
+    pub build: Option<String>,
+    /// The architecture (default: the host's).
+    #[arg(long)]
+    pub arch: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  cosa osbuild aws azure gcp                 # three platforms of the latest build
+  cosa osbuild --all                         # every platform
+  cosa osbuild qemu metal --build 1.20260101.dev.0
+
+The commit is deployed once; platforms with the same disk geometry share one
+base disk (GPT, ESP, GRUB, root file system) and differ only in their boot
+partition (ignition.platform.id, console kargs and GRUB console commands from
+platforms.yaml); the platforms are finished in parallel.")]
+pub struct OsbuildOpts {
+    /// The platforms.
+    #[arg(value_parser = crate::image::platform_names(), required_unless_present = "all")]
+    pub platforms: Vec<String>,
+    /// Every platform.
+    #[arg(long, conflicts_with = "platforms")]
+    pub all: bool,
     /// The build (default: latest).
     #[arg(long)]
     pub build: Option<String>,
@@ -137,7 +165,8 @@ pub struct KolaRunOpts {
     /// Firmware to boot with.
     #[arg(long, value_enum, default_value = "uefi")]
     pub firmware: Firmware,
-    /// Which image to boot (qemu, metal or metal4k; metal4k is attached with 4096-byte sectors).
+    /// Which image to boot (any platform whose disk QEMU can attach; metal4k
+    /// is attached with 4096-byte sectors, gcp and vmware are unpacked first).
     #[arg(long, default_value = "qemu")]
     pub platform: String,
     /// Give up after this many seconds.
@@ -183,8 +212,8 @@ build's, no new commit is made; images the newest build lacks are still added.")
 pub struct BuildOpts {
     #[command(flatten)]
     pub resolve: ResolveOpts,
-    /// What to build: ostree, qemu, metal, metal4k (default: ostree and qemu).
-    #[arg(value_parser = ["ostree", "qemu", "metal", "metal4k"])]
+    /// What to build: ostree and any image platform (default: ostree and qemu).
+    #[arg(value_parser = crate::image::build_target_names())]
     pub targets: Vec<String>,
     /// Build even if nothing changed since the previous build.
     #[arg(long)]
@@ -525,6 +554,28 @@ pub struct GraphCheckOpts {
     pub publish: PublishDirOpts,
 }
 
+/// coreos-assembler spells `cosa buildextend aws` as `cosa buildextend-aws`:
+/// rewrite the first such argument into the two-word form clap knows.
+pub fn expand_buildextend<I: IntoIterator<Item = std::ffi::OsString>>(
+    args: I,
+) -> Vec<std::ffi::OsString> {
+    let mut out = Vec::new();
+    let mut done = false;
+    for a in args {
+        if !done
+            && let Some(p) = a.to_str().and_then(|s| s.strip_prefix("buildextend-"))
+            && crate::image::platform_names().contains(&p)
+        {
+            out.push("buildextend".into());
+            out.push(p.into());
+            done = true;
+            continue;
+        }
+        out.push(a);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -533,6 +584,16 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn buildextend_dash_platform_is_expanded() {
+        let a = expand_buildextend(["cosa", "-v", "buildextend-aws", "--build", "x"].map(Into::into));
+        assert_eq!(a, ["cosa", "-v", "buildextend", "aws", "--build", "x"].map(std::ffi::OsString::from));
+        let b = expand_buildextend(["cosa", "buildextend-nope"].map(Into::into));
+        assert_eq!(b, ["cosa", "buildextend-nope"].map(std::ffi::OsString::from));
+        let c = Cli::try_parse_from(expand_buildextend(["cosa", "buildextend-metal4k"].map(Into::into))).unwrap();
+        assert!(matches!(c.command, Command::Buildextend(BuildextendOpts { ref platform, .. }) if platform == "metal4k"));
     }
 }
 

@@ -4,7 +4,7 @@ use clap::Parser;
 use cosa::cli::{Cli, Command, ComposeCmd, KolaCmd};
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(cosa::cli::expand_buildextend(std::env::args_os()));
     cosa::util::init_logging(cli.verbose);
     let result = match cli.command {
         Command::Init(o) => cosa::cmd::init::run(&cli.global, o),
@@ -15,9 +15,8 @@ fn main() {
         Command::Meta(o) => cosa::cmd::builds::meta(&cli.global, o),
         Command::Diff(o) => cosa::cmd::builds::diff(&cli.global, o),
         Command::Prune(o) => cosa::cmd::builds::prune(&cli.global, o),
-        Command::BuildextendQemu(o) => cosa::cmd::image::buildextend(&cli.global, o, "qemu"),
-        Command::BuildextendMetal(o) => cosa::cmd::image::buildextend(&cli.global, o, "metal"),
-        Command::BuildextendMetal4k(o) => cosa::cmd::image::buildextend(&cli.global, o, "metal4k"),
+        Command::Buildextend(o) => cosa::cmd::image::buildextend(&cli.global, o),
+        Command::Osbuild(o) => cosa::cmd::image::osbuild(&cli.global, o),
         Command::Kola(KolaCmd::Run(o)) => cosa::cmd::kola::run(&cli.global, o),
         Command::Run(o) => cosa::cmd::kola::interactive(&cli.global, o),
         Command::Sign(o) => cosa::cmd::sign::sign(&cli.global, o),

@@ -4,7 +4,7 @@
 
 use anyhow::{Context, Result, ensure};
 
-use crate::cli::{BuildextendOpts, GlobalOpts};
+use crate::cli::{BuildextendOpts, GlobalOpts, OsbuildOpts};
 use crate::config::workdir::Workdir;
 use crate::image::{self, ImageBuild};
 use crate::ostree::ObjectType;
@@ -13,17 +13,36 @@ use crate::store::lock::WorkdirLock;
 use crate::store::meta::{self, Artifact, Meta};
 use crate::util::{self, time};
 
-pub fn buildextend(global: &GlobalOpts, opts: BuildextendOpts, platform: &str) -> Result<()> {
+pub fn buildextend(global: &GlobalOpts, opts: BuildextendOpts) -> Result<()> {
+    extend(global, opts.build.as_deref(), opts.arch.as_deref(), &[opts.platform])
+}
+
+pub fn osbuild(global: &GlobalOpts, opts: OsbuildOpts) -> Result<()> {
+    let platforms: Vec<String> = if opts.all {
+        image::platform_names().iter().map(|s| s.to_string()).collect()
+    } else {
+        opts.platforms
+    };
+    extend(global, opts.build.as_deref(), opts.arch.as_deref(), &platforms)
+}
+
+fn extend(global: &GlobalOpts, build: Option<&str>, arch: Option<&str>, platforms: &[String]) -> Result<()> {
     let wd = Workdir::open(&global.workdir)?;
     let lock = WorkdirLock::acquire(&wd.root)?;
     let builds = BuildsJson::load(&wd.builds_dir())?;
-    let arch = util::target_arch(opts.arch.as_deref())?;
-    let id = builds.resolve(opts.build.as_deref())?;
+    let arch = util::target_arch(arch)?;
+    let id = builds.resolve(build)?;
     ensure!(
         builds.has_arch(&id, &arch),
         "build {id} has no {arch} part; `cosa list` shows the builds and their arches"
     );
-    add_images(&wd, &lock, &id, &arch, &[platform.to_string()])
+    let mut unique: Vec<String> = Vec::new();
+    for p in platforms {
+        if !unique.contains(p) {
+            unique.push(p.clone());
+        }
+    }
+    add_images(&wd, &lock, &id, &arch, &unique)
 }
 
 /// Make `platforms` for build `id` of `arch` and record them in its meta.json.
@@ -98,6 +117,7 @@ pub(crate) fn add_images(
                 path: img.file.clone(),
                 sha256,
                 size: Some(size),
+                skip_compression: img.skip_compression.then_some(true),
                 ..Default::default()
             },
         );

@@ -27,6 +27,7 @@ fn machine_for(
     platform: &str,
     firmware: Firmware,
     memory_mib: u32,
+    scratch: &std::path::Path,
 ) -> Result<(String, Meta, Machine)> {
     let builds = BuildsJson::load(&wd.builds_dir())?;
     let arch = util::target_arch(arch)?;
@@ -44,7 +45,45 @@ fn machine_for(
             target.sector
         );
     }
-    let format = if target.qcow2 { "qcow2" } else { "raw" };
+    let is_compressed = [".xz", ".zst", ".gz"]
+        .iter()
+        .any(|e| art.path.ends_with(e) && !art.path.ends_with(".tar.gz"));
+    if is_compressed {
+        bail!("{} is compressed; run `cosa uncompress` first", art.path);
+    }
+    // Formats QEMU cannot attach directly are unpacked into scratch.
+    let (disk, format) = match target.format {
+        image::Format::GcpTarGz => {
+            util::run_cmd(
+                "unpacking disk.raw from the GCP tarball",
+                std::process::Command::new("tar")
+                    .arg("-xSzf")
+                    .arg(&disk)
+                    .arg("-C")
+                    .arg(scratch)
+                    .arg("disk.raw"),
+            )?;
+            (scratch.join("disk.raw"), "raw")
+        }
+        image::Format::Ova { .. } => {
+            util::run_cmd(
+                "unpacking disk.vmdk from the OVA",
+                std::process::Command::new("tar")
+                    .arg("-xf")
+                    .arg(&disk)
+                    .arg("-C")
+                    .arg(scratch)
+                    .arg("disk.vmdk"),
+            )?;
+            (scratch.join("disk.vmdk"), "vmdk")
+        }
+        _ => (
+            disk,
+            target.qemu_format().with_context(|| {
+                format!("cosa kola cannot boot {platform} artifacts; boot the qemu image instead")
+            })?,
+        ),
+    };
     Ok((
         id,
         m,
@@ -61,6 +100,7 @@ fn machine_for(
 
 pub fn run(global: &GlobalOpts, opts: KolaRunOpts) -> Result<()> {
     let wd = Workdir::open(&global.workdir)?;
+    let scratch = image::scratch_dir(&wd.tmp_dir())?;
     let (id, m, machine) = machine_for(
         &wd,
         opts.build.as_deref(),
@@ -68,9 +108,9 @@ pub fn run(global: &GlobalOpts, opts: KolaRunOpts) -> Result<()> {
         &opts.platform,
         opts.firmware,
         1024,
+        scratch.path(),
     )?;
     let fw = firmware_name(opts.firmware);
-    let scratch = image::scratch_dir(&wd.tmp_dir())?;
     let log = wd
         .tmp_dir()
         .join("kola")
@@ -82,11 +122,7 @@ pub fn run(global: &GlobalOpts, opts: KolaRunOpts) -> Result<()> {
     );
     let (console, elapsed) =
         machine.boot_capture(scratch.path(), &log, Duration::from_secs(opts.timeout))?;
-    let platform_id = if opts.platform == "metal4k" {
-        "metal"
-    } else {
-        opts.platform.as_str()
-    };
+    let platform_id = image::target(&opts.platform)?.ignition_id();
     let fail = |why: String| -> anyhow::Error {
         anyhow::anyhow!(
             "kola basic FAILED on {id} {} ({fw}): {why}\n--- console (last 40 lines; full log {}) ---\n{}",
@@ -135,6 +171,7 @@ pub fn run(global: &GlobalOpts, opts: KolaRunOpts) -> Result<()> {
 
 pub fn interactive(global: &GlobalOpts, opts: RunOpts) -> Result<()> {
     let wd = Workdir::open(&global.workdir)?;
+    let scratch = image::scratch_dir(&wd.tmp_dir())?;
     let (_, _, machine) = machine_for(
         &wd,
         opts.build.as_deref(),
@@ -142,8 +179,8 @@ pub fn interactive(global: &GlobalOpts, opts: RunOpts) -> Result<()> {
         "qemu",
         opts.firmware,
         opts.memory,
+        scratch.path(),
     )?;
-    let scratch = image::scratch_dir(&wd.tmp_dir())?;
     let mut cmd = machine.command(scratch.path(), true)?;
     eprintln!("Booting {} (Ctrl-a x quits)", machine.disk.display());
     let status = cmd.status().context("starting qemu-system-x86_64")?;

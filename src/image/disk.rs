@@ -22,8 +22,9 @@ pub struct DiskInput<'a> {
     pub arch: &'a str,
     /// Contents of the root file system (label `root`).
     pub sysroot: &'a Path,
-    /// Contents of the boot file system (label `boot`).
-    pub boot: &'a Path,
+    /// Contents of the boot file system (label `boot`); None leaves the boot
+    /// partition empty for `write_boot` to fill per platform.
+    pub boot: Option<&'a Path>,
     /// Contents of the EFI system partition, if the arch has one.
     pub esp: Option<&'a Path>,
     /// GRUB's BIOS core image, installed when the disk has 512-byte sectors
@@ -187,17 +188,11 @@ pub fn make_raw(out: &Path, input: &DiskInput) -> Result<Layout> {
                     mkfs_esp(out, p.offset, p.size, input.sector, volid, dir)?;
                 }
             }
-            Role::Boot => mkfs_ext4(
-                out,
-                p.offset,
-                p.size,
-                "boot",
-                layout::BOOTFS_UUID,
-                &Guid::derived(&format!("{}/boot-hash", input.seed)).to_text(),
-                None,
-                input.boot,
-                input.timestamp,
-            )?,
+            Role::Boot => {
+                if let Some(boot) = input.boot {
+                    write_boot(out, &layout, boot, input.seed, input.timestamp)?
+                }
+            }
             Role::Root => {
                 let inodes = match input.disk_size {
                     Some(_) => None,
@@ -240,6 +235,69 @@ pub fn make_raw(out: &Path, input: &DiskInput) -> Result<Layout> {
         layout.total
     );
     Ok(layout)
+}
+
+/// Make the boot file system (label `boot`) of `disk` from `dir`.
+pub fn write_boot(disk: &Path, layout: &Layout, dir: &Path, seed: &str, timestamp: i64) -> Result<()> {
+    let p = layout
+        .part(Role::Boot)
+        .context("the layout has no boot partition")?;
+    mkfs_ext4(
+        disk,
+        p.offset,
+        p.size,
+        "boot",
+        layout::BOOTFS_UUID,
+        &Guid::derived(&format!("{seed}/boot-hash")).to_text(),
+        None,
+        dir,
+        timestamp,
+    )
+}
+
+/// Copy `src` to `dst` keeping holes: only the data extents are read and
+/// written (SEEK_DATA / SEEK_HOLE), so copying a mostly empty 10 GiB disk
+/// costs what its content costs.
+pub fn copy_sparse(src: &Path, dst: &Path) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    use std::os::unix::io::AsRawFd;
+    let from = fs::File::open(src).with_context(|| format!("opening {}", src.display()))?;
+    let len = from
+        .metadata()
+        .with_context(|| format!("reading {}", src.display()))?
+        .len();
+    let _ = fs::remove_file(dst);
+    let to = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(dst)
+        .with_context(|| format!("creating {}", dst.display()))?;
+    to.set_len(len)
+        .with_context(|| format!("sizing {}", dst.display()))?;
+    let fd = from.as_raw_fd();
+    let mut buf = vec![0u8; 4 << 20];
+    let mut pos: i64 = 0;
+    while (pos as u64) < len {
+        // SAFETY: lseek on a valid, open file descriptor.
+        let data = unsafe { libc::lseek(fd, pos, libc::SEEK_DATA) };
+        if data < 0 {
+            break; // ENXIO: no more data
+        }
+        // SAFETY: as above.
+        let hole = unsafe { libc::lseek(fd, data, libc::SEEK_HOLE) };
+        let end = if hole < 0 { len as i64 } else { hole };
+        let mut off = data as u64;
+        while off < end as u64 {
+            let n = ((end as u64 - off) as usize).min(buf.len());
+            from.read_exact_at(&mut buf[..n], off)
+                .with_context(|| format!("reading {}", src.display()))?;
+            to.write_all_at(&buf[..n], off)
+                .with_context(|| format!("writing {}", dst.display()))?;
+            off += n as u64;
+        }
+        pos = end;
+    }
+    Ok(())
 }
 
 /// Convert a raw disk to qcow2 (compat 1.1, as upstream ships it).

@@ -4,6 +4,7 @@
 //! assemble the disk (GPT, ESP with GRUB, boot, root) without mounts.
 
 pub mod disk;
+pub mod formats;
 pub mod gpt;
 pub mod grub;
 pub mod layout;
@@ -14,10 +15,12 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use rayon::prelude::*;
 
 use crate::config::image::{ImageConfig, Platforms};
 use crate::ostree::Repo;
 use crate::ostree::deploy::{self, BlsEntry, DeployOptions, Deployment};
+pub use formats::Format;
 use layout::{Layout, MIB};
 
 /// How one platform's image is made.
@@ -27,35 +30,107 @@ pub struct Target {
     pub sector: u64,
     /// File extension of the artifact.
     pub ext: &'static str,
-    /// Root partition sized to its content (metal) rather than image.yaml's size.
-    pub fit_content: bool,
-    pub qcow2: bool,
+    pub format: Format,
+    /// Disk size: image.yaml's `size`, a fixed size in GiB, or fit to content.
+    pub size: Size,
+    /// Upstream ships it compressed already (`skip-compression` in meta.json).
+    pub skip_compression: bool,
 }
 
-/// The platforms this stage makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Size {
+    /// image.yaml's `size` (GiB).
+    Config,
+    Gib(u64),
+    /// Root partition sized to the deployment (metal).
+    FitContent,
+}
+
+const fn t(platform: &'static str, ext: &'static str, format: Format, size: Size) -> Target {
+    Target {
+        platform,
+        sector: 512,
+        ext,
+        format,
+        size,
+        skip_compression: false,
+    }
+}
+
+const QCOW2: Format = Format::Qcow2 { compressed: false };
+
+/// Every platform this stage makes, with upstream's formats.
 pub const TARGETS: &[Target] = &[
+    t("qemu", "qcow2", QCOW2, Size::Config),
+    t("openstack", "qcow2", QCOW2, Size::Config),
+    t("aliyun", "qcow2", QCOW2, Size::Config),
+    t("digitalocean", "qcow2", QCOW2, Size::Config),
+    t("exoscale", "qcow2", QCOW2, Size::Config),
+    t("oraclecloud", "qcow2", QCOW2, Size::Config),
+    t("proxmoxve", "qcow2", QCOW2, Size::Config),
+    t("ibmcloud", "qcow2", QCOW2, Size::Gib(100)),
     Target {
-        platform: "qemu",
-        sector: 512,
-        ext: "qcow2",
-        fit_content: false,
-        qcow2: true,
+        skip_compression: true,
+        ..t("nutanix", "qcow2", Format::Qcow2 { compressed: true }, Size::Config)
     },
+    t("aws", "vmdk", Format::Vmdk, Size::Config),
+    t("azure", "vhd", Format::Vhd, Size::Config),
+    t("azurestack", "vhd", Format::Vhd, Size::Config),
     Target {
-        platform: "metal",
-        sector: 512,
-        ext: "raw",
-        fit_content: true,
-        qcow2: false,
+        skip_compression: true,
+        ..t("gcp", "tar.gz", Format::GcpTarGz, Size::Config)
     },
+    t("hyperv", "vhdx", Format::Vhdx, Size::Config),
+    t("metal", "raw", Format::Raw, Size::FitContent),
     Target {
-        platform: "metal4k",
         sector: 4096,
-        ext: "raw",
-        fit_content: true,
-        qcow2: false,
+        ..t("metal4k", "raw", Format::Raw, Size::FitContent)
+    },
+    t("applehv", "raw", Format::Raw, Size::Config),
+    t("hetzner", "raw", Format::Raw, Size::Config),
+    t("vultr", "raw", Format::Raw, Size::Config),
+    t("vmware", "ova", Format::Ova { virtualbox: false }, Size::Config),
+    t("virtualbox", "ova", Format::Ova { virtualbox: true }, Size::Config),
+    Target {
+        skip_compression: true,
+        ..t("kubevirt", "ociarchive", Format::KubevirtOci, Size::Config)
     },
 ];
+
+impl Target {
+    /// The Ignition platform id the image boots with.
+    pub fn ignition_id(&self) -> &'static str {
+        if self.platform == "metal4k" {
+            "metal"
+        } else {
+            self.platform
+        }
+    }
+
+    /// Whether `cosa kola` can attach the artifact as a disk directly.
+    pub fn qemu_format(&self) -> Option<&'static str> {
+        match self.format {
+            Format::Raw => Some("raw"),
+            Format::Qcow2 { .. } => Some("qcow2"),
+            Format::Vmdk => Some("vmdk"),
+            Format::Vhd => Some("vpc"),
+            Format::Vhdx => Some("vhdx"),
+            _ => None,
+        }
+    }
+}
+
+/// Platform names, for the command line.
+pub fn platform_names() -> Vec<&'static str> {
+    TARGETS.iter().map(|t| t.platform).collect()
+}
+
+/// `cosa build` targets: ostree and every platform.
+pub fn build_target_names() -> Vec<&'static str> {
+    let mut v = vec!["ostree"];
+    v.extend(platform_names());
+    v
+}
 
 pub fn target(platform: &str) -> Result<Target> {
     TARGETS
@@ -103,65 +178,81 @@ pub struct MadeImage {
     pub file: String,
     pub layout: Layout,
     pub seconds: f64,
+    pub skip_compression: bool,
 }
 
-/// The ignition platform's kernel arguments for an image: image.yaml's
-/// extra-kargs, `ignition.platform.id`, the platform's console kargs, `rw`,
-/// and `ostree=`.
+/// The kernel arguments of a platform's image: image.yaml's extra-kargs,
+/// `ignition.platform.id`, the platform's console kargs, `rw`, `ostree=`.
 pub fn platform_kargs(
     image: &ImageConfig,
     platforms: &Platforms,
     arch: &str,
-    platform: &str,
+    target: &Target,
     ostree_karg: &str,
 ) -> Vec<String> {
-    let platform_id = if platform == "metal4k" {
-        "metal"
-    } else {
-        platform
-    };
+    let id = target.ignition_id();
     let mut k = image.extra_kargs.clone();
-    k.push(format!("ignition.platform.id={platform_id}"));
-    k.extend(platforms.get(arch, platform_id).kernel_arguments);
+    k.push(format!("ignition.platform.id={id}"));
+    k.extend(platforms.get(arch, id).kernel_arguments);
     k.push("rw".to_string());
     k.push(ostree_karg.to_string());
     k
 }
 
+/// Write a file as a new inode (the boot dirs share files by hardlink).
 fn write_file(path: &Path, data: &[u8]) -> Result<()> {
     if let Some(d) = path.parent() {
         fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
     }
+    let _ = fs::remove_file(path);
     fs::write(path, data).with_context(|| format!("writing {}", path.display()))
 }
 
-/// Rewrite the boot directory for `platform`: BLS options, grub.cfg,
-/// `coreos/platforms.json` and `ignition.firstboot`, as upstream leaves them.
+/// Copy a directory tree with hardlinks for files (`cp -al`).
+fn link_tree(src: &Path, dst: &Path) -> Result<()> {
+    fs::create_dir_all(dst).with_context(|| format!("creating {}", dst.display()))?;
+    let md = fs::metadata(src).with_context(|| format!("reading {}", src.display()))?;
+    fs::set_permissions(dst, md.permissions())?;
+    for e in fs::read_dir(src).with_context(|| format!("reading {}", src.display()))? {
+        let e = e.with_context(|| format!("reading {}", src.display()))?;
+        let (from, to) = (e.path(), dst.join(e.file_name()));
+        let ft = e.file_type()?;
+        if ft.is_dir() {
+            link_tree(&from, &to)?;
+        } else if ft.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(&from)?, &to)
+                .with_context(|| format!("creating {}", to.display()))?;
+        } else {
+            fs::hard_link(&from, &to).with_context(|| format!("linking {}", to.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// The boot directory of one platform, from the deployment's: BLS options,
+/// grub.cfg, `coreos/platforms.json` and `ignition.firstboot`, as upstream.
 fn prepare_boot(
+    base: &Path,
     boot: &Path,
     dep: &Deployment,
     image: &ImageConfig,
     platforms: &Platforms,
     arch: &str,
-    platform: &str,
+    target: &Target,
 ) -> Result<BlsEntry> {
-    let platform_id = if platform == "metal4k" {
-        "metal"
-    } else {
-        platform
-    };
+    link_tree(base, boot)?;
     let bls = BlsEntry {
-        options: platform_kargs(image, platforms, arch, platform, &dep.ostree_karg).join(" "),
+        options: platform_kargs(image, platforms, arch, target, &dep.ostree_karg).join(" "),
         ..dep.bls.clone()
     };
     write_file(&boot.join(&dep.bls_path), bls.render().as_bytes())?;
-    let cfg = grub::grub_cfg(
-        &platforms.get(arch, platform_id).grub_commands,
-        &[bls.clone()],
-    );
-    write_file(&boot.join("grub2/grub.cfg"), cfg.as_bytes())?;
-    fs::set_permissions(boot.join("grub2"), fs::Permissions::from_mode(0o700))
-        .context("setting the mode of grub2/")?;
+    if arch != "s390x" {
+        let console = platforms.get(arch, target.ignition_id()).grub_commands;
+        let cfg = grub::grub_cfg(&console, std::slice::from_ref(&bls));
+        write_file(&boot.join("grub2/grub.cfg"), cfg.as_bytes())?;
+        fs::set_permissions(boot.join("grub2"), fs::Permissions::from_mode(0o700))
+            .context("setting the mode of grub2/")?;
+    }
     if let Some(table) = platforms.0.get(arch) {
         write_file(
             &boot.join("coreos/platforms.json"),
@@ -172,10 +263,16 @@ fn prepare_boot(
     Ok(bls)
 }
 
-/// Make the images of `platforms` for a build. Artifacts are written under a
+/// Make the images of `platforms` for a build. The commit is deployed once;
+/// platforms with the same disk geometry share one base disk (GPT, ESP,
+/// GRUB, root file system), copied sparsely, and differ only in their boot
+/// partition; they are made in parallel. Artifacts are written under a
 /// temporary name and renamed into the build directory when complete.
 pub fn build_images(b: &ImageBuild, platforms: &[String]) -> Result<Vec<MadeImage>> {
-    let targets: Vec<Target> = platforms.iter().map(|p| target(p)).collect::<Result<_>>()?;
+    let targets: Vec<Target> = platforms
+        .iter()
+        .map(|p| target(p))
+        .collect::<Result<_>>()?;
     if targets.is_empty() {
         return Ok(Vec::new());
     }
@@ -235,61 +332,120 @@ pub fn build_images(b: &ImageBuild, platforms: &[String]) -> Result<Vec<MadeImag
         Some(esp)
     };
 
+    // Base disks: one per (sector size, disk size).
+    let disk_size = |tg: &Target| -> Option<u64> {
+        match tg.size {
+            Size::Config => Some(image.size * 1024 * MIB),
+            Size::Gib(g) => Some(g * 1024 * MIB),
+            Size::FitContent => None,
+        }
+    };
+    let mut groups: Vec<((u64, Option<u64>), Vec<Target>)> = Vec::new();
+    for tg in &targets {
+        let key = (tg.sector, disk_size(tg));
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => v.push(*tg),
+            None => groups.push((key, vec![*tg])),
+        }
+    }
+    let ovf = formats::OvfInfo {
+        name: b.name.to_string(),
+        version: b.buildid.to_string(),
+        arch: b.arch.to_string(),
+        os_type: image
+            .other
+            .get("vmware-os-type")
+            .and_then(|v| v.as_str())
+            .unwrap_or("rhel9_64Guest")
+            .to_string(),
+        hw_version: image
+            .other
+            .get("vmware-hw-version")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(13) as u32,
+    };
     let mut made = Vec::new();
-    for tg in targets {
+    for (gi, ((sector, size), members)) in groups.iter().enumerate() {
         let t = Instant::now();
-        let file = artifact_name(b.name, b.buildid, tg.platform, b.arch, tg.ext);
-        prepare_boot(&boot, &dep, &image, &plat, b.arch, tg.platform)?;
+        // The aleph file names the group's first image, as upstream's
+        // platform variants keep the base image's.
+        let first = &members[0];
         let aleph = serde_json::json!({
             "build": b.buildid,
             "ref": b.ostree_ref,
             "ostree-commit": b.commit,
-            "imgid": file,
+            "imgid": artifact_name(b.name, b.buildid, first.platform, b.arch, first.ext),
         });
         write_file(
             &sysroot.join(".coreos-aleph-version.json"),
             &serde_json::to_vec_pretty(&aleph)?,
         )?;
-        let raw = b.work.join(format!("{}.raw", tg.platform));
-        let seed = format!("{}/{}/{}", b.commit, b.arch, tg.platform);
+        let base = b.work.join(format!("base-{gi}.raw"));
+        let seed = format!("{}/{}/{sector}/{size:?}", b.commit, b.arch);
         let layout = disk::make_raw(
-            &raw,
+            &base,
             &disk::DiskInput {
                 arch: b.arch,
                 sysroot: &sysroot,
-                boot: &boot,
+                boot: None,
                 esp: esp.as_deref(),
                 bios_core: bios_core.as_deref(),
-                sector: tg.sector,
-                disk_size: (!tg.fit_content).then_some(image.size * 1024 * MIB),
+                sector: *sector,
+                disk_size: *size,
                 seed: &seed,
                 timestamp: b.timestamp,
             },
         )
-        .with_context(|| format!("making the {} disk", tg.platform))?;
-        let tmp = b.build_dir.join(format!(".tmp-{file}"));
-        if tg.qcow2 {
-            disk::to_qcow2(&raw, &tmp)?;
-            fs::remove_file(&raw).with_context(|| format!("removing {}", raw.display()))?;
-        } else {
-            fs::rename(&raw, &tmp)
-                .or_else(|_| fs::copy(&raw, &tmp).map(|_| ()))
-                .with_context(|| format!("moving {} to {}", raw.display(), tmp.display()))?;
-        }
-        fs::rename(&tmp, b.build_dir.join(&file))
-            .with_context(|| format!("renaming {} into place", tmp.display()))?;
-        let secs = t.elapsed().as_secs_f64();
+        .context("making the base disk")?;
         eprintln!(
-            "Made {file} ({} MiB disk, {}-byte sectors) in {secs:.1}s",
+            "Made the base disk for {} ({} MiB, {sector}-byte sectors) in {:.1}s",
+            members.iter().map(|m| m.platform).collect::<Vec<_>>().join(", "),
             layout.total / MIB,
-            layout.sector
+            t.elapsed().as_secs_f64()
         );
-        made.push(MadeImage {
-            platform: tg.platform.to_string(),
-            file,
-            layout,
-            seconds: secs,
-        });
+        // Each member gets its own copy of the base disk (the last one takes
+        // the base itself), then they are finished in parallel.
+        let mut raws = Vec::new();
+        for (i, tg) in members.iter().enumerate() {
+            let pwork = b.work.join(format!("p-{}", tg.platform));
+            fs::create_dir_all(&pwork).with_context(|| format!("creating {}", pwork.display()))?;
+            let raw = pwork.join("disk.raw");
+            if i + 1 == members.len() {
+                fs::rename(&base, &raw).context("taking the base disk")?;
+            } else {
+                disk::copy_sparse(&base, &raw)?;
+            }
+            raws.push((pwork, raw));
+        }
+        let results: Vec<Result<MadeImage>> = members
+            .par_iter()
+            .zip(raws.par_iter())
+            .map(|(tg, (pwork, raw))| -> Result<MadeImage> {
+                let t = Instant::now();
+                let pboot = pwork.join("boot");
+                prepare_boot(&boot, &pboot, &dep, &image, &plat, b.arch, tg)?;
+                disk::write_boot(raw, &layout, &pboot, &seed, b.timestamp)?;
+                let file = artifact_name(b.name, b.buildid, tg.platform, b.arch, tg.ext);
+                let tmp = b.build_dir.join(format!(".tmp-{file}"));
+                formats::convert(tg.format, raw, &tmp, pwork, &ovf, b.timestamp)
+                    .with_context(|| format!("making the {} artifact", tg.platform))?;
+                fs::rename(&tmp, b.build_dir.join(&file))
+                    .with_context(|| format!("renaming {} into place", tmp.display()))?;
+                let _ = fs::remove_dir_all(pwork);
+                let secs = t.elapsed().as_secs_f64();
+                eprintln!("Made {file} in {secs:.1}s");
+                Ok(MadeImage {
+                    platform: tg.platform.to_string(),
+                    file,
+                    layout: layout.clone(),
+                    seconds: secs,
+                    skip_compression: tg.skip_compression,
+                })
+            })
+            .collect();
+        for r in results {
+            made.push(r?);
+        }
     }
     Ok(made)
 }

@@ -1,0 +1,300 @@
+//! Turn a raw disk into each platform's artifact format, as coreos-assembler
+//! ships it: qemu-img conversions (qcow2, vmdk, vhd, vhdx), GCP's sparse
+//! tar.gz, the OVA (OVF descriptor rendered with tera + streamOptimized
+//! vmdk) and KubeVirt's container disk (an OCI archive with the qcow2 under
+//! /disk/).
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
+
+use crate::util::run_cmd;
+
+/// What a platform's artifact is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Raw,
+    /// qcow2 compat 1.1; `compressed` uses qcow2's internal compression.
+    Qcow2 { compressed: bool },
+    /// streamOptimized, adapter lsilogic, compat6 (AWS).
+    Vmdk,
+    /// vpc, fixed, force_size (Azure).
+    Vhd,
+    Vhdx,
+    /// `disk.raw` in a sparse oldgnu tar, gzip -9 (GCP).
+    GcpTarGz,
+    /// OVF descriptor + streamOptimized vmdk in a ustar archive.
+    Ova { virtualbox: bool },
+    /// OCI archive with the (compressed) qcow2 under /disk/ (KubeVirt).
+    KubevirtOci,
+}
+
+fn qemu_img(what: &str, args: &[&str], src: &Path, dst: &Path) -> Result<()> {
+    let mut cmd = Command::new("qemu-img");
+    cmd.args(["convert", "-f", "raw"]).args(args).arg(src).arg(dst);
+    run_cmd(what, &mut cmd)?;
+    Ok(())
+}
+
+/// Values for the OVF templates.
+#[derive(Clone, Debug)]
+pub struct OvfInfo {
+    pub name: String,
+    pub version: String,
+    pub arch: String,
+    pub os_type: String,
+    pub hw_version: u32,
+}
+
+fn sha256_file(path: &Path) -> Result<(String, u64)> {
+    crate::rpm::download::file_digest(path, "sha256")
+}
+
+fn tar_cmd(what: &str, dir: &Path, format: &str, files: &[&str], out: &Path, extra: &[&str], timestamp: i64) -> Result<()> {
+    let mut cmd = Command::new("tar");
+    cmd.arg(format!("--format={format}"))
+        .arg(format!("--mtime=@{}", timestamp.max(0)))
+        .args(["--owner=0", "--group=0", "--numeric-owner", "--no-recursion"])
+        .args(extra)
+        .arg("-cf")
+        .arg(out)
+        .arg("-C")
+        .arg(dir)
+        .args(files);
+    run_cmd(what, &mut cmd)?;
+    Ok(())
+}
+
+/// Convert `raw` into `out` in `format`. `work` is scratch space; `raw` may
+/// be consumed (moved).
+pub fn convert(
+    format: Format,
+    raw: &Path,
+    out: &Path,
+    work: &Path,
+    ovf: &OvfInfo,
+    timestamp: i64,
+) -> Result<()> {
+    match format {
+        Format::Raw => fs::rename(raw, out)
+            .with_context(|| format!("moving {} to {}", raw.display(), out.display())),
+        Format::Qcow2 { compressed } => {
+            let mut args = vec!["-O", "qcow2", "-o", "compat=1.1"];
+            if compressed {
+                args.push("-c");
+            }
+            qemu_img("converting to qcow2 (qemu-img convert)", &args, raw, out)
+        }
+        Format::Vmdk => qemu_img(
+            "converting to vmdk (qemu-img convert)",
+            &["-O", "vmdk", "-o", "adapter_type=lsilogic,subformat=streamOptimized,compat6"],
+            raw,
+            out,
+        ),
+        Format::Vhd => qemu_img(
+            "converting to vhd (qemu-img convert)",
+            &["-O", "vpc", "-o", "subformat=fixed,force_size"],
+            raw,
+            out,
+        ),
+        Format::Vhdx => qemu_img(
+            "converting to vhdx (qemu-img convert)",
+            &["-O", "vhdx", "-o", "subformat=dynamic"],
+            raw,
+            out,
+        ),
+        Format::GcpTarGz => {
+            let dir = work.join("gcp");
+            fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            fs::rename(raw, dir.join("disk.raw"))
+                .with_context(|| format!("moving {} into {}", raw.display(), dir.display()))?;
+            tar_cmd(
+                "making the GCP tarball (tar -S | gzip -9)",
+                &dir,
+                "oldgnu",
+                &["disk.raw"],
+                out,
+                &["--sparse", "--use-compress-program=gzip -9n"],
+                timestamp,
+            )
+        }
+        Format::Ova { virtualbox } => {
+            let dir = work.join(if virtualbox { "ova-vbox" } else { "ova-vmware" });
+            fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let vmdk = dir.join("disk.vmdk");
+            qemu_img(
+                "converting to a streamOptimized vmdk (qemu-img convert)",
+                &["-O", "vmdk", "-o", "adapter_type=lsilogic,subformat=streamOptimized,compat6"],
+                raw,
+                &vmdk,
+            )?;
+            let capacity = fs::metadata(raw)
+                .with_context(|| format!("reading {}", raw.display()))?
+                .len();
+            let vmdk_size = fs::metadata(&vmdk)?.len();
+            let descriptor = render_ovf(virtualbox, ovf, "disk.vmdk", vmdk_size, capacity)?;
+            let ovf_name = format!("{}.ovf", ovf.name);
+            fs::write(dir.join(&ovf_name), descriptor)
+                .with_context(|| format!("writing {ovf_name}"))?;
+            // The OVF descriptor must come first in an OVA.
+            tar_cmd(
+                "making the OVA (tar --format=ustar)",
+                &dir,
+                "ustar",
+                &[&ovf_name, "disk.vmdk"],
+                out,
+                &[],
+                timestamp,
+            )
+        }
+        Format::KubevirtOci => kubevirt_ociarchive(raw, out, work, ovf, timestamp),
+    }
+}
+
+/// The OVF descriptor for VMware or VirtualBox.
+pub fn render_ovf(virtualbox: bool, o: &OvfInfo, disk_file: &str, disk_file_size: u64, capacity: u64) -> Result<String> {
+    let template = if virtualbox {
+        include_str!("templates/virtualbox.ovf")
+    } else {
+        include_str!("templates/vmware.ovf")
+    };
+    let mut ctx = tera::Context::new();
+    ctx.insert("name", &o.name);
+    ctx.insert("version", &o.version);
+    ctx.insert("arch", &o.arch);
+    ctx.insert("os_type", &o.os_type);
+    ctx.insert("os_cim_id", &101); // "Linux 64-Bit" in the CIM OS list
+    ctx.insert("hw_version", &o.hw_version);
+    ctx.insert("cpus", &2);
+    ctx.insert("memory_mib", &4096);
+    ctx.insert("disk_file", disk_file);
+    ctx.insert("disk_file_size", &disk_file_size);
+    ctx.insert("capacity", &capacity);
+    ctx.insert("populated", &disk_file_size);
+    tera::Tera::one_off(template, &ctx, true).context("rendering the OVF descriptor")
+}
+
+fn blob(dir: &Path, data: &[u8]) -> Result<(String, u64)> {
+    let digest = hex::encode(Sha256::digest(data));
+    let p = dir.join("blobs/sha256").join(&digest);
+    fs::write(&p, data).with_context(|| format!("writing {}", p.display()))?;
+    Ok((format!("sha256:{digest}"), data.len() as u64))
+}
+
+fn oci_arch(arch: &str) -> &str {
+    match arch {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+/// KubeVirt's containerDisk: an OCI image whose one layer holds
+/// `disk/<name>.qcow2` (owned by uid/gid 107, as KubeVirt expects).
+fn kubevirt_ociarchive(raw: &Path, out: &Path, work: &Path, o: &OvfInfo, timestamp: i64) -> Result<()> {
+    let dir = work.join("kubevirt");
+    let layer_dir = dir.join("layer");
+    let disk_dir = layer_dir.join("disk");
+    fs::create_dir_all(&disk_dir).with_context(|| format!("creating {}", disk_dir.display()))?;
+    let qcow = disk_dir.join(format!("{}.qcow2", o.name));
+    qemu_img(
+        "converting to a compressed qcow2 (qemu-img convert)",
+        &["-O", "qcow2", "-o", "compat=1.1", "-c"],
+        raw,
+        &qcow,
+    )?;
+    let layout = dir.join("oci");
+    fs::create_dir_all(layout.join("blobs/sha256"))
+        .with_context(|| format!("creating {}", layout.display()))?;
+    let layer_tar = dir.join("layer.tar");
+    let mut cmd = Command::new("tar");
+    cmd.arg("--format=posix")
+        .arg("--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime")
+        .arg(format!("--mtime=@{}", timestamp.max(0)))
+        .args(["--owner=107", "--group=107", "--numeric-owner", "--sort=name"])
+        .arg("-cf")
+        .arg(&layer_tar)
+        .arg("-C")
+        .arg(&layer_dir)
+        .arg("disk");
+    run_cmd("making the container disk layer (tar)", &mut cmd)?;
+    let (layer_sha, layer_size) = sha256_file(&layer_tar)?;
+    fs::rename(&layer_tar, layout.join("blobs/sha256").join(&layer_sha))
+        .context("moving the layer into the OCI layout")?;
+    let created = crate::util::time::format_rfc3339(timestamp);
+    let config = serde_json::json!({
+        "architecture": oci_arch(&o.arch),
+        "os": "linux",
+        "created": created,
+        "config": {"Labels": {"org.opencontainers.image.version": o.version}},
+        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{layer_sha}")]},
+        "history": [{"created": created, "created_by": "cosa buildextend-kubevirt"}],
+    });
+    let (config_digest, config_size) = blob(&layout, &serde_json::to_vec(&config)?)?;
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": config_digest,
+            "size": config_size,
+        },
+        "layers": [{
+            "mediaType": "application/vnd.oci.image.layer.v1.tar",
+            "digest": format!("sha256:{layer_sha}"),
+            "size": layer_size,
+        }],
+        "annotations": {"org.opencontainers.image.version": o.version},
+    });
+    let (manifest_digest, manifest_size) = blob(&layout, &serde_json::to_vec(&manifest)?)?;
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": manifest_digest,
+            "size": manifest_size,
+            "annotations": {"org.opencontainers.image.ref.name": o.version},
+        }],
+    });
+    fs::write(layout.join("index.json"), serde_json::to_vec(&index)?)
+        .context("writing index.json")?;
+    fs::write(layout.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)
+        .context("writing oci-layout")?;
+    let mut cmd = Command::new("tar");
+    cmd.arg("--format=posix")
+        .arg("--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime")
+        .arg(format!("--mtime=@{}", timestamp.max(0)))
+        .args(["--owner=0", "--group=0", "--numeric-owner", "--sort=name"])
+        .arg("-cf")
+        .arg(out)
+        .arg("-C")
+        .arg(&layout)
+        .args(["oci-layout", "index.json", "blobs"]);
+    run_cmd("making the OCI archive (tar)", &mut cmd)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ovf_renders_with_the_disk_facts() {
+        let o = OvfInfo {
+            name: "cosa-sample".into(),
+            version: "1.2".into(),
+            arch: "x86_64".into(),
+            os_type: "rhel9_64Guest".into(),
+            hw_version: 13,
+        };
+        let v = render_ovf(false, &o, "disk.vmdk", 123, 456).unwrap();
+        assert!(v.contains(r#"ovf:href="disk.vmdk" ovf:id="file1" ovf:size="123""#), "{v}");
+        assert!(v.contains(r#"ovf:capacity="456""#));
+        assert!(v.contains("vmx-13") && v.contains(r#"vmw:osType="rhel9_64Guest""#));
+        let vb = render_ovf(true, &o, "disk.vmdk", 1, 2).unwrap();
+        assert!(vb.contains("virtualbox-2.2"));
+    }
+}
