@@ -586,12 +586,19 @@ pub async fn update_builds_json(
             }
             None => (BuildsJson::default(), None),
         };
-        if written && done(&base) {
-            return Ok(BuildsJsonUpdate {
-                builds: base,
-                written,
-                conflicts,
-            });
+        if written {
+            if done(&base) {
+                return Ok(BuildsJsonUpdate {
+                    builds: base,
+                    written,
+                    conflicts,
+                });
+            }
+            // The server took our conditional write but a racing one
+            // replaced it (a server that checks the condition apart from the
+            // write, as s3s-fs does): merge our change in again.
+            tracing::warn!("{key}: our write was lost to a racing writer; merging again");
+            conflicts += 1;
         }
         let Some(mut new) = change(&base) else {
             return Ok(BuildsJsonUpdate {
