@@ -115,7 +115,11 @@ fn cosa_s3(wd: &Path, s3: &S3Server) -> Command {
 fn built() -> (PathBuf, String) {
     static B: OnceLock<(PathBuf, String)> = OnceLock::new();
     B.get_or_init(|| {
-        let t = tempfile::tempdir().unwrap().keep();
+        // One copy per test process, in cargo's scratch dir for tests,
+        // replaced on the next run (so nothing piles up in /tmp).
+        let t = Path::new(env!("CARGO_TARGET_TMPDIR")).join("s3_publish-build");
+        let _ = std::fs::remove_dir_all(&t);
+        std::fs::create_dir_all(&t).unwrap();
         let repo = t.join("sample-repo");
         cosa::sample::make_sample_repo(&repo, "x86_64").unwrap();
         let wd = t.join("wd");
