@@ -618,6 +618,17 @@ fn fetch_from_a_local_path_and_over_http() {
         .unwrap()
         .to_string();
     assert!(ostree_ok(&wd2, &["show", &commit]).contains(&id));
+    // The fetched build goes on: a disk image from its imported commit.
+    run(cosa(&wd2).arg("buildextend-qemu"), true);
+    let m2 = builds_json(&wd2.join("builds").join(&id).join("x86_64/meta.json"));
+    let qcow2 = m2["images"]["qemu"]["path"].as_str().unwrap();
+    assert!(
+        wd2.join("builds")
+            .join(&id)
+            .join("x86_64")
+            .join(qcow2)
+            .is_file()
+    );
 
     let port = http_server(wd.clone());
     let wd3 = empty_workdir(t.path(), "wd3");
