@@ -72,6 +72,11 @@ pub enum Command {
     Deadend(MarkOpts),
     /// Show or check the update graph of a stream.
     Graph(GraphOpts),
+    /// Upload a build to a remote build store.
+    #[command(subcommand)]
+    Buildupload(BuilduploadCmd),
+    /// Bring a build from S3, a web server or a directory into builds/.
+    Buildfetch(BuildfetchOpts),
 }
 
 #[derive(Debug, Args)]
@@ -673,4 +678,82 @@ pub struct VerifyOpts {
     /// The architecture (default: the host's).
     #[arg(long)]
     pub arch: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BuilduploadCmd {
+    /// Upload a build arch and merge it into the bucket's builds.json.
+    S3(BuilduploadS3Opts),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  cosa buildupload s3 --bucket fcos-builds/prod/streams/stable
+  cosa buildupload s3 --bucket my-bucket/dev --acl public-read --build 1.20260101.dev.0
+  AWS_ENDPOINT_URL=http://127.0.0.1:9000 cosa buildupload s3 --bucket builds/ci --arch aarch64
+
+Uploads meta.json, commitmeta.json, the lockfile, every artifact of meta.json
+and their .sig files to PREFIX/builds/<id>/<arch>/ (the Fedora CoreOS layout),
+meta.json last, then merges the build into PREFIX/builds/builds.json with
+conditional writes (If-Match on its ETag, retried when another writer got
+there first), so arches uploaded from several machines at once all land.
+Objects carry their sha256 in metadata: one already there with the same
+sha256 is skipped, so a rerun after an interruption sends only what is
+missing. Credentials come from the usual AWS chain (environment, profile).")]
+pub struct BuilduploadS3Opts {
+    /// BUCKET/PREFIX (or s3://BUCKET/PREFIX) of the build store.
+    #[arg(long)]
+    pub bucket: String,
+    /// Canned ACL for every object (e.g. private, public-read).
+    #[arg(long)]
+    pub acl: Option<String>,
+    /// The build (default: latest).
+    #[arg(long)]
+    pub build: Option<String>,
+    /// The architecture (default: the host's).
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// An S3-compatible endpoint, addressed path-style.
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    pub endpoint_url: Option<String>,
+    /// Objects uploaded at once.
+    #[arg(long, default_value_t = 4)]
+    pub jobs: usize,
+    /// Files from this size up go in parts (bytes, or with K/M/G suffix, powers of 1024).
+    #[arg(long, default_value = "64M", value_parser = crate::publish::s3::parse_size)]
+    pub multipart_threshold: u64,
+    /// Size of one part (at least 5M).
+    #[arg(long, default_value = "16M", value_parser = crate::publish::s3::parse_size)]
+    pub part_size: u64,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  cosa buildfetch --url s3://fcos-builds/prod/streams/stable
+  cosa buildfetch --url s3://my-bucket/dev --build 1.20260101.dev.0 --arch all --artifact qemu
+  cosa buildfetch --url https://builds.example.com/dev --artifact all
+  cosa buildfetch --url /srv/other-workdir
+
+Reads PREFIX/builds/builds.json and merges it into the local one, then brings
+meta.json, commitmeta.json, the lockfile, the ostree artifact and the artifacts
+named by --artifact of the build into builds/<id>/<arch>/, each checked
+against meta.json's sha256 and written through a temp file. The commit is
+imported into tmp/repo, so `cosa buildextend-*` and `cosa build` can go on from
+the fetched build. Files already present with the right sha256 are kept.")]
+pub struct BuildfetchOpts {
+    /// s3://BUCKET/PREFIX, http(s)://HOST/PREFIX, or a local directory with builds/.
+    #[arg(long)]
+    pub url: String,
+    /// The build: an id or `latest`.
+    #[arg(long, default_value = "latest")]
+    pub build: String,
+    /// The architecture, or `all` (default: the host's).
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// An artifact of meta.json's images to fetch too (repeatable; `all` for every one).
+    #[arg(long)]
+    pub artifact: Vec<String>,
+    /// An S3-compatible endpoint, addressed path-style.
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    pub endpoint_url: Option<String>,
 }

@@ -1,7 +1,7 @@
 //! The `cosa` binary: parse the command line and dispatch one verb.
 
 use clap::Parser;
-use cosa::cli::{Cli, Command, ComposeCmd, KolaCmd};
+use cosa::cli::{BuilduploadCmd, Cli, Command, ComposeCmd, KolaCmd};
 
 fn main() {
     let cli = Cli::parse_from(cosa::cli::expand_buildextend(std::env::args_os()));
@@ -27,6 +27,8 @@ fn main() {
         Command::Barrier(o) => cosa::cmd::release::barrier(&cli.global, o),
         Command::Deadend(o) => cosa::cmd::release::deadend(&cli.global, o),
         Command::Graph(o) => cosa::cmd::release::graph(&cli.global, o),
+        Command::Buildupload(BuilduploadCmd::S3(o)) => cosa::cmd::buildupload::s3(&cli.global, o),
+        Command::Buildfetch(o) => cosa::cmd::buildfetch::run(&cli.global, o),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -1,7 +1,9 @@
 //! One function per verb; each takes the global options and its own.
 
 pub mod build;
+pub mod buildfetch;
 pub mod builds;
+pub mod buildupload;
 pub mod compose;
 pub mod fetch;
 pub mod image;
