@@ -357,4 +357,47 @@ mod tests {
         assert!(parse_booted("COSA-BOOT-FAILED: no root\n").is_none());
         assert_eq!(tail("a\nb\nc", 2), "b\nc");
     }
+
+    #[test]
+    fn partitions_are_found_by_name_in_either_sector_size() {
+        use crate::image::{gpt, layout::Layout};
+        let t = tempfile::tempdir().unwrap();
+        for sector in [512u64, 4096] {
+            let l = Layout::new("s390x", sector, None, 64 << 20).unwrap();
+            let disk = t.path().join(format!("{sector}.raw"));
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&disk)
+                .unwrap();
+            f.set_len(l.total).unwrap();
+            let parts = l.gpt_partitions("seed").unwrap();
+            gpt::write(
+                &f,
+                sector,
+                l.total / sector,
+                gpt::Guid::derived("d"),
+                &parts,
+            )
+            .unwrap();
+            for name in ["boot", "root"] {
+                let want = l.parts.iter().find(|p| p.name == name).unwrap().offset;
+                assert_eq!(
+                    partition_offset(&disk, name).unwrap(),
+                    want,
+                    "{sector} {name}"
+                );
+            }
+            let e = partition_offset(&disk, "EFI-SYSTEM").unwrap_err();
+            assert!(
+                format!("{e:#}").contains("no GPT partition named EFI-SYSTEM"),
+                "{e:#}"
+            );
+        }
+        let blank = t.path().join("blank.raw");
+        std::fs::write(&blank, vec![0u8; 8192]).unwrap();
+        let e = partition_offset(&blank, "boot").unwrap_err();
+        assert!(format!("{e:#}").contains("has no GPT"), "{e:#}");
+    }
 }
