@@ -17,16 +17,21 @@ pkgs=(
   ovmf seabios              # UEFI and BIOS firmware for boot tests
   util-linux                # blkid, losetup in tests
 )
-# QEMU: qemu-system-x86 (bookworm, 7.2) needs the qemu-utils of the same
+# QEMU: the system emulators (bookworm, 7.2) need the qemu-utils of the same
 # release; machines that carry qemu-utils 10 from backports must take
-# bookworm's, so both are named with their release.
-qemu=(qemu-system-x86 qemu-utils/bookworm qemu-block-extra/bookworm)
+# bookworm's, so both are named with their release. qemu-system-arm and
+# qemu-efi-aarch64 (AAVMF) boot the aarch64 images, qemu-system-misc the
+# s390x ones.
+qemu_systems=(qemu-system-x86 qemu-system-arm qemu-system-misc qemu-efi-aarch64)
+qemu=("${qemu_systems[@]}" qemu-utils/bookworm qemu-block-extra/bookworm)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 need_qemu=0
-dpkg-query -W -f='${Status}' qemu-system-x86 2>/dev/null | grep -q "install ok installed" || need_qemu=1
+for p in "${qemu_systems[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need_qemu=1
+done
 if ((${#missing[@]} + need_qemu)); then
   SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO=sudo
   ((need_qemu)) && missing+=("${qemu[@]}")

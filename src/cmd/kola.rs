@@ -110,7 +110,12 @@ pub fn run(global: &GlobalOpts, opts: KolaRunOpts) -> Result<()> {
         1024,
         scratch.path(),
     )?;
-    let fw = firmware_name(opts.firmware);
+    // s390x images boot by direct kernel boot (no zipl): no firmware.
+    let fw = if machine.arch == "s390x" {
+        "direct"
+    } else {
+        firmware_name(opts.firmware)
+    };
     let log = wd
         .tmp_dir()
         .join("kola")
@@ -183,7 +188,9 @@ pub fn interactive(global: &GlobalOpts, opts: RunOpts) -> Result<()> {
     )?;
     let mut cmd = machine.command(scratch.path(), true)?;
     eprintln!("Booting {} (Ctrl-a x quits)", machine.disk.display());
-    let status = cmd.status().context("starting qemu-system-x86_64")?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("starting {:?}", cmd.get_program()))?;
     if !status.success() {
         bail!("QEMU exited with {status}");
     }

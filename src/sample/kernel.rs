@@ -1,6 +1,7 @@
-//! The sample OS's kernel: Debian's cloud kernel, with only the modules
-//! needed to boot from a virtio disk, found from the kernel's config and
-//! each module's `.modinfo` ELF section.
+//! The sample OS's kernel: Debian's cloud kernel (amd64, arm64; s390x has
+//! no cloud flavour, so its generic `linux-image-<abi>-s390x`), with only
+//! the modules needed to boot from a virtio disk, found from the kernel's
+//! config and each module's `.modinfo` ELF section.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -11,15 +12,34 @@ use super::debian;
 
 /// Kernel features the sample OS boots with: (config symbol, module name,
 /// required). Those built as modules (`=m`) go into the initramfs with their
-/// dependencies; `=y` ones need nothing.
+/// dependencies; `=y` ones need nothing. The virtio transport comes first,
+/// per architecture ([`virtio_transport`]).
 const BOOT_FEATURES: &[(&str, &str, bool)] = &[
-    ("CONFIG_VIRTIO_PCI", "virtio_pci", true),
     ("CONFIG_VIRTIO_BLK", "virtio_blk", true),
     ("CONFIG_SCSI_VIRTIO", "virtio_scsi", false),
     ("CONFIG_BLK_DEV_SD", "sd_mod", false),
     ("CONFIG_EXT4_FS", "ext4", true),
     ("CONFIG_CRYPTO_CRC32C", "crc32c_generic", true),
 ];
+
+/// The virtio transport QEMU gives `arch`'s disks: PCI, except on s390x,
+/// whose virtio devices sit on the channel subsystem (virtio-ccw, built by
+/// `CONFIG_S390_GUEST`; Debian builds it in).
+pub fn virtio_transport(arch: &str) -> (&'static str, &'static str, bool) {
+    match arch {
+        "s390x" => ("CONFIG_S390_GUEST", "virtio_ccw", true),
+        _ => ("CONFIG_VIRTIO_PCI", "virtio_pci", true),
+    }
+}
+
+/// The end of Debian's kernel package names for `debarch`: `-cloud-amd64`,
+/// `-cloud-arm64`, and `-s390x` (Debian has no s390x cloud flavour).
+pub fn flavour_suffix(debarch: &str) -> String {
+    match debarch {
+        "s390x" => "-s390x".to_string(),
+        d => format!("-cloud-{d}"),
+    }
+}
 
 /// Options the initramfs itself depends on: must be `=y`.
 const BUILTIN_NEEDED: &[&str] = &[
@@ -91,8 +111,9 @@ impl Kernel {
 }
 
 /// The kernel .deb: `$COSA_SAMPLE_KERNEL_DEB`, else a cached
-/// `linux-image-<abi>-cloud-<debarch>`, else the one Debian's
-/// `linux-image-cloud-<debarch>` metapackage depends on, downloaded.
+/// `linux-image-<abi><flavour>`, else the one Debian's
+/// `linux-image<flavour>` metapackage depends on, downloaded (flavour
+/// from [`flavour_suffix`]: `linux-image-cloud-amd64`, `linux-image-s390x`).
 pub fn kernel_deb(cache: &Path, debarch: &str) -> Result<PathBuf> {
     kernel_deb_from(
         std::env::var_os("COSA_SAMPLE_KERNEL_DEB").map(PathBuf::from),
@@ -106,19 +127,20 @@ pub fn kernel_deb_from(local: Option<PathBuf>, cache: &Path, debarch: &str) -> R
     if let Some(p) = local {
         if !p.is_file() {
             bail!(
-                "COSA_SAMPLE_KERNEL_DEB={} is not a file (point it at a linux-image-*-cloud-{debarch} .deb)",
-                p.display()
+                "COSA_SAMPLE_KERNEL_DEB={} is not a file (point it at a linux-image-*{} .deb)",
+                p.display(),
+                flavour_suffix(debarch)
             );
         }
         return Ok(p);
     }
-    let suffix = format!("-cloud-{debarch}");
+    let suffix = flavour_suffix(debarch);
     let is_image = |n: &str| {
         n.strip_prefix("linux-image-")
             .and_then(|r| r.strip_suffix(&suffix))
             .is_some_and(|abi| abi.starts_with(|c: char| c.is_ascii_digit()))
     };
-    let meta = format!("linux-image-cloud-{debarch}");
+    let meta = format!("linux-image{suffix}");
     let found = std::fs::read_dir(cache)
         .with_context(|| format!("reading {}", cache.display()))?
         .filter_map(|e| e.ok())
@@ -130,7 +152,7 @@ pub fn kernel_deb_from(local: Option<PathBuf>, cache: &Path, debarch: &str) -> R
         Some(f) => f.split('_').next().unwrap_or_default().to_string(),
         None => debian::resolve_dependency(cache, &meta, debarch, is_image).with_context(|| {
             format!(
-                "finding Debian's cloud kernel through {meta} (set COSA_SAMPLE_KERNEL_DEB to a \
+                "finding Debian's kernel through {meta} (set COSA_SAMPLE_KERNEL_DEB to a \
                  local .deb when the mirror cannot be reached)"
             )
         })?,
@@ -145,12 +167,13 @@ pub fn load(arch: &str) -> Result<Kernel> {
     let deb = kernel_deb(&cache, debarch)?;
     let deb_version = debian::control_field(&deb, "Version")?;
     let root = debian::extract_deb(&cache, &deb)?;
-    from_unpacked(&root, deb_version)
+    from_unpacked(&root, arch, deb_version)
         .with_context(|| format!("reading the kernel unpacked from {}", deb.display()))
 }
 
-/// Select the kernel and its boot modules from an unpacked kernel package.
-pub fn from_unpacked(root: &Path, deb_version: String) -> Result<Kernel> {
+/// Select the kernel and its boot modules for `arch` from an unpacked
+/// kernel package.
+pub fn from_unpacked(root: &Path, arch: &str, deb_version: String) -> Result<Kernel> {
     let moddirs = ["usr/lib/modules", "lib/modules"];
     let (moddir, kver) = moddirs
         .iter()
@@ -188,7 +211,8 @@ pub fn from_unpacked(root: &Path, deb_version: String) -> Result<Kernel> {
         }
     }
     let mut roots = Vec::new();
-    for (sym, module, required) in BOOT_FEATURES {
+    let transport = virtio_transport(arch);
+    for (sym, module, required) in std::iter::once(&transport).chain(BOOT_FEATURES) {
         match config.get(*sym).map(String::as_str) {
             Some("m") => roots.push(module.to_string()),
             Some("y") => {}
@@ -263,9 +287,11 @@ pub fn select_modules(dir: &Path, roots: &[String]) -> Result<Vec<Module>> {
             .get("depends")
             .and_then(|v| v.first())
             .map(|d| {
+                // modpost may name a dependency by its file name
+                // (`t10-pi`); module names have `_` for `-`.
                 d.split(',')
                     .filter(|s| !s.is_empty())
-                    .map(str::to_string)
+                    .map(|s| s.replace('-', "_"))
                     .collect()
             })
             .unwrap_or_default();
@@ -505,6 +531,9 @@ mod tests {
             "linux-image-cloud-amd64_6.1.192-2_amd64.deb",
             "linux-image-6.1.0-56-cloud-amd64_6.1.192-2_amd64.deb",
             "linux-image-6.1.0-56-cloud-arm64_6.1.192-2_arm64.deb",
+            "linux-image-s390x_6.1.192-2_s390x.deb",
+            "linux-image-6.1.0-56-s390x_6.1.192-2_s390x.deb",
+            "linux-image-6.1.0-56-s390x-dbg_6.1.192-2_s390x.deb",
         ] {
             std::fs::write(cache.join(f), "x").unwrap();
         }
@@ -512,6 +541,13 @@ mod tests {
             kernel_deb_from(None, &cache, "amd64").unwrap(),
             cache.join("linux-image-6.1.0-56-cloud-amd64_6.1.192-2_amd64.deb")
         );
+        // s390x has no cloud flavour: the generic kernel, not its metapackage or -dbg.
+        assert_eq!(
+            kernel_deb_from(None, &cache, "s390x").unwrap(),
+            cache.join("linux-image-6.1.0-56-s390x_6.1.192-2_s390x.deb")
+        );
+        assert_eq!(virtio_transport("s390x").1, "virtio_ccw");
+        assert_eq!(virtio_transport("aarch64").1, "virtio_pci");
     }
 
     #[test]

@@ -6,12 +6,18 @@
 //!
 //! and its initramfs prints `COSA-BOOT-FAILED: <reason>` when it cannot
 //! find or enter the deployment.
+//!
+//! Per architecture: x86_64 boots the disk with OVMF or SeaBIOS (q35),
+//! aarch64 with AAVMF (`virt`), and s390x, whose disks have no zipl boot
+//! record here, by direct kernel boot of the kernel, initramfs and options
+//! that the image's own boot partition and BLS entry name (read with
+//! debugfs), so the layout is what is tested.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 
 use crate::cli::Firmware;
 
@@ -79,26 +85,174 @@ fn ovmf() -> Result<(PathBuf, PathBuf)> {
     bail!("UEFI firmware not found in /usr/share/OVMF (install Debian's ovmf package)")
 }
 
-impl Machine {
-    /// The QEMU command line. `scratch` holds the UEFI variable store copy.
-    pub fn command(&self, scratch: &Path, interactive: bool) -> Result<Command> {
-        if self.arch != "x86_64" {
-            bail!(
-                "booting {} images is not supported yet (x86_64 only)",
-                self.arch
-            );
+/// AAVMF's code and variable store templates (Debian's `qemu-efi-aarch64`).
+fn aavmf() -> Result<(PathBuf, PathBuf)> {
+    let (c, v) = (
+        "/usr/share/AAVMF/AAVMF_CODE.fd",
+        "/usr/share/AAVMF/AAVMF_VARS.fd",
+    );
+    if Path::new(c).exists() && Path::new(v).exists() {
+        return Ok((c.into(), v.into()));
+    }
+    bail!("UEFI firmware not found in /usr/share/AAVMF (install Debian's qemu-efi-aarch64 package)")
+}
+
+/// The QEMU system emulator for `arch` and the Debian package that has it.
+pub fn qemu_system(arch: &str) -> Result<(&'static str, &'static str)> {
+    Ok(match arch {
+        "x86_64" => ("qemu-system-x86_64", "qemu-system-x86"),
+        "aarch64" => ("qemu-system-aarch64", "qemu-system-arm"),
+        "s390x" => ("qemu-system-s390x", "qemu-system-misc"),
+        other => bail!("no QEMU boot for {other} images (x86_64, aarch64, s390x)"),
+    })
+}
+
+/// A kernel, initramfs and command line for QEMU's direct kernel boot.
+#[derive(Clone, Debug)]
+pub struct DirectBoot {
+    pub kernel: PathBuf,
+    pub initrd: Option<PathBuf>,
+    pub append: String,
+}
+
+/// One `debugfs -R REQUEST` on the file system at `dev` (`file?offset=N`).
+fn debugfs(dev: &str, request: &str) -> Result<String> {
+    let out = crate::util::run_cmd(
+        &format!("debugfs {request:?} on {dev} (install Debian's e2fsprogs)"),
+        Command::new("debugfs").arg("-R").arg(request).arg(dev),
+    )?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The byte offset of the partition called `name` in the raw GPT disk
+/// `raw` (512- or 4096-byte sectors: the header is found at either).
+pub fn partition_offset(raw: &Path, name: &str) -> Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(raw).with_context(|| format!("opening {}", raw.display()))?;
+    let read = |off: u64, len: usize| -> Result<Vec<u8>> {
+        let mut b = vec![0u8; len];
+        f.read_exact_at(&mut b, off)
+            .with_context(|| format!("reading {len} bytes at {off} of {}", raw.display()))?;
+        Ok(b)
+    };
+    let le = |b: &[u8]| b.iter().rev().fold(0u64, |v, x| (v << 8) | *x as u64);
+    for sector in [512u64, 4096] {
+        let h = read(sector, 92)?;
+        if &h[..8] != b"EFI PART" {
+            continue;
         }
-        let mut cmd = Command::new("qemu-system-x86_64");
+        let (entries_lba, count, size) = (le(&h[72..80]), le(&h[80..84]), le(&h[84..88]));
+        ensure!(
+            (128..=4096).contains(&size) && count <= 1024,
+            "{}: implausible GPT entry table ({count} entries of {size} bytes)",
+            raw.display()
+        );
+        let table = read(entries_lba * sector, (count * size) as usize)?;
+        for e in table.chunks(size as usize) {
+            let units: Vec<u16> = e[56..128]
+                .chunks(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                .take_while(|u| *u != 0)
+                .collect();
+            if e[..16].iter().any(|b| *b != 0) && String::from_utf16_lossy(&units) == name {
+                return Ok(le(&e[32..40]) * sector);
+            }
+        }
+        bail!("{} has no GPT partition named {name}", raw.display());
+    }
+    bail!("{} has no GPT", raw.display())
+}
+
+/// What the image's boot partition would boot: the last BLS entry in
+/// `/loader/entries` and the kernel and initramfs it names, copied out of
+/// the partition labelled `boot` with debugfs (qcow2 disks are converted
+/// to a sparse raw copy in `scratch` first).
+pub fn direct_boot_from_disk(disk: &Path, format: &str, scratch: &Path) -> Result<DirectBoot> {
+    let raw = if format == "raw" {
+        disk.to_path_buf()
+    } else {
+        let raw = scratch.join("disk.raw");
+        crate::util::run_cmd(
+            &format!("converting {} to raw", disk.display()),
+            Command::new("qemu-img")
+                .args(["convert", "-f", format, "-O", "raw"])
+                .arg(disk)
+                .arg(&raw),
+        )?;
+        raw
+    };
+    let offset = partition_offset(&raw, "boot")?;
+    let dev = format!("{}?offset={offset}", raw.display());
+    let ls = debugfs(&dev, "ls -p /loader/entries")?;
+    // `ls -p` lines: /inode/mode/uid/gid/name/size/
+    let entry = ls
+        .lines()
+        .filter_map(|l| l.split('/').nth(5))
+        .filter(|n| n.ends_with(".conf"))
+        .max()
+        .with_context(|| {
+            format!(
+                "no BLS entry in /loader/entries of the boot partition of {}",
+                disk.display()
+            )
+        })?
+        .to_string();
+    let text = debugfs(&dev, &format!("cat /loader/entries/{entry}"))?;
+    let bls = crate::ostree::deploy::BlsEntry::parse(&text)
+        .with_context(|| format!("reading BLS entry {entry} of {}", disk.display()))?;
+    let dump = |from: &str, to: &str| -> Result<PathBuf> {
+        let dest = scratch.join(to);
+        debugfs(&dev, &format!("dump {from} {}", dest.display()))?;
+        // debugfs reports a missing file on stderr and still exits 0.
+        let len = std::fs::metadata(&dest).map(|m| m.len()).unwrap_or(0);
+        ensure!(
+            len > 0,
+            "BLS entry {entry} names {from}, which is not in the boot partition of {}",
+            disk.display()
+        );
+        Ok(dest)
+    };
+    Ok(DirectBoot {
+        kernel: dump(&bls.linux, "vmlinuz")?,
+        initrd: bls
+            .initrd
+            .as_deref()
+            .map(|i| dump(i, "initramfs.img"))
+            .transpose()?,
+        append: bls.options,
+    })
+}
+
+impl Machine {
+    /// The QEMU command line. `scratch` holds the UEFI variable store copy
+    /// (and, for s390x, the kernel and initramfs read from the disk).
+    pub fn command(&self, scratch: &Path, interactive: bool) -> Result<Command> {
+        let (qemu, _) = qemu_system(&self.arch)?;
+        let mut cmd = Command::new(qemu);
+        let (machine, bus, firmware) = match self.arch.as_str() {
+            "x86_64" => (
+                "q35",
+                "pci",
+                (self.firmware == Firmware::Uefi).then(ovmf).transpose()?,
+            ),
+            "aarch64" => {
+                ensure!(
+                    self.firmware == Firmware::Uefi,
+                    "aarch64 images boot with UEFI only (AAVMF)"
+                );
+                ("virt", "pci", Some(aavmf()?))
+            }
+            _ => ("s390-ccw-virtio", "ccw", None),
+        };
         cmd.args([
-            "-accel", "tcg", "-machine", "q35", "-cpu", "max", "-smp", "2",
+            "-accel", "tcg", "-machine", machine, "-cpu", "max", "-smp", "2",
         ])
         .arg("-m")
         .arg(self.memory_mib.to_string())
         .arg("-no-reboot")
         .args(["-nic", "none"]);
-        if self.firmware == Firmware::Uefi {
-            let (code, vars) = ovmf()?;
-            let my_vars = scratch.join("OVMF_VARS.fd");
+        if let Some((code, vars)) = firmware {
+            let my_vars = scratch.join("UEFI_VARS.fd");
             std::fs::copy(&vars, &my_vars)
                 .with_context(|| format!("copying {} to {}", vars.display(), my_vars.display()))?;
             cmd.arg("-drive").arg(format!(
@@ -110,13 +264,27 @@ impl Machine {
                 my_vars.display()
             ));
         }
+        if self.arch == "s390x" {
+            let d = direct_boot_from_disk(&self.disk, &self.format, scratch)?;
+            cmd.arg("-kernel").arg(&d.kernel);
+            if let Some(i) = &d.initrd {
+                cmd.arg("-initrd").arg(i);
+            }
+            cmd.arg("-append").arg(&d.append);
+        }
         cmd.arg("-drive").arg(format!(
             "if=none,id=disk0,format={},snapshot=on,file={}",
             self.format,
             self.disk.display()
         ));
+        // s390x: a bootindex would make QEMU IPL the disk instead of -kernel.
+        let bootindex = if self.arch == "s390x" {
+            ""
+        } else {
+            ",bootindex=1"
+        };
         cmd.arg("-device").arg(format!(
-            "virtio-blk-pci,drive=disk0,bootindex=1,logical_block_size={0},physical_block_size={0}",
+            "virtio-blk-{bus},drive=disk0{bootindex},logical_block_size={0},physical_block_size={0}",
             self.sector
         ));
         if interactive {
@@ -142,9 +310,10 @@ impl Machine {
             .arg(qemu.get_program())
             .args(qemu.get_args());
         let started = Instant::now();
+        let (bin, pkg) = qemu_system(&self.arch)?;
         let out = cmd
             .output()
-            .context("starting qemu-system-x86_64 (install Debian's qemu-system-x86)")?;
+            .with_context(|| format!("starting {bin} (install Debian's {pkg})"))?;
         let elapsed = started.elapsed();
         let console = String::from_utf8_lossy(&out.stdout).into_owned();
         if let Some(d) = log.parent() {
@@ -187,5 +356,48 @@ mod tests {
         );
         assert!(parse_booted("COSA-BOOT-FAILED: no root\n").is_none());
         assert_eq!(tail("a\nb\nc", 2), "b\nc");
+    }
+
+    #[test]
+    fn partitions_are_found_by_name_in_either_sector_size() {
+        use crate::image::{gpt, layout::Layout};
+        let t = tempfile::tempdir().unwrap();
+        for sector in [512u64, 4096] {
+            let l = Layout::new("s390x", sector, None, 64 << 20).unwrap();
+            let disk = t.path().join(format!("{sector}.raw"));
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&disk)
+                .unwrap();
+            f.set_len(l.total).unwrap();
+            let parts = l.gpt_partitions("seed").unwrap();
+            gpt::write(
+                &f,
+                sector,
+                l.total / sector,
+                gpt::Guid::derived("d"),
+                &parts,
+            )
+            .unwrap();
+            for name in ["boot", "root"] {
+                let want = l.parts.iter().find(|p| p.name == name).unwrap().offset;
+                assert_eq!(
+                    partition_offset(&disk, name).unwrap(),
+                    want,
+                    "{sector} {name}"
+                );
+            }
+            let e = partition_offset(&disk, "EFI-SYSTEM").unwrap_err();
+            assert!(
+                format!("{e:#}").contains("no GPT partition named EFI-SYSTEM"),
+                "{e:#}"
+            );
+        }
+        let blank = t.path().join("blank.raw");
+        std::fs::write(&blank, vec![0u8; 8192]).unwrap();
+        let e = partition_offset(&blank, "boot").unwrap_err();
+        assert!(format!("{e:#}").contains("has no GPT"), "{e:#}");
     }
 }
