@@ -7,6 +7,7 @@ pub mod compose;
 pub mod config;
 pub mod image;
 pub mod ostree;
+pub mod publish;
 pub mod release;
 pub mod rpm;
 pub mod sample;

@@ -28,6 +28,7 @@ fn main() {
         Command::Barrier(o) => cosa::cmd::release::barrier(&cli.global, o),
         Command::Deadend(o) => cosa::cmd::release::deadend(&cli.global, o),
         Command::Graph(o) => cosa::cmd::release::graph(&cli.global, o),
+        Command::PushContainer(o) => cosa::cmd::push_container::push_container(&cli.global, o),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

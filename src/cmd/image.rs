@@ -64,7 +64,13 @@ pub(crate) fn add_images(
             m.ostree_commit,
             tar.display()
         );
-        repo.import_commit(&tar)?;
+        let got = crate::publish::oci::import_artifact(&repo, &tar)?;
+        anyhow::ensure!(
+            got == m.ostree_commit,
+            "{} holds commit {got}, but build {id} is commit {}",
+            tar.display(),
+            m.ostree_commit
+        );
     }
     let scratch = image::scratch_dir(&wd.tmp_dir())?;
     let timestamp = time::parse_rfc3339(&m.ostree_timestamp).unwrap_or(0);

@@ -1,0 +1,3 @@
+//! Publishing a build: the OCI container image (push-container).
+
+pub mod oci;
