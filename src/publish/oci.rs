@@ -678,6 +678,23 @@ fn import_layer(repo: &Repo, input: impl Read, what: &str) -> Result<Vec<String>
     for entry in ar.entries().with_context(|| format!("reading {what}"))? {
         let mut entry = entry.with_context(|| format!("reading {what}"))?;
         let path = entry.path()?.to_string_lossy().into_owned();
+        // Format version 0 kept xattrs in `repo/xattrs/<sha256>`.
+        if let Some(x) = path
+            .trim_start_matches("./")
+            .strip_prefix("sysroot/ostree/repo/xattrs/")
+            .filter(|x| x.len() == 64)
+        {
+            if entry.header().entry_type() == tar::EntryType::Regular {
+                let mut data = Vec::new();
+                entry.read_to_end(&mut data)?;
+                ensure!(
+                    hex::encode(Sha256::digest(&data)) == x,
+                    "{what}: {path}: xattrs checksum mismatch"
+                );
+                xattrs.insert(x.to_string(), data);
+            }
+            continue;
+        }
         let Some((checksum, ext)) = parse_object_path(&path) else {
             continue;
         };
@@ -704,14 +721,21 @@ fn import_layer(repo: &Repo, input: impl Read, what: &str) -> Result<Vec<String>
                 );
                 xattrs.insert(checksum, data);
             }
-            "file-xattrs-link" => {
+            "file-xattrs-link" | "file.xattrs" => {
                 let target = entry
                     .link_name()?
                     .with_context(|| format!("{}: not a link", ctx()))?
                     .to_string_lossy()
                     .into_owned();
-                let (xsum, _) = parse_object_path(&target)
-                    .with_context(|| format!("{}: bad link target {target}", ctx()))?;
+                let xsum = match parse_object_path(&target) {
+                    Some((x, _)) => x,
+                    None => target
+                        .rsplit('/')
+                        .next()
+                        .filter(|x| x.len() == 64)
+                        .with_context(|| format!("{}: bad link target {target}", ctx()))?
+                        .to_string(),
+                };
                 links.insert(checksum, xsum);
             }
             "file" => {
@@ -952,4 +976,66 @@ pub fn push_ociarchive(
         );
         Ok(digest)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        let c = "b8627e3ef0f255a322d2bd9610cfaaacc8f122b7f8d17c0e7e3caafa160f9fc7";
+        assert_eq!(
+            object_path(c, "file-xattrs-link"),
+            "sysroot/ostree/repo/objects/b8/627e3ef0f255a322d2bd9610cfaaacc8f122b7f8d17c0e7e3caafa160f9fc7.file-xattrs-link"
+        );
+        for (p, ext) in [
+            (object_path(c, "file"), "file"),
+            (format!("./{}", object_path(c, "commit")), "commit"),
+            (object_path(c, "file.xattrs"), "file.xattrs"),
+        ] {
+            assert_eq!(parse_object_path(&p), Some((c.to_string(), ext)));
+        }
+        assert_eq!(parse_object_path("usr/bin/sh"), None);
+        assert_eq!(
+            parse_object_path("sysroot/ostree/repo/objects/b8/x.file"),
+            None
+        );
+        assert_eq!(map_etc("usr/etc"), "etc");
+        assert_eq!(map_etc("usr/etc/passwd"), "etc/passwd");
+        assert_eq!(map_etc("usr/etcetera"), "usr/etcetera");
+        assert_eq!(map_etc("usr/bin"), "usr/bin");
+    }
+
+    #[test]
+    fn local_registries() {
+        assert!(is_local_registry("127.0.0.1:5000"));
+        assert!(is_local_registry("localhost"));
+        assert!(is_local_registry("[::1]:5000"));
+        assert!(!is_local_registry("quay.io"));
+        assert!(!is_local_registry("localhost.example.com:5000"));
+    }
+
+    #[test]
+    fn authfile() {
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("auth.json");
+        fs::write(
+            &f,
+            r#"{"auths":{"https://quay.io":{"auth":"dXNlcjpwYTpzcw=="}}}"#,
+        )
+        .unwrap();
+        match auth_from_file(&f, "quay.io").unwrap() {
+            oci_client::secrets::RegistryAuth::Basic(u, p) => {
+                assert_eq!((u.as_str(), p.as_str()), ("user", "pa:ss"))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            auth_from_file(&f, "example.com").unwrap(),
+            oci_client::secrets::RegistryAuth::Anonymous
+        ));
+        fs::write(&f, r#"{"auths":{"quay.io":{"auth":"!!"}}}"#).unwrap();
+        assert!(auth_from_file(&f, "quay.io").is_err());
+    }
 }
