@@ -508,6 +508,10 @@ pub fn export_ociarchive(repo: &Repo, commit: &str, arch: &str, file: &Path) -> 
         .into_inner()
         .map_err(|e| e.into_error())
         .context("flushing the archive")?;
+    use std::os::unix::fs::PermissionsExt;
+    tmp.as_file()
+        .set_permissions(fs::Permissions::from_mode(0o644))
+        .with_context(|| format!("setting the mode of {}", tmp.path().display()))?;
     tmp.as_file()
         .sync_all()
         .with_context(|| format!("syncing {}", file.display()))?;
