@@ -16,6 +16,7 @@ pkgs=(
   grub-common grub-pc-bin grub-efi-amd64-bin  # grub-mkimage, BIOS and UEFI GRUB modules
   ovmf seabios              # UEFI and BIOS firmware for boot tests
   util-linux                # blkid, losetup in tests
+  docker-registry skopeo    # push-container tests: a local registry, skopeo inspect/copy
 )
 # QEMU: the system emulators (bookworm, 7.2) need the qemu-utils of the same
 # release; machines that carry qemu-utils 10 from backports must take

@@ -77,6 +77,8 @@ pub enum Command {
     Buildupload(BuilduploadCmd),
     /// Bring a build from S3, a web server or a directory into builds/.
     Buildfetch(BuildfetchOpts),
+    /// Push a build's ostree container image (images.ostree) to a registry.
+    PushContainer(PushContainerOpts),
 }
 
 #[derive(Debug, Args)]
@@ -593,12 +595,24 @@ mod tests {
 
     #[test]
     fn buildextend_dash_platform_is_expanded() {
-        let a = expand_buildextend(["cosa", "-v", "buildextend-aws", "--build", "x"].map(Into::into));
-        assert_eq!(a, ["cosa", "-v", "buildextend", "aws", "--build", "x"].map(std::ffi::OsString::from));
+        let a =
+            expand_buildextend(["cosa", "-v", "buildextend-aws", "--build", "x"].map(Into::into));
+        assert_eq!(
+            a,
+            ["cosa", "-v", "buildextend", "aws", "--build", "x"].map(std::ffi::OsString::from)
+        );
         let b = expand_buildextend(["cosa", "buildextend-nope"].map(Into::into));
-        assert_eq!(b, ["cosa", "buildextend-nope"].map(std::ffi::OsString::from));
-        let c = Cli::try_parse_from(expand_buildextend(["cosa", "buildextend-metal4k"].map(Into::into))).unwrap();
-        assert!(matches!(c.command, Command::Buildextend(BuildextendOpts { ref platform, .. }) if platform == "metal4k"));
+        assert_eq!(
+            b,
+            ["cosa", "buildextend-nope"].map(std::ffi::OsString::from)
+        );
+        let c = Cli::try_parse_from(expand_buildextend(
+            ["cosa", "buildextend-metal4k"].map(Into::into),
+        ))
+        .unwrap();
+        assert!(
+            matches!(c.command, Command::Buildextend(BuildextendOpts { ref platform, .. }) if platform == "metal4k")
+        );
     }
 }
 
@@ -756,4 +770,39 @@ pub struct BuildfetchOpts {
     /// An S3-compatible endpoint, addressed path-style.
     #[arg(long, env = "AWS_ENDPOINT_URL")]
     pub endpoint_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  cosa push-container quay.io/example/fcos
+  cosa push-container --insecure 127.0.0.1:5000/test/os:extra --tag testing
+  cosa push-container --authfile auth.json --build 41.20240520.dev.0 registry.example.com/os
+
+Pushes the build's images.ostree, an OCI archive holding the OSTree commit in
+the ostree-native container format that rpm-ostree and bootc consume, with the
+tags: the build's version, the stream from meta.json when it has one, the
+:TAG of the reference and every --tag. Blobs the registry already has are not
+sent again. The manifest digest is recorded in meta.json as base-oscontainer
+{image, digest, tags}. Credentials come from --authfile or
+$REGISTRY_AUTH_FILE (containers auth.json: auths.<registry>.auth, base64
+user:password), else the push is anonymous. Plain HTTP is used with
+--insecure, and always for localhost and 127.0.0.1.")]
+pub struct PushContainerOpts {
+    /// Destination: REGISTRY/REPO[:TAG].
+    pub image: String,
+    /// The build (default: latest).
+    #[arg(long)]
+    pub build: Option<String>,
+    /// The architecture (default: the host's).
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// Another tag to push (repeatable).
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// containers auth.json with the registry's credentials.
+    #[arg(long, env = "REGISTRY_AUTH_FILE")]
+    pub authfile: Option<PathBuf>,
+    /// Talk plain HTTP to the registry.
+    #[arg(long)]
+    pub insecure: bool,
 }

@@ -29,6 +29,7 @@ fn main() {
         Command::Graph(o) => cosa::cmd::release::graph(&cli.global, o),
         Command::Buildupload(BuilduploadCmd::S3(o)) => cosa::cmd::buildupload::s3(&cli.global, o),
         Command::Buildfetch(o) => cosa::cmd::buildfetch::run(&cli.global, o),
+        Command::PushContainer(o) => cosa::cmd::push_container::push_container(&cli.global, o),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

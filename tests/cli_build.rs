@@ -133,7 +133,15 @@ fn build_commits_records_and_detects_no_change() {
         art["size"].as_u64().unwrap()
     );
     let fresh = cosa::ostree::Repo::init_archive(&t.path().join("fresh")).unwrap();
-    assert_eq!(fresh.import_commit(&file).unwrap(), commit);
+    assert!(
+        file.to_str()
+            .unwrap()
+            .ends_with("-ostree.x86_64.ociarchive")
+    );
+    assert_eq!(
+        cosa::publish::oci::import_ociarchive(&fresh, &file).unwrap(),
+        commit
+    );
 
     // Nothing changed: no new build.
     let e = build(&wd, &repo, &[], true);

@@ -335,16 +335,14 @@ fn sign_everything_and_check_with_gpg_ostree_and_openssl() {
         .contains("no errors")
     );
 
-    // The re-exported tarball carries the signature: unpack it, ask ostree.
+    // The re-exported artifact carries the signature: import it into a
+    // fresh repo, ask ostree.
     let unpacked = t.path().join("unpacked");
-    std::fs::create_dir_all(&unpacked).unwrap();
-    let tarball = dir.join(m["images"]["ostree"]["path"].as_str().unwrap());
-    tool(
-        Command::new("tar")
-            .arg("-xf")
-            .arg(&tarball)
-            .arg("-C")
-            .arg(&unpacked),
+    let fresh = cosa::ostree::Repo::init_archive(&unpacked).unwrap();
+    let artifact = dir.join(m["images"]["ostree"]["path"].as_str().unwrap());
+    assert_eq!(
+        cosa::publish::oci::import_artifact(&fresh, &artifact).unwrap(),
+        commit
     );
     let o = tool(
         Command::new("ostree")

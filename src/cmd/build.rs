@@ -223,8 +223,14 @@ pub fn run(global: &GlobalOpts, opts: BuildOpts) -> Result<()> {
             .join(format!("manifest-lock.generated.{arch}.json")),
     )?;
     util::write_json_atomic(&staged.path().join("compose-report.json"), &report)?;
-    let ostree_file = format!("{name}-{version}-ostree.{arch}.tar");
-    repo.export_commit(&commit, &staged.path().join(&ostree_file))?;
+    let ostree_file = crate::publish::oci::artifact_name(&name, &version, &arch);
+    eprintln!("Writing the ostree container image {ostree_file}");
+    crate::publish::oci::export_ociarchive(
+        &repo,
+        &commit,
+        &arch,
+        &staged.path().join(&ostree_file),
+    )?;
     let art = artifact(&staged.path().join(&ostree_file), &ostree_file)?;
 
     let pkgdiff = previous

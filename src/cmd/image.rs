@@ -14,19 +14,37 @@ use crate::store::meta::{self, Artifact, Meta};
 use crate::util::{self, time};
 
 pub fn buildextend(global: &GlobalOpts, opts: BuildextendOpts) -> Result<()> {
-    extend(global, opts.build.as_deref(), opts.arch.as_deref(), &[opts.platform])
+    extend(
+        global,
+        opts.build.as_deref(),
+        opts.arch.as_deref(),
+        &[opts.platform],
+    )
 }
 
 pub fn osbuild(global: &GlobalOpts, opts: OsbuildOpts) -> Result<()> {
     let platforms: Vec<String> = if opts.all {
-        image::platform_names().iter().map(|s| s.to_string()).collect()
+        image::platform_names()
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
     } else {
         opts.platforms
     };
-    extend(global, opts.build.as_deref(), opts.arch.as_deref(), &platforms)
+    extend(
+        global,
+        opts.build.as_deref(),
+        opts.arch.as_deref(),
+        &platforms,
+    )
 }
 
-fn extend(global: &GlobalOpts, build: Option<&str>, arch: Option<&str>, platforms: &[String]) -> Result<()> {
+fn extend(
+    global: &GlobalOpts,
+    build: Option<&str>,
+    arch: Option<&str>,
+    platforms: &[String],
+) -> Result<()> {
     let wd = Workdir::open(&global.workdir)?;
     let lock = WorkdirLock::acquire(&wd.root)?;
     let builds = BuildsJson::load(&wd.builds_dir())?;
@@ -83,7 +101,13 @@ pub(crate) fn add_images(
             m.ostree_commit,
             tar.display()
         );
-        repo.import_commit(&tar)?;
+        let got = crate::publish::oci::import_artifact(&repo, &tar)?;
+        anyhow::ensure!(
+            got == m.ostree_commit,
+            "{} holds commit {got}, but build {id} is commit {}",
+            tar.display(),
+            m.ostree_commit
+        );
     }
     let scratch = image::scratch_dir(&wd.tmp_dir())?;
     let timestamp = time::parse_rfc3339(&m.ostree_timestamp).unwrap_or(0);

@@ -9,5 +9,6 @@ pub mod fetch;
 pub mod image;
 pub mod init;
 pub mod kola;
+pub mod push_container;
 pub mod release;
 pub mod sign;

@@ -626,8 +626,15 @@ pub fn promote(global: &GlobalOpts, opts: PromoteOpts) -> Result<()> {
             .images
             .get("ostree")
             .map(|a| a.path.replace(&id, &new_version))
-            .unwrap_or_else(|| format!("{}-{new_version}-ostree.{arch}.tar", src_meta.name));
-        repo.export_commit(&commit, &staged.path().join(&ostree_file))?;
+            .unwrap_or_else(|| {
+                crate::publish::oci::artifact_name(&src_meta.name, &new_version, &arch)
+            });
+        crate::publish::oci::export_artifact(
+            &repo,
+            &commit,
+            &arch,
+            &staged.path().join(&ostree_file),
+        )?;
         let (sha256, size) =
             crate::rpm::download::file_digest(&staged.path().join(&ostree_file), "sha256")?;
         let dropped: Vec<&String> = src_meta.images.keys().filter(|k| *k != "ostree").collect();

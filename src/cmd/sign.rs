@@ -3,7 +3,7 @@
 //! point at), signatures of its OSTree commit in the commit's detached
 //! metadata, and simple signing signatures of its container image.
 //!
-//! Order inside `cosa sign`: the commit first (the build's ostree tarball is
+//! Order inside `cosa sign`: the commit first (the build's ostree artifact is
 //! re-exported so that it carries the signatures, and meta.json's sha256 and
 //! size follow), then the container image, then the artifacts, so that the
 //! tarball's `.sig` covers its final bytes.
@@ -203,9 +203,9 @@ fn sign_ostree(
 
     // The ostree tarball carries the commit's detached metadata: re-export.
     if let Some(art) = m.images.get_mut("ostree") {
-        if art.path.ends_with(".tar") {
+        if art.path.ends_with(".tar") || art.path.ends_with(".ociarchive") {
             let file = t.dir.join(&art.path);
-            repo.export_commit(&commit, &file)?;
+            crate::publish::oci::export_artifact(&repo, &commit, &t.arch, &file)?;
             let (sum, size) = sha256_and_size(&file)?;
             art.sha256 = sum;
             art.size = Some(size);
@@ -213,7 +213,7 @@ fn sign_ostree(
             eprintln!("Re-exported {} with the signatures", file.display());
         } else {
             eprintln!(
-                "warning: images.ostree {} is not a cosa ostree tarball; its copy of the \
+                "warning: images.ostree {} is neither an ociarchive nor a cosa ostree tarball; its copy of the \
                  commit does not carry the new signatures",
                 art.path
             );

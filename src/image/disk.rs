@@ -238,7 +238,13 @@ pub fn make_raw(out: &Path, input: &DiskInput) -> Result<Layout> {
 }
 
 /// Make the boot file system (label `boot`) of `disk` from `dir`.
-pub fn write_boot(disk: &Path, layout: &Layout, dir: &Path, seed: &str, timestamp: i64) -> Result<()> {
+pub fn write_boot(
+    disk: &Path,
+    layout: &Layout,
+    dir: &Path,
+    seed: &str,
+    timestamp: i64,
+) -> Result<()> {
     let p = layout
         .part(Role::Boot)
         .context("the layout has no boot partition")?;

@@ -18,7 +18,9 @@ use crate::util::run_cmd;
 pub enum Format {
     Raw,
     /// qcow2 compat 1.1; `compressed` uses qcow2's internal compression.
-    Qcow2 { compressed: bool },
+    Qcow2 {
+        compressed: bool,
+    },
     /// streamOptimized, adapter lsilogic, compat6 (AWS).
     Vmdk,
     /// vpc, fixed, force_size (Azure).
@@ -27,14 +29,19 @@ pub enum Format {
     /// `disk.raw` in a sparse oldgnu tar, gzip -9 (GCP).
     GcpTarGz,
     /// OVF descriptor + streamOptimized vmdk in a ustar archive.
-    Ova { virtualbox: bool },
+    Ova {
+        virtualbox: bool,
+    },
     /// OCI archive with the (compressed) qcow2 under /disk/ (KubeVirt).
     KubevirtOci,
 }
 
 fn qemu_img(what: &str, args: &[&str], src: &Path, dst: &Path) -> Result<()> {
     let mut cmd = Command::new("qemu-img");
-    cmd.args(["convert", "-f", "raw"]).args(args).arg(src).arg(dst);
+    cmd.args(["convert", "-f", "raw"])
+        .args(args)
+        .arg(src)
+        .arg(dst);
     run_cmd(what, &mut cmd)?;
     Ok(())
 }
@@ -53,11 +60,24 @@ fn sha256_file(path: &Path) -> Result<(String, u64)> {
     crate::rpm::download::file_digest(path, "sha256")
 }
 
-fn tar_cmd(what: &str, dir: &Path, format: &str, files: &[&str], out: &Path, extra: &[&str], timestamp: i64) -> Result<()> {
+fn tar_cmd(
+    what: &str,
+    dir: &Path,
+    format: &str,
+    files: &[&str],
+    out: &Path,
+    extra: &[&str],
+    timestamp: i64,
+) -> Result<()> {
     let mut cmd = Command::new("tar");
     cmd.arg(format!("--format={format}"))
         .arg(format!("--mtime=@{}", timestamp.max(0)))
-        .args(["--owner=0", "--group=0", "--numeric-owner", "--no-recursion"])
+        .args([
+            "--owner=0",
+            "--group=0",
+            "--numeric-owner",
+            "--no-recursion",
+        ])
         .args(extra)
         .arg("-cf")
         .arg(out)
@@ -90,7 +110,12 @@ pub fn convert(
         }
         Format::Vmdk => qemu_img(
             "converting to vmdk (qemu-img convert)",
-            &["-O", "vmdk", "-o", "adapter_type=lsilogic,subformat=streamOptimized,compat6"],
+            &[
+                "-O",
+                "vmdk",
+                "-o",
+                "adapter_type=lsilogic,subformat=streamOptimized,compat6",
+            ],
             raw,
             out,
         ),
@@ -127,7 +152,12 @@ pub fn convert(
             let vmdk = dir.join("disk.vmdk");
             qemu_img(
                 "converting to a streamOptimized vmdk (qemu-img convert)",
-                &["-O", "vmdk", "-o", "adapter_type=lsilogic,subformat=streamOptimized,compat6"],
+                &[
+                    "-O",
+                    "vmdk",
+                    "-o",
+                    "adapter_type=lsilogic,subformat=streamOptimized,compat6",
+                ],
                 raw,
                 &vmdk,
             )?;
@@ -155,7 +185,13 @@ pub fn convert(
 }
 
 /// The OVF descriptor for VMware or VirtualBox.
-pub fn render_ovf(virtualbox: bool, o: &OvfInfo, disk_file: &str, disk_file_size: u64, capacity: u64) -> Result<String> {
+pub fn render_ovf(
+    virtualbox: bool,
+    o: &OvfInfo,
+    disk_file: &str,
+    disk_file_size: u64,
+    capacity: u64,
+) -> Result<String> {
     let template = if virtualbox {
         include_str!("templates/virtualbox.ovf")
     } else {
@@ -194,7 +230,13 @@ fn oci_arch(arch: &str) -> &str {
 
 /// KubeVirt's containerDisk: an OCI image whose one layer holds
 /// `disk/<name>.qcow2` (owned by uid/gid 107, as KubeVirt expects).
-fn kubevirt_ociarchive(raw: &Path, out: &Path, work: &Path, o: &OvfInfo, timestamp: i64) -> Result<()> {
+fn kubevirt_ociarchive(
+    raw: &Path,
+    out: &Path,
+    work: &Path,
+    o: &OvfInfo,
+    timestamp: i64,
+) -> Result<()> {
     let dir = work.join("kubevirt");
     let layer_dir = dir.join("layer");
     let disk_dir = layer_dir.join("disk");
@@ -214,7 +256,12 @@ fn kubevirt_ociarchive(raw: &Path, out: &Path, work: &Path, o: &OvfInfo, timesta
     cmd.arg("--format=posix")
         .arg("--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime")
         .arg(format!("--mtime=@{}", timestamp.max(0)))
-        .args(["--owner=107", "--group=107", "--numeric-owner", "--sort=name"])
+        .args([
+            "--owner=107",
+            "--group=107",
+            "--numeric-owner",
+            "--sort=name",
+        ])
         .arg("-cf")
         .arg(&layer_tar)
         .arg("-C")
@@ -261,8 +308,11 @@ fn kubevirt_ociarchive(raw: &Path, out: &Path, work: &Path, o: &OvfInfo, timesta
     });
     fs::write(layout.join("index.json"), serde_json::to_vec(&index)?)
         .context("writing index.json")?;
-    fs::write(layout.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)
-        .context("writing oci-layout")?;
+    fs::write(
+        layout.join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .context("writing oci-layout")?;
     let mut cmd = Command::new("tar");
     cmd.arg("--format=posix")
         .arg("--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime")
@@ -291,7 +341,10 @@ mod tests {
             hw_version: 13,
         };
         let v = render_ovf(false, &o, "disk.vmdk", 123, 456).unwrap();
-        assert!(v.contains(r#"ovf:href="disk.vmdk" ovf:id="file1" ovf:size="123""#), "{v}");
+        assert!(
+            v.contains(r#"ovf:href="disk.vmdk" ovf:id="file1" ovf:size="123""#),
+            "{v}"
+        );
         assert!(v.contains(r#"ovf:capacity="456""#));
         assert!(v.contains("vmx-13") && v.contains(r#"vmw:osType="rhel9_64Guest""#));
         let vb = render_ovf(true, &o, "disk.vmdk", 1, 2).unwrap();

@@ -71,7 +71,12 @@ pub const TARGETS: &[Target] = &[
     t("ibmcloud", "qcow2", QCOW2, Size::Gib(100)),
     Target {
         skip_compression: true,
-        ..t("nutanix", "qcow2", Format::Qcow2 { compressed: true }, Size::Config)
+        ..t(
+            "nutanix",
+            "qcow2",
+            Format::Qcow2 { compressed: true },
+            Size::Config,
+        )
     },
     t("aws", "vmdk", Format::Vmdk, Size::Config),
     t("azure", "vhd", Format::Vhd, Size::Config),
@@ -89,8 +94,18 @@ pub const TARGETS: &[Target] = &[
     t("applehv", "raw", Format::Raw, Size::Config),
     t("hetzner", "raw", Format::Raw, Size::Config),
     t("vultr", "raw", Format::Raw, Size::Config),
-    t("vmware", "ova", Format::Ova { virtualbox: false }, Size::Config),
-    t("virtualbox", "ova", Format::Ova { virtualbox: true }, Size::Config),
+    t(
+        "vmware",
+        "ova",
+        Format::Ova { virtualbox: false },
+        Size::Config,
+    ),
+    t(
+        "virtualbox",
+        "ova",
+        Format::Ova { virtualbox: true },
+        Size::Config,
+    ),
     Target {
         skip_compression: true,
         ..t("kubevirt", "ociarchive", Format::KubevirtOci, Size::Config)
@@ -269,10 +284,7 @@ fn prepare_boot(
 /// partition; they are made in parallel. Artifacts are written under a
 /// temporary name and renamed into the build directory when complete.
 pub fn build_images(b: &ImageBuild, platforms: &[String]) -> Result<Vec<MadeImage>> {
-    let targets: Vec<Target> = platforms
-        .iter()
-        .map(|p| target(p))
-        .collect::<Result<_>>()?;
+    let targets: Vec<Target> = platforms.iter().map(|p| target(p)).collect::<Result<_>>()?;
     if targets.is_empty() {
         return Ok(Vec::new());
     }
@@ -399,7 +411,11 @@ pub fn build_images(b: &ImageBuild, platforms: &[String]) -> Result<Vec<MadeImag
         .context("making the base disk")?;
         eprintln!(
             "Made the base disk for {} ({} MiB, {sector}-byte sectors) in {:.1}s",
-            members.iter().map(|m| m.platform).collect::<Vec<_>>().join(", "),
+            members
+                .iter()
+                .map(|m| m.platform)
+                .collect::<Vec<_>>()
+                .join(", "),
             layout.total / MIB,
             t.elapsed().as_secs_f64()
         );

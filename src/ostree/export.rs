@@ -177,7 +177,12 @@ impl Repo {
         Ok(commit.clone())
     }
 
-    fn import_object(&self, checksum: &str, kind: ObjectType, data: &[u8]) -> Result<()> {
+    pub(crate) fn import_object(
+        &self,
+        checksum: &str,
+        kind: ObjectType,
+        data: &[u8],
+    ) -> Result<()> {
         if kind == ObjectType::CommitMeta {
             let md = parse_metadata(data)?;
             return self.write_commit_detached_metadata(checksum, &md);
@@ -249,7 +254,7 @@ fn object_name(rest: &str) -> Result<(String, ObjectType)> {
     Ok((checksum, kind))
 }
 
-fn verify_object(checksum: &str, kind: ObjectType, data: &[u8]) -> Result<()> {
+pub(crate) fn verify_object(checksum: &str, kind: ObjectType, data: &[u8]) -> Result<()> {
     match kind {
         ObjectType::File => {
             let (meta, content) = parse_filez(data)?;
