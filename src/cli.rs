@@ -56,6 +56,9 @@ pub enum Command {
     /// Add the metal4k image (raw, 4096-byte sectors) to an existing build.
     #[command(name = "buildextend-metal4k")]
     BuildextendMetal4k(BuildextendOpts),
+    /// Add the live media (ISO, PXE kernel, initramfs and rootfs) to an existing build.
+    #[command(name = "buildextend-live", after_help = LIVE_HELP)]
+    BuildextendLive(BuildextendOpts),
     /// Boot tests of a build's images in QEMU.
     #[command(subcommand)]
     Kola(KolaCmd),
@@ -137,7 +140,8 @@ pub struct KolaRunOpts {
     /// Firmware to boot with.
     #[arg(long, value_enum, default_value = "uefi")]
     pub firmware: Firmware,
-    /// Which image to boot (qemu, metal or metal4k; metal4k is attached with 4096-byte sectors).
+    /// Which image to boot (qemu, metal or metal4k; metal4k is attached with 4096-byte sectors;
+    /// live-iso boots the live ISO as a CD-ROM, live-pxe its kernel, initramfs and rootfs).
     #[arg(long, default_value = "qemu")]
     pub platform: String,
     /// Give up after this many seconds.
@@ -613,3 +617,16 @@ pub struct VerifyOpts {
     #[arg(long)]
     pub arch: Option<String>,
 }
+
+const LIVE_HELP: &str = "Examples:
+  cosa buildextend-live                      # the latest build, host arch
+  cosa buildextend-live --build 1.20260101.dev.0
+  cosa kola run basic --platform live-iso --firmware bios
+
+The commit is deployed into a fresh sysroot, which becomes a squashfs inside
+a cpio archive (<name>-<id>-live-rootfs.<arch>.img, appendable to the
+initramfs for PXE). The OS's kernel and initramfs are the -live-kernel and
+-live-initramfs files. The ISO (-live-iso.<arch>.iso, made with xorriso)
+holds all three and boots by BIOS and UEFI, as a CD-ROM or as a disk; its
+volume label is passed as coreos.liveiso=. meta.json gets images.live-iso,
+live-kernel, live-initramfs and live-rootfs.";

@@ -18,6 +18,7 @@ fn main() {
         Command::BuildextendQemu(o) => cosa::cmd::image::buildextend(&cli.global, o, "qemu"),
         Command::BuildextendMetal(o) => cosa::cmd::image::buildextend(&cli.global, o, "metal"),
         Command::BuildextendMetal4k(o) => cosa::cmd::image::buildextend(&cli.global, o, "metal4k"),
+        Command::BuildextendLive(o) => cosa::cmd::live::buildextend_live(&cli.global, o),
         Command::Kola(KolaCmd::Run(o)) => cosa::cmd::kola::run(&cli.global, o),
         Command::Run(o) => cosa::cmd::kola::interactive(&cli.global, o),
         Command::Sign(o) => cosa::cmd::sign::sign(&cli.global, o),

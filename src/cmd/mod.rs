@@ -7,5 +7,6 @@ pub mod fetch;
 pub mod image;
 pub mod init;
 pub mod kola;
+pub mod live;
 pub mod release;
 pub mod sign;

@@ -7,6 +7,7 @@ pub mod disk;
 pub mod gpt;
 pub mod grub;
 pub mod layout;
+pub mod live;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
