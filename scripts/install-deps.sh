@@ -16,6 +16,7 @@ pkgs=(
   grub-common grub-pc-bin grub-efi-amd64-bin  # grub-mkimage, BIOS and UEFI GRUB modules
   ovmf seabios              # UEFI and BIOS firmware for boot tests
   util-linux                # blkid, losetup in tests
+  squashfs-tools xorriso    # live media: mksquashfs, the ISO; unsquashfs in tests
 )
 # QEMU: qemu-system-x86 (bookworm, 7.2) needs the qemu-utils of the same
 # release; machines that carry qemu-utils 10 from backports must take

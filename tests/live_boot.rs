@@ -108,6 +108,16 @@ fn meta_records_the_four_artifacts() {
     assert_eq!(&k[0x202..0x206], b"HdrS");
     let i = std::fs::read(artifact(b, "live-initramfs")).unwrap();
     assert_eq!(&i[..2], &[0x1f, 0x8b]);
+    // The same build makes the same bytes (time stamps are the commit's).
+    run(cosa(&b.wd).arg("buildextend-live"), true);
+    let again: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(b.dir.join("meta.json")).unwrap()).unwrap();
+    for key in cosa::image::live::KEYS {
+        assert_eq!(
+            again["images"][key]["sha256"], b.meta["images"][key]["sha256"],
+            "{key} is not reproducible"
+        );
+    }
     // No leftovers of the staging.
     for e in std::fs::read_dir(&b.dir).unwrap() {
         let n = e.unwrap().file_name().to_string_lossy().into_owned();
@@ -310,9 +320,11 @@ fn iso_has_bios_and_efi_el_torito_and_the_pxe_files() {
     assert!(dir.contains("BOOTX64"), "{dir}");
 }
 
+/// One QEMU at a time (TCG wants the cores).
+static BOOTS: Mutex<()> = Mutex::new(());
+
 fn kola(args: &[&str]) {
-    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = BOOTS.lock().unwrap_or_else(|e| e.into_inner());
     let b = built();
     let out = run(
         cosa(&b.wd)
@@ -358,4 +370,66 @@ fn kola_fails_when_there_are_no_live_media() {
         false,
     );
     assert!(stderr(&out).contains("no-such-build"), "{}", stderr(&out));
+}
+
+/// Boot the ISO as a disk (virtio-blk): the isohybrid MBR (BIOS) and GPT
+/// EFI partition (UEFI) paths, which `kola` does not cover.
+fn boot_iso_as_disk(uefi: bool) {
+    let _g = BOOTS.lock().unwrap_or_else(|e| e.into_inner());
+    let b = built();
+    let iso = artifact(b, "live-iso");
+    let t = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new("timeout");
+    cmd.args(["--kill-after=5", "400", "qemu-system-x86_64"])
+        .args([
+            "-accel", "tcg", "-machine", "q35", "-cpu", "max", "-smp", "2",
+        ])
+        .args(["-m", "1536", "-no-reboot", "-nic", "none"])
+        .args(["-display", "none", "-monitor", "none", "-serial", "stdio"]);
+    if uefi {
+        let vars = t.path().join("vars.fd");
+        std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &vars).unwrap();
+        cmd.arg("-drive")
+            .arg("if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd")
+            .arg("-drive")
+            .arg(format!(
+                "if=pflash,format=raw,unit=1,file={}",
+                vars.display()
+            ));
+    }
+    cmd.arg("-drive")
+        .arg(format!(
+            "if=none,id=d0,format=raw,snapshot=on,file={}",
+            iso.display()
+        ))
+        .args(["-device", "virtio-blk-pci,drive=d0,bootindex=1"]);
+    let started = std::time::Instant::now();
+    let out = cmd.output().unwrap();
+    let console = String::from_utf8_lossy(&out.stdout);
+    let booted = cosa::testvm::parse_booted(&console).unwrap_or_else(|| {
+        panic!(
+            "no COSA-BOOTED line booting the ISO as a disk (uefi={uefi}):\n{}",
+            cosa::testvm::tail(&console, 40)
+        )
+    });
+    assert_eq!(booted.commit, b.meta["ostree-commit"].as_str().unwrap());
+    assert!(
+        booted.cmdline.contains("coreos.liveiso="),
+        "{}",
+        booted.cmdline
+    );
+    eprintln!(
+        "ISO as a disk (uefi={uefi}) booted in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn boots_the_iso_as_a_disk_under_bios() {
+    boot_iso_as_disk(false);
+}
+
+#[test]
+fn boots_the_iso_as_a_disk_under_uefi() {
+    boot_iso_as_disk(true);
 }

@@ -183,8 +183,7 @@ pub fn kola_basic(global: &GlobalOpts, opts: &crate::cli::KolaRunOpts) -> Result
             my_vars.display()
         ));
     }
-    let what;
-    if pxe {
+    let what = if pxe {
         let kernel = file("live-kernel")?;
         let initramfs = file("live-initramfs")?;
         let rootfs = file("live-rootfs")?;
@@ -205,7 +204,7 @@ pub fn kola_basic(global: &GlobalOpts, opts: &crate::cli::KolaRunOpts) -> Result
             .arg(&both)
             .arg("-append")
             .arg(kargs.join(" "));
-        what = format!("{} + initramfs + rootfs", kernel.display());
+        format!("{} + initramfs + rootfs", kernel.display())
     } else {
         let iso = file("live-iso")?;
         qemu.args(["-device", "virtio-scsi-pci,id=scsi0"])
@@ -215,8 +214,8 @@ pub fn kola_basic(global: &GlobalOpts, opts: &crate::cli::KolaRunOpts) -> Result
                 iso.display()
             ))
             .args(["-device", "scsi-cd,drive=cd0,bus=scsi0.0,bootindex=1"]);
-        what = format!("{} as a CD-ROM", iso.display());
-    }
+        format!("{} as a CD-ROM", iso.display())
+    };
     let log = wd
         .tmp_dir()
         .join("kola")

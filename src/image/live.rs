@@ -308,21 +308,25 @@ fn make_efiboot(efi: &Path, file: &str, out: &Path, mtime: i64) -> Result<()> {
         .arg(out)
         .arg(kib.to_string());
     run_cmd("making the EFI boot image (mkfs.fat)", &mut mkfs)?;
-    let img = format!("{}", out.display());
-    let mut mmd = Command::new("mmd");
-    mmd.args(["-i", &img, "::EFI", "::EFI/BOOT"])
-        .env("SOURCE_DATE_EPOCH", mtime.max(0).to_string());
-    run_cmd("making EFI/BOOT in the EFI boot image (mtools)", &mut mmd)?;
+    // mtools stamps the directories it makes with the current time; copied
+    // with -s -m, they keep the (fixed) times of a tree made here.
+    let tree = efi.with_file_name("efiboot-tree");
+    let boot = tree.join("EFI/BOOT");
+    fs::create_dir_all(&boot).with_context(|| format!("creating {}", boot.display()))?;
+    fs::copy(efi, boot.join(file)).with_context(|| format!("copying {}", efi.display()))?;
+    set_mtimes(&tree, mtime)?;
     let mut mcopy = Command::new("mcopy");
     mcopy
-        .args(["-m", "-i", &img])
-        .arg(efi)
-        .arg(format!("::EFI/BOOT/{file}"))
-        .env("SOURCE_DATE_EPOCH", mtime.max(0).to_string());
+        .args(["-s", "-m", "-i"])
+        .arg(out)
+        .arg(tree.join("EFI"))
+        .arg("::")
+        .env("TZ", "UTC");
     run_cmd(
-        "copying the GRUB EFI image into the EFI boot image",
+        "copying EFI/BOOT into the EFI boot image (mtools)",
         &mut mcopy,
     )?;
+    fs::remove_dir_all(&tree).with_context(|| format!("removing {}", tree.display()))?;
     Ok(())
 }
 
