@@ -308,8 +308,8 @@ fn make_efiboot(efi: &Path, file: &str, out: &Path, mtime: i64) -> Result<()> {
         .arg(out)
         .arg(kib.to_string());
     run_cmd("making the EFI boot image (mkfs.fat)", &mut mkfs)?;
-    // mtools stamps the directories it makes with the current time; copied
-    // with -s -m, they keep the (fixed) times of a tree made here.
+    // Fixed times: files keep those of a tree made here (-m), the
+    // directories mtools makes get SOURCE_DATE_EPOCH.
     let tree = efi.with_file_name("efiboot-tree");
     let boot = tree.join("EFI/BOOT");
     fs::create_dir_all(&boot).with_context(|| format!("creating {}", boot.display()))?;
@@ -321,7 +321,8 @@ fn make_efiboot(efi: &Path, file: &str, out: &Path, mtime: i64) -> Result<()> {
         .arg(out)
         .arg(tree.join("EFI"))
         .arg("::")
-        .env("TZ", "UTC");
+        .env("TZ", "UTC")
+        .env("SOURCE_DATE_EPOCH", mtime.max(0).to_string());
     run_cmd(
         "copying EFI/BOOT into the EFI boot image (mtools)",
         &mut mcopy,
