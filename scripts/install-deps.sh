@@ -17,6 +17,7 @@ pkgs=(
   ovmf seabios              # UEFI and BIOS firmware for boot tests
   util-linux                # blkid, losetup in tests
   docker-registry skopeo    # push-container tests: a local registry, skopeo inspect/copy
+  squashfs-tools xorriso    # live media: mksquashfs, the ISO; unsquashfs in tests
 )
 # QEMU: the system emulators (bookworm, 7.2) need the qemu-utils of the same
 # release; machines that carry qemu-utils 10 from backports must take

@@ -51,6 +51,9 @@ pub enum Command {
     Buildextend(BuildextendOpts),
     /// Add several platform images to an existing build at once, in parallel.
     Osbuild(OsbuildOpts),
+    /// Add the live media (ISO, PXE kernel, initramfs and rootfs) to an existing build.
+    #[command(name = "buildextend-live", after_help = LIVE_HELP)]
+    BuildextendLive(LiveOpts),
     /// Boot tests of a build's images in QEMU.
     #[command(subcommand)]
     Kola(KolaCmd),
@@ -173,7 +176,8 @@ pub struct KolaRunOpts {
     #[arg(long, value_enum, default_value = "uefi")]
     pub firmware: Firmware,
     /// Which image to boot (any platform whose disk QEMU can attach; metal4k
-    /// is attached with 4096-byte sectors, gcp and vmware are unpacked first).
+    /// is attached with 4096-byte sectors, gcp and vmware are unpacked first;
+    /// live-iso boots the live ISO as a CD-ROM, live-pxe its kernel, initramfs and rootfs).
     #[arg(long, default_value = "qemu")]
     pub platform: String,
     /// Give up after this many seconds.
@@ -805,4 +809,27 @@ pub struct PushContainerOpts {
     /// Talk plain HTTP to the registry.
     #[arg(long)]
     pub insecure: bool,
+}
+
+const LIVE_HELP: &str = "Examples:
+  cosa buildextend-live                      # the latest build, host arch
+  cosa buildextend-live --build 1.20260101.dev.0
+  cosa kola run basic --platform live-iso --firmware bios
+
+The commit is deployed into a fresh sysroot, which becomes a squashfs inside
+a cpio archive (<name>-<id>-live-rootfs.<arch>.img, appendable to the
+initramfs for PXE). The OS's kernel and initramfs are the -live-kernel and
+-live-initramfs files. The ISO (-live-iso.<arch>.iso, made with xorriso)
+holds all three and boots by BIOS and UEFI, as a CD-ROM or as a disk; its
+volume label is passed as coreos.liveiso=. meta.json gets images.live-iso,
+live-kernel, live-initramfs and live-rootfs.";
+
+#[derive(Debug, Args)]
+pub struct LiveOpts {
+    /// The build (default: latest).
+    #[arg(long)]
+    pub build: Option<String>,
+    /// The architecture (default: the host's).
+    #[arg(long)]
+    pub arch: Option<String>,
 }

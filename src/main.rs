@@ -17,6 +17,7 @@ fn main() {
         Command::Prune(o) => cosa::cmd::builds::prune(&cli.global, o),
         Command::Buildextend(o) => cosa::cmd::image::buildextend(&cli.global, o),
         Command::Osbuild(o) => cosa::cmd::image::osbuild(&cli.global, o),
+        Command::BuildextendLive(o) => cosa::cmd::live::buildextend_live(&cli.global, o),
         Command::Kola(KolaCmd::Run(o)) => cosa::cmd::kola::run(&cli.global, o),
         Command::Run(o) => cosa::cmd::kola::interactive(&cli.global, o),
         Command::Sign(o) => cosa::cmd::sign::sign(&cli.global, o),

@@ -99,6 +99,9 @@ fn machine_for(
 }
 
 pub fn run(global: &GlobalOpts, opts: KolaRunOpts) -> Result<()> {
+    if opts.platform.starts_with("live-") {
+        return super::live::kola_basic(global, &opts);
+    }
     let wd = Workdir::open(&global.workdir)?;
     let scratch = image::scratch_dir(&wd.tmp_dir())?;
     let (id, m, machine) = machine_for(

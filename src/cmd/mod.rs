@@ -9,6 +9,7 @@ pub mod fetch;
 pub mod image;
 pub mod init;
 pub mod kola;
+pub mod live;
 pub mod push_container;
 pub mod release;
 pub mod sign;

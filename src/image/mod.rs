@@ -8,6 +8,7 @@ pub mod formats;
 pub mod gpt;
 pub mod grub;
 pub mod layout;
+pub mod live;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

@@ -846,7 +846,11 @@ pub fn file_digest(path: &Path, kind: &str) -> Result<(String, u64)> {
         }
         // SAFETY: as above.
         let hole = unsafe { libc::lseek(fd, data as i64, libc::SEEK_HOLE) };
-        let end = if hole < 0 { len } else { (hole as u64).min(len) };
+        let end = if hole < 0 {
+            len
+        } else {
+            (hole as u64).min(len)
+        };
         let mut off = data;
         while off < end {
             let n = ((end - off) as usize).min(buf.len());

@@ -1,6 +1,13 @@
 #!/bin/sh
 # /init of the cosa sample OS's initramfs: what ostree-prepare-root does,
 # in busybox sh. Any failure prints one COSA-BOOT-FAILED line and powers off.
+#
+# Live media (cosa buildextend-live): when the initramfs holds /root.squashfs
+# (PXE: the live rootfs image appended as a second initrd) or the kernel
+# command line has coreos.liveiso=<label> (the ISO with that volume label
+# holds images/pxeboot/rootfs.img, a cpio whose first member is
+# root.squashfs), the physical root is that squashfs, read-only, under a
+# tmpfs overlay; the deployment is then entered as on disk.
 export PATH=/bin
 
 # One line to every console the kernel writes to (/proc/consoles), so the
@@ -38,11 +45,13 @@ done < /etc/cosa-modules
 set -f
 cmdline=$(cat /proc/cmdline)
 ostree=
+liveiso=
 wait=20
 for arg in $cmdline; do
     case "$arg" in
         ostree=*) ostree=${arg#ostree=} ;;
         cosa.root-wait=*) wait=${arg#cosa.root-wait=} ;;
+        coreos.liveiso=*) liveiso=${arg#coreos.liveiso=} ;;
     esac
 done
 set +f
@@ -55,14 +64,79 @@ case "$wait" in
     ''|*[!0-9]*) fail "cosa.root-wait=$wait is not a number of seconds" ;;
 esac
 
-# Wait for the root filesystem (label root).
-tries=$((wait * 5))
-while ! dev=$(findfs LABEL=root 2>/dev/null); do
-    tries=$((tries - 1))
-    [ "$tries" -gt 0 ] || fail "no filesystem with label root after ${wait} s"
-    usleep 200000
-done
-mount -o rw "$dev" /sysroot || fail "cannot mount $dev (label root) at /sysroot"
+# The offset of root.squashfs in a newc cpio archive whose first member it
+# is (the live rootfs image).
+squashfs_offset() {
+    [ "$(dd if="$1" bs=1 count=6 2>/dev/null)" = 070701 ] ||
+        fail "$1 is not a newc cpio archive"
+    namesize=$(dd if="$1" bs=1 skip=94 count=8 2>/dev/null)
+    case "$namesize" in
+        [0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F]) ;;
+        *) fail "$1: bad cpio header" ;;
+    esac
+    name=$(dd if="$1" bs=1 skip=110 count=$((0x$namesize - 1)) 2>/dev/null)
+    [ "$name" = root.squashfs ] || fail "$1 starts with $name, not root.squashfs"
+    echo $(((110 + 0x$namesize + 3) / 4 * 4))
+}
+
+# Mount the squashfs at byte offset $2 of file $1 read-only at /run/rootfs.
+mount_squashfs() {
+    loopdev=$(losetup -f) || fail "no free loop device"
+    losetup -r -o "$2" "$loopdev" "$1" || fail "cannot attach $1 (offset $2) to $loopdev"
+    mkdir -p /run/rootfs
+    mount -t squashfs -o ro "$loopdev" /run/rootfs || fail "cannot mount the squashfs in $1"
+}
+
+# The device holding the ISO 9660 file system labelled $1: findfs, else
+# the volume identifier (32 bytes at 32808) of each CD-ROM.
+find_iso() {
+    findfs "LABEL=$1" 2>/dev/null && return 0
+    for d in /dev/sr*; do
+        [ -b "$d" ] || continue
+        id=$(dd if="$d" bs=1 skip=32808 count=32 2>/dev/null)
+        while [ "${id% }" != "$id" ]; do id=${id% }; done
+        [ "$id" = "$1" ] && echo "$d" && return 0
+    done
+    return 1
+}
+
+live=
+if [ -e /root.squashfs ]; then
+    live=pxe
+    mount_squashfs /root.squashfs 0
+elif [ -n "$liveiso" ]; then
+    live=iso
+    tries=$((wait * 5))
+    while ! dev=$(find_iso "$liveiso"); do
+        tries=$((tries - 1))
+        [ "$tries" -gt 0 ] || fail "no ISO 9660 file system labelled $liveiso after ${wait} s"
+        usleep 200000
+    done
+    mkdir -p /run/media/iso
+    mount -t iso9660 -o ro "$dev" /run/media/iso || fail "cannot mount $dev ($liveiso)"
+    img=/run/media/iso/images/pxeboot/rootfs.img
+    [ -f "$img" ] || fail "the ISO $liveiso has no images/pxeboot/rootfs.img"
+    off=$(squashfs_offset "$img") || exit 1
+    mount_squashfs "$img" "$off"
+fi
+if [ -n "$live" ]; then
+    # A writable root: tmpfs over the read-only squashfs.
+    mkdir -p /run/overlay
+    mount -t tmpfs -o mode=0755 tmpfs /run/overlay || fail "cannot mount the overlay tmpfs"
+    mkdir -p /run/overlay/upper /run/overlay/work
+    mount -t overlay overlay \
+        -o lowerdir=/run/rootfs,upperdir=/run/overlay/upper,workdir=/run/overlay/work /sysroot ||
+        fail "cannot mount the overlay at /sysroot"
+else
+    # Wait for the root filesystem (label root).
+    tries=$((wait * 5))
+    while ! dev=$(findfs LABEL=root 2>/dev/null); do
+        tries=$((tries - 1))
+        [ "$tries" -gt 0 ] || fail "no filesystem with label root after ${wait} s"
+        usleep 200000
+    done
+    mount -o rw "$dev" /sysroot || fail "cannot mount $dev (label root) at /sysroot"
+fi
 
 # ostree=/ostree/boot.N/<osname>/<bootcsum>/<serial> is a relative symlink
 # chain inside the root filesystem that ends at the deployment.

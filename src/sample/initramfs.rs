@@ -15,9 +15,11 @@ pub const INIT: &str = include_str!("initramfs-init.sh");
 pub const APPLETS: &[&str] = &[
     "sh",
     "cat",
+    "dd",
     "echo",
     "findfs",
     "insmod",
+    "losetup",
     "ls",
     "mkdir",
     "mount",

@@ -1,7 +1,7 @@
 //! The sample OS's kernel: Debian's cloud kernel (amd64, arm64; s390x has
 //! no cloud flavour, so its generic `linux-image-<abi>-s390x`), with only
-//! the modules needed to boot from a virtio disk, found from the kernel's
-//! config and each module's `.modinfo` ELF section.
+//! the modules needed to boot from a virtio disk or live media, found from
+//! the kernel's config and each module's `.modinfo` ELF section.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -20,6 +20,17 @@ const BOOT_FEATURES: &[(&str, &str, bool)] = &[
     ("CONFIG_BLK_DEV_SD", "sd_mod", false),
     ("CONFIG_EXT4_FS", "ext4", true),
     ("CONFIG_CRYPTO_CRC32C", "crc32c_generic", true),
+    // Live media (`cosa buildextend-live`): the root is a squashfs, loop
+    // mounted from the ISO or from the initramfs, with a tmpfs overlay.
+    ("CONFIG_SQUASHFS", "squashfs", true),
+    ("CONFIG_OVERLAY_FS", "overlay", true),
+    ("CONFIG_BLK_DEV_LOOP", "loop", true),
+    ("CONFIG_ISO9660_FS", "isofs", true),
+    // The ISO as a CD-ROM: SCSI (virtio-scsi, which QEMU's firmware boots
+    // from), IDE (PIIX) or SATA (AHCI; not in Debian's cloud kernel).
+    ("CONFIG_BLK_DEV_SR", "sr_mod", false),
+    ("CONFIG_ATA_PIIX", "ata_piix", false),
+    ("CONFIG_SATA_AHCI", "ahci", false),
 ];
 
 /// The virtio transport QEMU gives `arch`'s disks: PCI, except on s390x,

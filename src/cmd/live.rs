@@ -1,0 +1,303 @@
+//! `cosa buildextend-live`: the live ISO, PXE kernel, initramfs and rootfs
+//! of an existing build (src/image/live.rs), recorded in its meta.json under
+//! images.live-iso, live-kernel, live-initramfs and live-rootfs.
+
+use anyhow::{Context, Result, ensure};
+
+use crate::cli::{GlobalOpts, LiveOpts};
+use crate::config::workdir::Workdir;
+use crate::image::{self, ImageBuild, live};
+use crate::ostree::ObjectType;
+use crate::store::builds::{self, BuildsJson};
+use crate::store::lock::WorkdirLock;
+use crate::store::meta::{self, Artifact, Meta};
+use crate::util::{self, time};
+
+pub fn buildextend_live(global: &GlobalOpts, opts: LiveOpts) -> Result<()> {
+    let wd = Workdir::open(&global.workdir)?;
+    let _lock = WorkdirLock::acquire(&wd.root)?;
+    let builds = BuildsJson::load(&wd.builds_dir())?;
+    let arch = util::target_arch(opts.arch.as_deref())?;
+    let id = builds.resolve(opts.build.as_deref())?;
+    ensure!(
+        builds.has_arch(&id, &arch),
+        "build {id} has no {arch} part; `cosa list` shows the builds and their arches"
+    );
+    let builds_dir = wd.builds_dir();
+    let build_dir = builds::build_dir(&builds_dir, &id, &arch);
+    let meta_path = meta::meta_path(&builds_dir, &id, &arch);
+    let m = Meta::read(&meta_path)?;
+    // Leftovers of an interrupted run (artifacts are renamed into place only
+    // when complete).
+    if let Ok(rd) = std::fs::read_dir(&build_dir) {
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().starts_with(".tmp-") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    let repo = super::build::open_repo(&wd)?;
+    if !repo.has_object(&m.ostree_commit, ObjectType::Commit) {
+        let art = m.images.get("ostree").with_context(|| {
+            format!(
+                "commit {} of build {id} is not in tmp/repo and the build has no ostree artifact to import it from",
+                m.ostree_commit
+            )
+        })?;
+        let tar = build_dir.join(&art.path);
+        eprintln!(
+            "Importing commit {} from {}",
+            m.ostree_commit,
+            tar.display()
+        );
+        repo.import_commit(&tar)?;
+    }
+    let scratch = image::scratch_dir(&wd.tmp_dir())?;
+    let timestamp = time::parse_rfc3339(&m.ostree_timestamp).unwrap_or(0);
+    let ostree_ref = m
+        .ostree_ref
+        .clone()
+        .unwrap_or_else(|| m.ostree_commit.clone());
+    let made = live::build_live(&ImageBuild {
+        repo: &repo,
+        commit: &m.ostree_commit,
+        name: &m.name,
+        buildid: &id,
+        ostree_ref: &ostree_ref,
+        arch: &arch,
+        config_dir: &wd.config_dir(),
+        build_dir: &build_dir,
+        work: scratch.path(),
+        timestamp,
+    })
+    .with_context(|| format!("making the live media of build {id} ({arch})"))?;
+    // Re-read: the meta.json on disk is the truth, we only add images.
+    let mut m = Meta::read(&meta_path)?;
+    for (key, file) in &made.files {
+        let (sha256, size) = crate::rpm::download::file_digest(&build_dir.join(file), "sha256")?;
+        let old = m.images.insert(
+            key.clone(),
+            Artifact {
+                path: file.clone(),
+                sha256,
+                size: Some(size),
+                // As upstream: the ISO and PXE files are shipped as they are.
+                skip_compression: Some(true),
+                ..Default::default()
+            },
+        );
+        if let Some(old) = old
+            && old.path != *file
+        {
+            let _ = std::fs::remove_file(build_dir.join(&old.path));
+        }
+    }
+    m.write(&meta_path)?;
+    for (key, file) in &made.files {
+        eprintln!("Recorded images.{key} = {file}");
+    }
+    eprintln!(
+        "Live media made in {:.1}s; ISO label {}, kernel arguments: {}",
+        made.seconds,
+        made.label,
+        made.kargs.join(" ")
+    );
+    Ok(())
+}
+
+/// OVMF's code and variable store templates (Debian's `ovmf`).
+fn ovmf() -> Result<(std::path::PathBuf, std::path::PathBuf)> {
+    for (c, v) in [
+        (
+            "/usr/share/OVMF/OVMF_CODE_4M.fd",
+            "/usr/share/OVMF/OVMF_VARS_4M.fd",
+        ),
+        (
+            "/usr/share/OVMF/OVMF_CODE.fd",
+            "/usr/share/OVMF/OVMF_VARS.fd",
+        ),
+    ] {
+        if std::path::Path::new(c).exists() && std::path::Path::new(v).exists() {
+            return Ok((c.into(), v.into()));
+        }
+    }
+    anyhow::bail!("UEFI firmware not found in /usr/share/OVMF (install Debian's ovmf package)")
+}
+
+/// `cosa kola run basic --platform live-iso|live-pxe`: boot the ISO as a
+/// CD-ROM (virtio-scsi, the firmware's El Torito boot) or the PXE kernel
+/// with the initramfs and the rootfs appended (QEMU `-kernel`/`-initrd`,
+/// as a PXE loader passes two initrds), and check the booted system reports
+/// this build's commit and version, on metal, from the live media.
+pub fn kola_basic(global: &GlobalOpts, opts: &crate::cli::KolaRunOpts) -> Result<()> {
+    use crate::cli::Firmware;
+    use crate::testvm;
+    use std::process::Command;
+    use std::time::{Duration, Instant};
+
+    let pxe = match opts.platform.as_str() {
+        "live-iso" => false,
+        "live-pxe" => true,
+        other => anyhow::bail!("unknown live platform {other:?} (live-iso or live-pxe)"),
+    };
+    let wd = Workdir::open(&global.workdir)?;
+    let builds = BuildsJson::load(&wd.builds_dir())?;
+    let arch = util::target_arch(opts.arch.as_deref())?;
+    ensure!(
+        arch == "x86_64",
+        "booting {arch} live media is not supported yet (x86_64 only)"
+    );
+    let id = builds.resolve(opts.build.as_deref())?;
+    let build_dir = builds::build_dir(&wd.builds_dir(), &id, &arch);
+    let m = Meta::read(&meta::meta_path(&wd.builds_dir(), &id, &arch))?;
+    let file = |key: &str| -> Result<std::path::PathBuf> {
+        let art = m.images.get(key).with_context(|| {
+            format!("build {id} has no {key}; make the live media with `cosa buildextend-live`")
+        })?;
+        let p = build_dir.join(&art.path);
+        ensure!(p.exists(), "{} is missing", p.display());
+        Ok(p)
+    };
+    let scratch = image::scratch_dir(&wd.tmp_dir())?;
+    let fw = match opts.firmware {
+        Firmware::Uefi => "uefi",
+        Firmware::Bios => "bios",
+    };
+    let mut qemu = Command::new("qemu-system-x86_64");
+    qemu.args([
+        "-accel", "tcg", "-machine", "q35", "-cpu", "max", "-smp", "2",
+    ])
+    .args(["-m", "1536", "-no-reboot", "-nic", "none"])
+    .args(["-display", "none", "-monitor", "none", "-serial", "stdio"]);
+    if opts.firmware == Firmware::Uefi {
+        let (code, vars) = ovmf()?;
+        let my_vars = scratch.path().join("OVMF_VARS.fd");
+        std::fs::copy(&vars, &my_vars)
+            .with_context(|| format!("copying {} to {}", vars.display(), my_vars.display()))?;
+        qemu.arg("-drive").arg(format!(
+            "if=pflash,format=raw,unit=0,readonly=on,file={}",
+            code.display()
+        ));
+        qemu.arg("-drive").arg(format!(
+            "if=pflash,format=raw,unit=1,file={}",
+            my_vars.display()
+        ));
+    }
+    let what = if pxe {
+        let kernel = file("live-kernel")?;
+        let initramfs = file("live-initramfs")?;
+        let rootfs = file("live-rootfs")?;
+        let kargs = live::pxe_kargs(&wd.config_dir(), &arch, &m.name, &kernel, &initramfs)?;
+        // QEMU takes one initrd for Linux: the two, the second on a 4-byte
+        // boundary, as a boot loader lays them out.
+        let both = scratch.path().join("initrd-with-rootfs.img");
+        let mut data = std::fs::read(&initramfs)
+            .with_context(|| format!("reading {}", initramfs.display()))?;
+        data.resize(data.len().div_ceil(4) * 4, 0);
+        data.extend(
+            std::fs::read(&rootfs).with_context(|| format!("reading {}", rootfs.display()))?,
+        );
+        std::fs::write(&both, data).with_context(|| format!("writing {}", both.display()))?;
+        qemu.arg("-kernel")
+            .arg(&kernel)
+            .arg("-initrd")
+            .arg(&both)
+            .arg("-append")
+            .arg(kargs.join(" "));
+        format!("{} + initramfs + rootfs", kernel.display())
+    } else {
+        let iso = file("live-iso")?;
+        qemu.args(["-device", "virtio-scsi-pci,id=scsi0"])
+            .arg("-drive")
+            .arg(format!(
+                "if=none,id=cd0,media=cdrom,format=raw,readonly=on,file={}",
+                iso.display()
+            ))
+            .args(["-device", "scsi-cd,drive=cd0,bus=scsi0.0,bootindex=1"]);
+        format!("{} as a CD-ROM", iso.display())
+    };
+    let log = wd
+        .tmp_dir()
+        .join("kola")
+        .join(format!("basic-{id}-{}-{fw}.log", opts.platform));
+    eprintln!(
+        "kola basic: booting {what} ({fw}, TCG, timeout {}s)",
+        opts.timeout
+    );
+    let mut cmd = Command::new("timeout");
+    cmd.arg("--kill-after=5")
+        .arg(opts.timeout.max(1).to_string())
+        .arg(qemu.get_program())
+        .args(qemu.get_args());
+    let started = Instant::now();
+    let out = cmd
+        .output()
+        .context("starting qemu-system-x86_64 (install Debian's qemu-system-x86)")?;
+    let elapsed: Duration = started.elapsed();
+    if let Some(d) = log.parent() {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    std::fs::write(&log, &out.stdout).with_context(|| format!("writing {}", log.display()))?;
+    let console = String::from_utf8_lossy(&out.stdout).into_owned();
+    let timed_out = matches!(out.status.code(), Some(124) | Some(137));
+    if !timed_out && !out.status.success() {
+        anyhow::bail!(
+            "QEMU failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let fail = |why: String| -> anyhow::Error {
+        anyhow::anyhow!(
+            "kola basic FAILED on {id} {} ({fw}): {why}\n--- console (last 40 lines; full log {}) ---\n{}",
+            opts.platform,
+            log.display(),
+            testvm::tail(&console, 40)
+        )
+    };
+    let Some(b) = testvm::parse_booted(&console) else {
+        if let Some(l) = console.lines().find(|l| l.contains(testvm::FAILED_MARKER)) {
+            return Err(fail(format!("the initramfs failed: {}", l.trim())));
+        }
+        return Err(fail(format!(
+            "no COSA-BOOTED line on the console after {:.0}s",
+            elapsed.as_secs_f64()
+        )));
+    };
+    if b.commit != m.ostree_commit {
+        return Err(fail(format!(
+            "booted commit {} is not this build's {}",
+            b.commit, m.ostree_commit
+        )));
+    }
+    if b.version != m.ostree_version {
+        return Err(fail(format!(
+            "booted version {} is not this build's {}",
+            b.version, m.ostree_version
+        )));
+    }
+    let args: Vec<&str> = b.cmdline.split_whitespace().collect();
+    let mut want = vec!["ignition.platform.id=metal".to_string()];
+    if !pxe {
+        want.push(format!(
+            "coreos.liveiso={}",
+            live::volume_label(&m.name, &id)
+        ));
+    }
+    for w in &want {
+        if !args.contains(&w.as_str()) {
+            return Err(fail(format!(
+                "the kernel command line lacks {w}: {}",
+                b.cmdline
+            )));
+        }
+    }
+    println!(
+        "PASS: basic ({} {fw}) booted {} commit {} in {:.1}s",
+        opts.platform,
+        b.version,
+        &b.commit[..12.min(b.commit.len())],
+        elapsed.as_secs_f64()
+    );
+    Ok(())
+}

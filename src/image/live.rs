@@ -1,0 +1,635 @@
+//! Live media, as coreos-assembler's `buildextend-live` ships them: the
+//! deployed sysroot as a squashfs wrapped in a newc cpio (`live-rootfs`,
+//! appendable as a second initrd for PXE), the OS's own kernel and initramfs
+//! (`live-kernel`, `live-initramfs`; the sample OS's initramfs has a live
+//! mode), and an ISO holding all three that boots by BIOS (GRUB El Torito),
+//! by UEFI (an El Torito FAT image with `EFI/BOOT/BOOTX64.EFI`) and, being
+//! isohybrid with an MBR and a GPT, as a disk too.
+//!
+//! The ISO's volume label is passed as `coreos.liveiso=<label>`: the
+//! initramfs finds the ISO by it and loop-mounts the squashfs inside
+//! `images/pxeboot/rootfs.img`.
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail, ensure};
+use sha2::{Digest, Sha256};
+
+use super::{ImageBuild, grub};
+use crate::config::image::{ImageConfig, Platforms};
+use crate::ostree::deploy::{self, BOOTVERSION, DeployOptions};
+use crate::util::run_cmd;
+
+/// The meta.json keys of the live artifacts, in the order they are made.
+pub const KEYS: [&str; 4] = ["live-iso", "live-kernel", "live-initramfs", "live-rootfs"];
+
+/// Where the PXE files sit on the ISO (upstream's layout).
+pub const ISO_KERNEL: &str = "images/pxeboot/vmlinuz";
+pub const ISO_INITRAMFS: &str = "images/pxeboot/initrd.img";
+pub const ISO_ROOTFS: &str = "images/pxeboot/rootfs.img";
+const ISO_EFIBOOT: &str = "images/efiboot.img";
+const ISO_ELTORITO: &str = "boot/grub/i386-pc/eltorito.img";
+const ISO_GRUB_CFG: &str = "boot/grub/grub.cfg";
+
+/// The squashfs's name inside the rootfs cpio (upstream's).
+pub const SQUASHFS_NAME: &str = "root.squashfs";
+
+/// The file name of live artifact `key` (one of [`KEYS`]), as upstream
+/// names them: `<name>-<id>-live-iso.<arch>.iso`, `-live-kernel.<arch>`,
+/// `-live-initramfs.<arch>.img`, `-live-rootfs.<arch>.img`.
+pub fn artifact_file(name: &str, buildid: &str, arch: &str, key: &str) -> Result<String> {
+    let ext = match key {
+        "live-iso" => ".iso",
+        "live-kernel" => "",
+        "live-initramfs" | "live-rootfs" => ".img",
+        other => bail!(
+            "{other:?} is not a live artifact (known: {})",
+            KEYS.join(", ")
+        ),
+    };
+    Ok(format!("{name}-{buildid}-{key}.{arch}{ext}"))
+}
+
+/// The ISO volume label: `<name>-<id>`, at most 32 characters (ISO 9660's
+/// limit), the build id kept whole when the name must be shortened.
+pub fn volume_label(name: &str, buildid: &str) -> String {
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    let (name, id) = (clean(name), clean(buildid));
+    let full = format!("{name}-{id}");
+    if full.len() <= 32 {
+        return full;
+    }
+    if id.len() < 31 {
+        let keep = 31 - id.len();
+        return format!("{}-{id}", &name[..keep.min(name.len())]);
+    }
+    full[..32].to_string()
+}
+
+/// The deployment's `ostree=` argument from the kernel and initramfs it
+/// boots: ostree names the boot directory after the sha256 of both.
+pub fn ostree_karg(osname: &str, kernel: &[u8], initramfs: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(kernel);
+    h.update(initramfs);
+    format!(
+        "ostree=/ostree/boot.{BOOTVERSION}/{osname}/{}/0",
+        hex::encode(h.finalize())
+    )
+}
+
+/// The live kernel arguments (PXE; the ISO adds `coreos.liveiso=`):
+/// image.yaml's extra-kargs, `ignition.firstboot`,
+/// `ignition.platform.id=metal`, metal's console kargs from platforms.yaml,
+/// and `ostree=`.
+pub fn live_kargs(
+    image: &ImageConfig,
+    platforms: &Platforms,
+    arch: &str,
+    ostree: &str,
+) -> Vec<String> {
+    let mut k = image.extra_kargs.clone();
+    k.push("ignition.firstboot".to_string());
+    k.push("ignition.platform.id=metal".to_string());
+    k.extend(platforms.get(arch, "metal").kernel_arguments);
+    k.push(ostree.to_string());
+    k
+}
+
+/// The PXE kernel arguments of a build's live kernel and initramfs files:
+/// what `cosa kola run basic --platform live-pxe` boots with.
+pub fn pxe_kargs(
+    config_dir: &Path,
+    arch: &str,
+    default_osname: &str,
+    kernel: &Path,
+    initramfs: &Path,
+) -> Result<Vec<String>> {
+    let image = ImageConfig::load(config_dir)?;
+    let plat = Platforms::load(config_dir)?;
+    let osname = image
+        .osname
+        .clone()
+        .unwrap_or_else(|| default_osname.to_string());
+    let k = fs::read(kernel).with_context(|| format!("reading {}", kernel.display()))?;
+    let i = fs::read(initramfs).with_context(|| format!("reading {}", initramfs.display()))?;
+    Ok(live_kargs(
+        &image,
+        &plat,
+        arch,
+        &ostree_karg(&osname, &k, &i),
+    ))
+}
+
+fn newc_header(out: &mut impl Write, name: &str, mode: u32, size: u64, mtime: i64) -> Result<()> {
+    ensure!(
+        size <= u32::MAX as u64,
+        "{name} is {size} bytes: too large for a newc cpio archive (4 GiB at most)"
+    );
+    let namesize = name.len() + 1;
+    let hdr = format!(
+        "070701{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
+        if name == "TRAILER!!!" { 0 } else { 1 },
+        mode,
+        0,
+        0,
+        1,
+        mtime.clamp(0, u32::MAX as i64),
+        size,
+        0,
+        0,
+        0,
+        0,
+        namesize,
+        0
+    );
+    out.write_all(hdr.as_bytes())?;
+    out.write_all(name.as_bytes())?;
+    out.write_all(&[0])?;
+    let pad = (4 - (110 + namesize) % 4) % 4;
+    out.write_all(&[0u8; 3][..pad])?;
+    Ok(())
+}
+
+/// Wrap `squashfs` into a newc cpio archive at `out` holding only
+/// `/root.squashfs` (mode 0644, owner root, mtime `mtime`), as upstream's
+/// live rootfs image. The squashfs starts at byte 124.
+pub fn write_rootfs_cpio(squashfs: &Path, out: &Path, mtime: i64) -> Result<()> {
+    let what = || format!("writing {}", out.display());
+    let mut src =
+        File::open(squashfs).with_context(|| format!("opening {}", squashfs.display()))?;
+    let size = src
+        .metadata()
+        .with_context(|| format!("reading {}", squashfs.display()))?
+        .len();
+    let mut w = BufWriter::new(File::create(out).with_context(what)?);
+    newc_header(&mut w, SQUASHFS_NAME, 0o100644, size, mtime).with_context(what)?;
+    let copied = std::io::copy(&mut src, &mut w).with_context(what)?;
+    ensure!(
+        copied == size,
+        "{} changed while copying",
+        squashfs.display()
+    );
+    w.write_all(&[0u8; 3][..((4 - size % 4) % 4) as usize])
+        .with_context(what)?;
+    newc_header(&mut w, "TRAILER!!!", 0, 0, 0).with_context(what)?;
+    // Pad to 512 bytes, as cpio(1) does.
+    let len = 124 + size.div_ceil(4) * 4 + 124;
+    w.write_all(&vec![0u8; ((512 - len % 512) % 512) as usize])
+        .with_context(what)?;
+    w.into_inner()
+        .map_err(|e| e.into_error())
+        .with_context(what)?
+        .sync_all()
+        .with_context(what)?;
+    Ok(())
+}
+
+/// `mksquashfs` of `dir` into `out`: owners, modes and xattrs kept, every
+/// time stamp set to `mtime`, so the same tree makes the same bytes.
+pub fn make_squashfs(dir: &Path, out: &Path, compression: &str, mtime: i64) -> Result<()> {
+    let mut cmd = Command::new("mksquashfs");
+    cmd.arg(dir)
+        .arg(out)
+        .args(["-noappend", "-no-progress", "-comp", compression])
+        .arg("-mkfs-time")
+        .arg(mtime.max(0).to_string())
+        .arg("-all-time")
+        .arg(mtime.max(0).to_string());
+    run_cmd(
+        "making the live squashfs (install Debian's squashfs-tools)",
+        &mut cmd,
+    )?;
+    Ok(())
+}
+
+/// GRUB modules of the live ISO's images.
+const ISO_MODULES: &[&str] = &[
+    "iso9660",
+    "part_gpt",
+    "part_msdos",
+    "fat",
+    "search",
+    "search_label",
+    "configfile",
+    "normal",
+    "linux",
+    "echo",
+    "test",
+    "serial",
+    "terminal",
+    "gzio",
+    "reboot",
+    "halt",
+    "sleep",
+    "cat",
+    "ls",
+];
+
+/// The embedded config of the ISO's GRUB images: the file system labelled
+/// `label` (the ISO, as a CD-ROM or as a disk) and its boot/grub/grub.cfg.
+pub fn early_cfg(label: &str) -> String {
+    format!(
+        "search --no-floppy --label '{label}' --set root\n\
+         set prefix=($root)/boot/grub\n\
+         configfile ($root)/{ISO_GRUB_CFG}\n"
+    )
+}
+
+fn grub_image(target: &str, extra: &[&str], label: &str, out: &Path, work: &Path) -> Result<()> {
+    let dir = grub::platform_dir(match target {
+        "i386-pc-eltorito" => "i386-pc",
+        t => t,
+    });
+    ensure!(
+        dir.join("normal.mod").exists(),
+        "GRUB modules for {target} are not installed in {}",
+        dir.display()
+    );
+    let cfg = work.join(format!("early-{target}.cfg"));
+    fs::write(&cfg, early_cfg(label)).with_context(|| format!("writing {}", cfg.display()))?;
+    let mut cmd = Command::new("grub-mkimage");
+    cmd.arg("-O")
+        .arg(target)
+        .arg("-d")
+        .arg(&dir)
+        .arg("-o")
+        .arg(out)
+        .arg("-p")
+        .arg("/boot/grub")
+        .arg("-c")
+        .arg(&cfg)
+        .args(ISO_MODULES)
+        .args(extra);
+    run_cmd(&format!("making the GRUB {target} image"), &mut cmd)?;
+    Ok(())
+}
+
+/// The ISO's grub.cfg: console commands, then one entry booting the live
+/// kernel with `kargs`.
+pub fn grub_cfg(console: &[String], title: &str, kargs: &[String]) -> String {
+    let mut s = String::from("# Generated by cosa buildextend-live\n");
+    for c in console {
+        s.push_str(c);
+        s.push('\n');
+    }
+    s.push_str("set timeout=1\nset default=0\n");
+    s.push_str(&format!(
+        "menuentry '{}' --id live {{\n  linux /{ISO_KERNEL} {}\n  initrd /{ISO_INITRAMFS}\n}}\n",
+        title.replace('\'', ""),
+        kargs.join(" ")
+    ));
+    s
+}
+
+/// A FAT image holding `EFI/BOOT/<file>` (the UEFI El Torito image).
+fn make_efiboot(efi: &Path, file: &str, out: &Path, mtime: i64) -> Result<()> {
+    let size = fs::metadata(efi)
+        .with_context(|| format!("reading {}", efi.display()))?
+        .len();
+    // Room for the file, FAT tables and directories; whole MiB.
+    let kib = (size / 1024 + 1024).div_ceil(1024) * 1024;
+    let mut mkfs = Command::new("mkfs.fat");
+    mkfs.args(["--invariant", "-i", "12345678", "-n", "EFIBOOT", "-C"])
+        .arg(out)
+        .arg(kib.to_string());
+    run_cmd("making the EFI boot image (mkfs.fat)", &mut mkfs)?;
+    // Fixed times: files keep those of a tree made here (-m), the
+    // directories mtools makes get SOURCE_DATE_EPOCH.
+    let tree = efi.with_file_name("efiboot-tree");
+    let boot = tree.join("EFI/BOOT");
+    fs::create_dir_all(&boot).with_context(|| format!("creating {}", boot.display()))?;
+    fs::copy(efi, boot.join(file)).with_context(|| format!("copying {}", efi.display()))?;
+    set_mtimes(&tree, mtime)?;
+    let mut mcopy = Command::new("mcopy");
+    mcopy
+        .args(["-s", "-m", "-i"])
+        .arg(out)
+        .arg(tree.join("EFI"))
+        .arg("::")
+        .env("TZ", "UTC")
+        .env("SOURCE_DATE_EPOCH", mtime.max(0).to_string());
+    run_cmd(
+        "copying EFI/BOOT into the EFI boot image (mtools)",
+        &mut mcopy,
+    )?;
+    fs::remove_dir_all(&tree).with_context(|| format!("removing {}", tree.display()))?;
+    Ok(())
+}
+
+fn set_mtimes(dir: &Path, mtime: i64) -> Result<()> {
+    let t = filetime::FileTime::from_unix_time(mtime.max(0), 0);
+    let mut stack = vec![dir.to_path_buf()];
+    let mut all = Vec::new();
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).with_context(|| format!("reading {}", d.display()))? {
+            let p = e
+                .with_context(|| format!("reading {}", d.display()))?
+                .path();
+            if p.is_dir() {
+                stack.push(p.clone());
+            }
+            all.push(p);
+        }
+    }
+    all.push(dir.to_path_buf());
+    for p in all {
+        filetime::set_file_times(&p, t, t)
+            .with_context(|| format!("setting the time of {}", p.display()))?;
+    }
+    Ok(())
+}
+
+/// Link `src` to `dest`, or copy it when linking fails.
+fn place(src: &Path, dest: &Path) -> Result<()> {
+    if let Some(d) = dest.parent() {
+        fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    fs::hard_link(src, dest)
+        .or_else(|_| fs::copy(src, dest).map(|_| ()))
+        .with_context(|| format!("placing {} at {}", src.display(), dest.display()))
+}
+
+/// Make the ISO at `out` from the tree `root`.
+fn make_iso(root: &Path, out: &Path, label: &str, bios: bool, efi: bool, mtime: i64) -> Result<()> {
+    let mut cmd = Command::new("xorriso");
+    cmd.args(["-as", "mkisofs", "-r", "-V", label])
+        .arg(format!(
+            "--modification-date={}",
+            crate::util::time::format_rfc3339(mtime.max(0))
+                .chars()
+                .filter(|c| c.is_ascii_digit())
+                .collect::<String>()
+                + "00"
+        ))
+        .env("SOURCE_DATE_EPOCH", mtime.max(0).to_string());
+    if bios {
+        let mbr = grub::platform_dir("i386-pc").join("boot_hybrid.img");
+        ensure!(mbr.exists(), "{} is missing (grub-pc-bin)", mbr.display());
+        cmd.args(["-b", ISO_ELTORITO, "-c", "boot/grub/boot.cat"])
+            .args(["-no-emul-boot", "-boot-load-size", "4", "-boot-info-table"])
+            .arg("--grub2-boot-info")
+            .arg("--grub2-mbr")
+            .arg(mbr);
+    }
+    if efi {
+        cmd.args([
+            "--efi-boot",
+            ISO_EFIBOOT,
+            "-efi-boot-part",
+            "--efi-boot-image",
+        ]);
+    }
+    cmd.arg("-o").arg(out).arg(root);
+    run_cmd("making the live ISO (install Debian's xorriso)", &mut cmd)?;
+    Ok(())
+}
+
+/// What [`build_live`] made: file names in the build directory by meta.json
+/// key, the ISO label and the kernel arguments.
+#[derive(Clone, Debug)]
+pub struct MadeLive {
+    pub files: Vec<(String, String)>,
+    pub label: String,
+    pub kargs: Vec<String>,
+    pub seconds: f64,
+}
+
+/// Make the live artifacts of a build into its build directory (each under
+/// a temporary name, renamed into place when all are complete).
+pub fn build_live(b: &ImageBuild) -> Result<MadeLive> {
+    let t0 = Instant::now();
+    let (bios, efi_file) = match b.arch {
+        "x86_64" => (true, Some(grub::efi_target("x86_64")?)),
+        "aarch64" => (false, Some(grub::efi_target("aarch64")?)),
+        other => bail!(
+            "live media for {other} are not made (upstream's s390x ISO boots with zipl, which is not available here)"
+        ),
+    };
+    let image = ImageConfig::load(b.config_dir)?;
+    let plat = Platforms::load(b.config_dir)?;
+    let osname = image.osname.clone().unwrap_or_else(|| b.name.to_string());
+    let compression = image
+        .other
+        .get("squashfs-compression")
+        .and_then(|v| v.as_str())
+        .unwrap_or("zstd")
+        .to_string();
+
+    let sysroot = b.work.join("sysroot");
+    let boot = b.work.join("boot");
+    let dep = deploy::deploy(
+        b.repo,
+        b.commit,
+        &sysroot,
+        &boot,
+        &DeployOptions {
+            osname: osname.clone(),
+            refspec: b.ostree_ref.to_string(),
+            kargs: Vec::new(),
+        },
+    )
+    .with_context(|| format!("deploying commit {} into a sysroot", b.commit))?;
+    let aleph = serde_json::json!({
+        "build": b.buildid,
+        "ref": b.ostree_ref,
+        "ostree-commit": b.commit,
+        "imgid": artifact_file(b.name, b.buildid, b.arch, "live-iso")?,
+    });
+    fs::write(
+        sysroot.join(".coreos-aleph-version.json"),
+        serde_json::to_vec_pretty(&aleph)?,
+    )
+    .context("writing .coreos-aleph-version.json")?;
+    eprintln!(
+        "Deployed {} (kernel {}) in {:.1}s",
+        &b.commit[..12.min(b.commit.len())],
+        dep.kver,
+        t0.elapsed().as_secs_f64()
+    );
+    let kernel = boot.join(dep.bls.linux.trim_start_matches('/'));
+    let initramfs = boot.join(
+        dep.bls
+            .initrd
+            .as_deref()
+            .context("the commit has no initramfs (usr/lib/modules/<kver>/initramfs.img); live media need one")?
+            .trim_start_matches('/'),
+    );
+    // The same boot checksum `cosa kola run --platform live-pxe` derives.
+    let ostree = ostree_karg(
+        &osname,
+        &fs::read(&kernel).with_context(|| format!("reading {}", kernel.display()))?,
+        &fs::read(&initramfs).with_context(|| format!("reading {}", initramfs.display()))?,
+    );
+    ensure!(
+        ostree == dep.ostree_karg,
+        "internal: live ostree karg {ostree} differs from the deployment's {}",
+        dep.ostree_karg
+    );
+
+    let t = Instant::now();
+    let squashfs = b.work.join(SQUASHFS_NAME);
+    make_squashfs(&sysroot, &squashfs, &compression, b.timestamp)?;
+    let rootfs = b.work.join("rootfs.img");
+    write_rootfs_cpio(&squashfs, &rootfs, b.timestamp)?;
+    fs::remove_file(&squashfs).with_context(|| format!("removing {}", squashfs.display()))?;
+    eprintln!(
+        "Made the live rootfs ({} MiB squashfs, {compression}) in {:.1}s",
+        fs::metadata(&rootfs)?.len() / (1024 * 1024),
+        t.elapsed().as_secs_f64()
+    );
+
+    let t = Instant::now();
+    let label = volume_label(b.name, b.buildid);
+    let pxe = live_kargs(&image, &plat, b.arch, &ostree);
+    let mut iso_kargs = vec![format!("coreos.liveiso={label}")];
+    iso_kargs.extend(pxe.iter().cloned());
+    let iso = b.work.join("iso");
+    place(&kernel, &iso.join(ISO_KERNEL))?;
+    place(&initramfs, &iso.join(ISO_INITRAMFS))?;
+    place(&rootfs, &iso.join(ISO_ROOTFS))?;
+    let title = format!(
+        "{} (live)",
+        dep.bls.title.trim_end_matches(" (ostree:0)").trim()
+    );
+    let cfg = grub_cfg(&plat.get(b.arch, "metal").grub_commands, &title, &iso_kargs);
+    let cfg_path = iso.join(ISO_GRUB_CFG);
+    fs::create_dir_all(cfg_path.parent().context("grub.cfg has a parent")?)?;
+    fs::write(&cfg_path, &cfg).with_context(|| format!("writing {}", cfg_path.display()))?;
+    let grub_work = b.work.join("grub");
+    fs::create_dir_all(&grub_work)?;
+    if bios {
+        let el = iso.join(ISO_ELTORITO);
+        fs::create_dir_all(el.parent().context("eltorito.img has a parent")?)?;
+        grub_image("i386-pc-eltorito", &["biosdisk"], &label, &el, &grub_work)?;
+    }
+    if let Some((target, file)) = efi_file {
+        let efi = grub_work.join(file);
+        grub_image(target, &["efi_gop", "all_video"], &label, &efi, &grub_work)?;
+        // Also on the ISO file system, as upstream, for firmware that reads it.
+        place(&efi, &iso.join("EFI/BOOT").join(file))?;
+        make_efiboot(&efi, file, &iso.join(ISO_EFIBOOT), b.timestamp)?;
+    }
+    set_mtimes(&iso, b.timestamp)?;
+    let iso_out = b.work.join("live.iso");
+    make_iso(
+        &iso,
+        &iso_out,
+        &label,
+        bios,
+        efi_file.is_some(),
+        b.timestamp,
+    )?;
+    eprintln!(
+        "Made the live ISO (label {label}, {} MiB) in {:.1}s",
+        fs::metadata(&iso_out)?.len() / (1024 * 1024),
+        t.elapsed().as_secs_f64()
+    );
+
+    let sources: [(&str, PathBuf); 4] = [
+        ("live-iso", iso_out),
+        ("live-kernel", kernel),
+        ("live-initramfs", initramfs),
+        ("live-rootfs", rootfs),
+    ];
+    let mut staged = Vec::new();
+    for (key, src) in &sources {
+        let file = artifact_file(b.name, b.buildid, b.arch, key)?;
+        let tmp = b.build_dir.join(format!(".tmp-{file}"));
+        let _ = fs::remove_file(&tmp);
+        fs::rename(src, &tmp)
+            .or_else(|_| fs::copy(src, &tmp).map(|_| ()))
+            .with_context(|| format!("moving {} to {}", src.display(), tmp.display()))?;
+        staged.push((key.to_string(), file, tmp));
+    }
+    let mut files = Vec::new();
+    for (key, file, tmp) in staged {
+        fs::rename(&tmp, b.build_dir.join(&file))
+            .with_context(|| format!("renaming {} into place", tmp.display()))?;
+        files.push((key, file));
+    }
+    Ok(MadeLive {
+        files,
+        label,
+        kargs: iso_kargs,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_label() {
+        assert_eq!(
+            artifact_file("fcos", "1.2", "x86_64", "live-iso").unwrap(),
+            "fcos-1.2-live-iso.x86_64.iso"
+        );
+        assert_eq!(
+            artifact_file("fcos", "1.2", "x86_64", "live-kernel").unwrap(),
+            "fcos-1.2-live-kernel.x86_64"
+        );
+        assert_eq!(
+            artifact_file("fcos", "1.2", "x86_64", "live-rootfs").unwrap(),
+            "fcos-1.2-live-rootfs.x86_64.img"
+        );
+        assert!(artifact_file("fcos", "1.2", "x86_64", "live-foo").is_err());
+        assert_eq!(
+            volume_label("cosa", "1.20260101.dev.0"),
+            "cosa-1.20260101.dev.0"
+        );
+        let l = volume_label("fedora-coreos-very-long-name", "41.20260101.3.0");
+        assert_eq!(l.len(), 32);
+        assert!(l.ends_with("-41.20260101.3.0"), "{l}");
+        assert_eq!(volume_label("a b", "1"), "a_b-1");
+    }
+
+    #[test]
+    fn rootfs_cpio_layout() {
+        let t = tempfile::tempdir().unwrap();
+        let sq = t.path().join("sq");
+        fs::write(&sq, b"hsqs12345").unwrap();
+        let out = t.path().join("rootfs.img");
+        write_rootfs_cpio(&sq, &out, 7).unwrap();
+        let data = fs::read(&out).unwrap();
+        assert_eq!(&data[..6], b"070701");
+        assert_eq!(&data[110..124], b"root.squashfs\0");
+        assert_eq!(&data[124..133], b"hsqs12345");
+        assert_eq!(data.len() % 512, 0);
+        let trailer = 124 + 12;
+        assert_eq!(&data[trailer + 110..trailer + 120], b"TRAILER!!!");
+    }
+
+    #[test]
+    fn kargs_and_grub_cfg() {
+        let k = ostree_karg("os", b"k", b"i");
+        assert!(k.starts_with("ostree=/ostree/boot.1/os/"), "{k}");
+        assert_eq!(k.len(), "ostree=/ostree/boot.1/os/".len() + 64 + 2);
+        let c = grub_cfg(
+            &["serial --speed=115200".into()],
+            "OS 1 (live)",
+            &["coreos.liveiso=L".into(), k.clone()],
+        );
+        assert!(c.contains("serial --speed=115200\n"));
+        assert!(c.contains(&format!(
+            "  linux /images/pxeboot/vmlinuz coreos.liveiso=L {k}\n"
+        )));
+        assert!(c.contains("  initrd /images/pxeboot/initrd.img\n"));
+        assert!(early_cfg("L").contains("--label 'L'"));
+    }
+}
