@@ -28,6 +28,8 @@ fn main() {
         Command::Barrier(o) => cosa::cmd::release::barrier(&cli.global, o),
         Command::Deadend(o) => cosa::cmd::release::deadend(&cli.global, o),
         Command::Graph(o) => cosa::cmd::release::graph(&cli.global, o),
+        Command::Compress(o) => cosa::cmd::compress::compress(&cli.global, o),
+        Command::Uncompress(o) => cosa::cmd::compress::uncompress(&cli.global, o),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -3,6 +3,7 @@
 pub mod build;
 pub mod builds;
 pub mod compose;
+pub mod compress;
 pub mod fetch;
 pub mod image;
 pub mod init;
