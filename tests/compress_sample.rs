@@ -25,8 +25,9 @@ fn build_sample() -> Built {
     // A copy of the sample config, so the test can edit its image.yaml.
     let cfg = t.path().join("config");
     let manifests = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
+    // -L: the sample config's files are symlinks into the source tree.
     let st = Command::new("cp")
-        .arg("-a")
+        .arg("-rL")
         .arg(&manifests)
         .arg(&cfg)
         .status()
