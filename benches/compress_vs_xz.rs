@@ -76,7 +76,9 @@ fn generate(path: &Path, mib: u64) -> Result<()> {
             0 => piece.resize(len, 0),
             1 => {
                 while piece.len() < len {
-                    piece.extend_from_slice(words[(next() % words.len() as u64) as usize].as_bytes());
+                    piece.extend_from_slice(
+                        words[(next() % words.len() as u64) as usize].as_bytes(),
+                    );
                     piece.push(if next() % 8 == 0 { b'\n' } else { b' ' });
                 }
                 piece.truncate(len);
@@ -92,9 +94,7 @@ fn generate(path: &Path, mib: u64) -> Result<()> {
         out.write_all(&piece[..n])?;
         written += n as u64;
     }
-    out.into_inner()
-        .map_err(|e| e.into_error())?
-        .sync_all()?;
+    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     std::fs::rename(&tmp, path)?;
     Ok(())
 }
@@ -124,7 +124,11 @@ fn tool_sha256(tool: &str, file: &Path) -> Result<String> {
     let out = Command::new("sha256sum")
         .stdin(dec.stdout.take().context("no stdout")?)
         .output()?;
-    ensure!(dec.wait()?.success(), "{tool} -dc {} failed", file.display());
+    ensure!(
+        dec.wait()?.success(),
+        "{tool} -dc {} failed",
+        file.display()
+    );
     Ok(String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
         .next()

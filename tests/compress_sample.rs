@@ -149,7 +149,9 @@ fn check_compressed(b: &Built, m: &Value, orig: &Value, name: &str, ext: &str) {
             .split('\t')
             .collect();
         let blocks: u64 = totals[2].parse().unwrap();
-        assert!(blocks >= 2, "{name}: {blocks} xz block(s):\n{list}");
+        if cosa::image::compress::cores() >= 2 {
+            assert!(blocks >= 2, "{name}: {blocks} xz block(s):\n{list}");
+        }
         assert!(list.contains("CRC64"), "{list}");
     }
 }
@@ -333,9 +335,10 @@ fn compress_uncompress_the_sample_build() {
 fn killed_compress_leaves_a_consistent_build() {
     let b = build_sample();
     let orig = meta(&b);
-    for delay_ms in [300u64, 1500] {
+    // xz --fast: slow enough to be killed mid-artifact, quick enough for CI.
+    for delay_ms in [300u64, 2000] {
         let mut child = cosa(&b.wd)
-            .args(["compress", "--compressor", "xz"])
+            .args(["compress", "--compressor", "xz", "--fast"])
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
@@ -351,7 +354,10 @@ fn killed_compress_leaves_a_consistent_build() {
                 "{name} after kill"
             );
         }
-        run(cosa(&b.wd).args(["compress", "--compressor", "xz"]), true);
+        run(
+            cosa(&b.wd).args(["compress", "--compressor", "xz", "--fast"]),
+            true,
+        );
         let m = meta(&b);
         check_compressed(&b, &m, &orig, "metal", "xz");
         check_compressed(&b, &m, &orig, "qemu", "xz");
