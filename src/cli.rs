@@ -82,6 +82,11 @@ pub enum Command {
     Buildfetch(BuildfetchOpts),
     /// Push a build's ostree container image (images.ostree) to a registry.
     PushContainer(PushContainerOpts),
+    /// Compress a build's disk images in place (xz, zstd or gzip, on every core).
+    Compress(CompressOpts),
+    /// Undo `cosa compress`: restore a build's images, checking their sha256.
+    #[command(alias = "decompress")]
+    Uncompress(UncompressOpts),
 }
 
 #[derive(Debug, Args)]
@@ -832,4 +837,62 @@ pub struct LiveOpts {
     /// The architecture (default: the host's).
     #[arg(long)]
     pub arch: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  cosa compress                              # latest build, every arch, image.yaml's compressor
+  cosa compress --compressor zstd --artifact metal
+  cosa compress --fast                       # gzip -1, for CI runs that only test
+
+Every artifact in meta.json images is compressed in place except those with
+skip-compression and those upstream never compresses (ostree, gcp, kubevirt,
+nutanix, vmware, virtualbox, digitalocean, live media). The compressor is
+--compressor, else image.yaml's compressor, else gzip (coreos-assembler's
+default); image.yaml's platform-compressor map overrides it per artifact.
+Levels are upstream's: xz -9, zstd -10, gzip -6 (--fast: level 1, and gzip
+when no --compressor is given). xz and zstd use every core; gzip is written
+as independent members compressed in parallel. meta.json gets the new path,
+sha256 and size plus uncompressed-sha256 and uncompressed-size, one artifact
+at a time; an artifact already compressed is left alone, so running it again
+does nothing and an interrupted run resumes.")]
+pub struct CompressOpts {
+    /// The build (default: latest).
+    #[arg(long)]
+    pub build: Option<String>,
+    /// Only this architecture (default: every arch of the build).
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// The compressor (default: image.yaml `compressor`, else gzip).
+    #[arg(long, value_parser = ["xz", "zstd", "gzip"])]
+    pub compressor: Option<String>,
+    /// Fastest level (and gzip unless --compressor names another), as upstream's --fast.
+    #[arg(long)]
+    pub fast: bool,
+    /// Only this artifact (an images.<NAME> key); repeat for several.
+    #[arg(long, value_name = "NAME")]
+    pub artifact: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  cosa uncompress                            # latest build, every arch
+  cosa uncompress --artifact qemu --build 1.20260101.dev.0
+
+Every artifact compressed by `cosa compress` (it has uncompressed-sha256 and
+a .xz, .zst or .gz path) is decompressed in place; the result must match
+uncompressed-sha256 and uncompressed-size, else nothing is changed. meta.json
+gets back the original path, sha256 and size, and the uncompressed-* keys are
+removed. Artifacts with skip-compression are left alone; missing files are
+skipped unless named with --artifact.")]
+pub struct UncompressOpts {
+    /// The build (default: latest).
+    #[arg(long)]
+    pub build: Option<String>,
+    /// Only this architecture (default: every arch of the build).
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// Only this artifact (an images.<NAME> key); repeat for several.
+    #[arg(long, value_name = "NAME")]
+    pub artifact: Vec<String>,
 }

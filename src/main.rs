@@ -31,6 +31,8 @@ fn main() {
         Command::Buildupload(BuilduploadCmd::S3(o)) => cosa::cmd::buildupload::s3(&cli.global, o),
         Command::Buildfetch(o) => cosa::cmd::buildfetch::run(&cli.global, o),
         Command::PushContainer(o) => cosa::cmd::push_container::push_container(&cli.global, o),
+        Command::Compress(o) => cosa::cmd::compress::compress(&cli.global, o),
+        Command::Uncompress(o) => cosa::cmd::compress::uncompress(&cli.global, o),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

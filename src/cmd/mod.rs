@@ -5,6 +5,7 @@ pub mod buildfetch;
 pub mod builds;
 pub mod buildupload;
 pub mod compose;
+pub mod compress;
 pub mod fetch;
 pub mod image;
 pub mod init;

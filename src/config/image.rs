@@ -25,8 +25,13 @@ pub struct ImageConfig {
     pub bootfs: String,
     #[serde(default = "default_ext4")]
     pub rootfs: String,
+    /// `cosa compress`'s default compressor (xz, zstd or gzip).
     #[serde(default)]
     pub compressor: Option<String>,
+    /// Per-artifact compressor overrides, `images.<name>` -> compressor
+    /// (upstream's `platform-compressor`).
+    #[serde(default)]
+    pub platform_compressor: BTreeMap<String, String>,
     #[serde(flatten)]
     pub other: BTreeMap<String, serde_yaml::Value>,
 }
@@ -47,6 +52,7 @@ impl Default for ImageConfig {
             bootfs: default_ext4(),
             rootfs: default_ext4(),
             compressor: None,
+            platform_compressor: BTreeMap::new(),
             other: BTreeMap::new(),
         }
     }

@@ -3,6 +3,7 @@
 //! entry and grub.cfg with the platform's kernel arguments and console, and
 //! assemble the disk (GPT, ESP with GRUB, boot, root) without mounts.
 
+pub mod compress;
 pub mod disk;
 pub mod formats;
 pub mod gpt;
