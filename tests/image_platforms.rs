@@ -232,30 +232,93 @@ fn every_platform_has_upstreams_format_and_the_cloud_ones_boot() {
     assert_eq!(inspect["Architecture"], "amd64", "{inspect}");
     assert_eq!(inspect["Layers"].as_array().unwrap().len(), 1, "{inspect}");
 
-    // Each platform's boot partition names it, with its console kargs.
-    for (p, fmt) in [
-        ("openstack", "qcow2"),
-        ("aws", "vmdk"),
-        ("azure", "vpc"),
-        ("hyperv", "vhdx"),
-        ("vultr", "raw"),
-    ] {
-        let o = bls_options(&img(p), fmt, t.path());
+    // Every platform's disk: a valid GPT (sgdisk -v on its raw form) and a
+    // boot partition naming the platform, with its console kargs.
+    for p in cosa::image::platform_names() {
+        let x = t.path().join(format!("x-{p}"));
+        std::fs::create_dir_all(&x).unwrap();
+        let (disk, fmt) = match p {
+            "gcp" => {
+                sh(
+                    "tar",
+                    Command::new("tar")
+                        .arg("-xSzf")
+                        .arg(img(p))
+                        .arg("-C")
+                        .arg(&x),
+                );
+                (x.join("disk.raw"), "raw")
+            }
+            "vmware" | "virtualbox" => {
+                sh(
+                    "tar",
+                    Command::new("tar").arg("-xf").arg(img(p)).arg("-C").arg(&x),
+                );
+                (x.join("disk.vmdk"), "vmdk")
+            }
+            "kubevirt" => {
+                sh(
+                    "tar",
+                    Command::new("tar").arg("-xf").arg(img(p)).arg("-C").arg(&x),
+                );
+                let index: serde_json::Value =
+                    serde_json::from_slice(&std::fs::read(x.join("index.json")).unwrap()).unwrap();
+                let blob = |d: &serde_json::Value| {
+                    x.join("blobs/sha256")
+                        .join(d.as_str().unwrap().strip_prefix("sha256:").unwrap())
+                };
+                let manifest: serde_json::Value = serde_json::from_slice(
+                    &std::fs::read(blob(&index["manifests"][0]["digest"])).unwrap(),
+                )
+                .unwrap();
+                let layer = blob(&manifest["layers"][0]["digest"]);
+                let listing = sh("tar -tvf", Command::new("tar").arg("-tvf").arg(&layer));
+                assert!(
+                    listing.contains("107/107") && listing.contains("disk/cosa-sample.qcow2"),
+                    "{listing}"
+                );
+                sh(
+                    "tar",
+                    Command::new("tar").arg("-xf").arg(&layer).arg("-C").arg(&x),
+                );
+                (x.join("disk/cosa-sample.qcow2"), "qcow2")
+            }
+            _ => {
+                let t = cosa::image::target(p).unwrap();
+                (img(p), t.qemu_format().unwrap())
+            }
+        };
+        if p == "metal4k" {
+            continue; // 4096-byte sectors: checked in tests/image_boot.rs
+        }
+        let raw = x.join("check.raw");
+        sh(
+            "qemu-img convert",
+            Command::new("qemu-img")
+                .args(["convert", "-f", fmt, "-O", "raw"])
+                .arg(&disk)
+                .arg(&raw),
+        );
+        let v = sh("sgdisk -v", Command::new("sgdisk").arg("-v").arg(&raw));
+        assert!(v.contains("No problems found"), "{p}: {v}");
+        std::fs::remove_file(&raw).unwrap();
+        let o = bls_options(&disk, fmt, t.path());
+        let id = cosa::image::target(p).unwrap().ignition_id();
         assert!(
             o.split(' ')
-                .any(|k| k == format!("ignition.platform.id={p}")),
+                .any(|k| k == format!("ignition.platform.id={id}")),
             "{p}: {o}"
+        );
+        assert!(
+            o.contains("console=ttyS0,115200n8"),
+            "{p}: platforms.yaml kargs: {o}"
         );
         assert!(
             o.contains("mitigations=auto,nosmt") && o.contains("ostree=/ostree/boot.1/"),
             "{p}: {o}"
         );
+        std::fs::remove_dir_all(&x).unwrap();
     }
-    let o = bls_options(&img("qemu"), "qcow2", t.path());
-    assert!(
-        o.contains("console=ttyS0,115200n8"),
-        "platforms.yaml kargs for qemu: {o}"
-    );
 
     // Boot the cloud formats QEMU reads.
     for p in ["aws", "azure", "gcp", "vmware"] {
