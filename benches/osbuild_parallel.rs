@@ -51,7 +51,9 @@ fn run() -> Result<()> {
         std::fs::create_dir_all(&base)?;
         cosa::sample::make_sample_repo(&repo, "x86_64")?;
         let manifests = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
-        sh(cosa(&wd, &repo).args(["init", "--transient"]).arg(manifests))?;
+        sh(cosa(&wd, &repo)
+            .args(["init", "--transient"])
+            .arg(manifests))?;
         sh(cosa(&wd, &repo).args(["build", "ostree"]))?;
         std::fs::write(base.join("ready"), "")?;
     }

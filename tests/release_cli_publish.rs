@@ -95,14 +95,17 @@ fn release_writes_index_release_and_stream_metadata() {
         .collect();
     assert_eq!(versions, [id.as_str(), id2.as_str()]);
     let sm = json(&p.join("streams/testing.json"));
-    assert_eq!(
-        sm["architectures"]["x86_64"]["artifacts"]
-            .as_object()
+    // `cosa build` makes the qemu image: the newest release lists it, with
+    // its location, sha256 and signature URL.
+    let qcow2 = &sm["architectures"]["x86_64"]["artifacts"]["qemu"]["formats"]["qcow2"]["disk"];
+    assert!(
+        qcow2["location"]
+            .as_str()
             .unwrap()
-            .len(),
-        0,
-        "the newest release has no disk images: {sm}"
+            .ends_with(&format!("{id2}-qemu.x86_64.qcow2")),
+        "{sm}"
     );
+    assert_eq!(qcow2["sha256"].as_str().unwrap().len(), 64, "{sm}");
 }
 
 #[test]

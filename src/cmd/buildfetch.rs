@@ -50,7 +50,7 @@ pub fn run(global: &GlobalOpts, opts: BuildfetchOpts) -> Result<()> {
         }
         let Some(tar) = &f.ostree else { continue };
         eprintln!("Importing commit {} from {}", f.commit, tar.display());
-        let got = repo.import_commit(tar)?;
+        let got = crate::publish::oci::import_artifact(&repo, tar)?;
         ensure!(
             got == f.commit,
             "{} holds commit {got}, but meta.json says {}",

@@ -50,7 +50,7 @@ pub fn buildextend_live(global: &GlobalOpts, opts: LiveOpts) -> Result<()> {
             m.ostree_commit,
             tar.display()
         );
-        repo.import_commit(&tar)?;
+        crate::publish::oci::import_artifact(&repo, &tar)?;
     }
     let scratch = image::scratch_dir(&wd.tmp_dir())?;
     let timestamp = time::parse_rfc3339(&m.ostree_timestamp).unwrap_or(0);
