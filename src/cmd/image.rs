@@ -132,9 +132,13 @@ pub(crate) fn add_images(
     )?;
     // Re-read: the meta.json on disk is the truth, we only add images.
     let mut m = Meta::read(&meta_path)?;
-    for img in &made {
-        let (sha256, size) =
-            crate::rpm::download::file_digest(&build_dir.join(&img.file), "sha256")?;
+    // Digests of big disks, on every core.
+    use rayon::prelude::*;
+    let digests: Vec<(String, u64)> = made
+        .par_iter()
+        .map(|img| crate::rpm::download::file_digest(&build_dir.join(&img.file), "sha256"))
+        .collect::<Result<_>>()?;
+    for (img, (sha256, size)) in made.iter().zip(digests) {
         let old = m.images.insert(
             img.platform.clone(),
             Artifact {
