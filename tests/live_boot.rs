@@ -34,21 +34,7 @@ struct Built {
 fn built() -> &'static Built {
     static B: OnceLock<Built> = OnceLock::new();
     B.get_or_init(|| {
-        // Per process: nextest runs each test in its own, and they must not
-        // rebuild each other's workdir. Copies of finished processes go.
-        let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        if let Ok(rd) = std::fs::read_dir(tmp) {
-            for e in rd.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if let Some(pid) = name.strip_prefix("live_boot-")
-                    && !Path::new("/proc").join(pid).exists()
-                {
-                    let _ = std::fs::remove_dir_all(e.path());
-                }
-            }
-        }
-        let root = tmp.join(format!("live_boot-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+        let root = process_dir("live_boot");
         std::fs::create_dir_all(&root).unwrap();
         let repo = root.join("sample-repo");
         cosa::sample::make_sample_repo(&repo, "x86_64").unwrap();

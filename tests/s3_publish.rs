@@ -117,21 +117,7 @@ fn built() -> (PathBuf, String) {
     B.get_or_init(|| {
         // One copy per test process, in cargo's scratch dir for tests,
         // replaced on the next run (so nothing piles up in /tmp).
-        // Per process (nextest runs each test in its own), replacing the
-        // copies of processes that are gone.
-        let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        if let Ok(rd) = std::fs::read_dir(tmp) {
-            for e in rd.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if let Some(pid) = name.strip_prefix("s3_publish-build-")
-                    && !Path::new("/proc").join(pid).exists()
-                {
-                    let _ = std::fs::remove_dir_all(e.path());
-                }
-            }
-        }
-        let t = tmp.join(format!("s3_publish-build-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&t);
+        let t = process_dir("s3_publish-build");
         std::fs::create_dir_all(&t).unwrap();
         let repo = t.join("sample-repo");
         cosa::sample::make_sample_repo(&repo, "x86_64").unwrap();

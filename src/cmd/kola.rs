@@ -9,7 +9,7 @@ use crate::config::workdir::Workdir;
 use crate::image;
 use crate::store::builds::{self, BuildsJson};
 use crate::store::meta::{self, Meta};
-use crate::testvm::{self, FAILED_MARKER, Machine};
+use crate::testvm::{self, Machine};
 use crate::util;
 
 fn firmware_name(f: Firmware) -> &'static str {
@@ -139,34 +139,15 @@ pub fn run(global: &GlobalOpts, opts: KolaRunOpts) -> Result<()> {
             testvm::tail(&console, 40)
         )
     };
-    let Some(b) = testvm::parse_booted(&console) else {
-        if let Some(l) = console.lines().find(|l| l.contains(FAILED_MARKER)) {
-            return Err(fail(format!("the initramfs failed: {}", l.trim())));
-        }
-        return Err(fail(format!(
-            "no COSA-BOOTED line on the console after {:.0}s",
-            elapsed.as_secs_f64()
-        )));
-    };
-    if b.commit != m.ostree_commit {
-        return Err(fail(format!(
-            "booted commit {} is not this build's {}",
-            b.commit, m.ostree_commit
-        )));
-    }
-    if b.version != m.ostree_version {
-        return Err(fail(format!(
-            "booted version {} is not this build's {}",
-            b.version, m.ostree_version
-        )));
-    }
-    let want = format!("ignition.platform.id={platform_id}");
-    if !b.cmdline.split_whitespace().any(|a| a == want) {
-        return Err(fail(format!(
-            "the kernel command line lacks {want}: {}",
-            b.cmdline
-        )));
-    }
+    let want = [format!("ignition.platform.id={platform_id}")];
+    let b = testvm::check_booted(
+        &console,
+        elapsed,
+        &m.ostree_commit,
+        &m.ostree_version,
+        &want,
+    )
+    .map_err(fail)?;
     println!(
         "PASS: basic ({} {fw}) booted {} commit {} in {:.1}s",
         opts.platform,

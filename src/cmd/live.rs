@@ -105,25 +105,6 @@ pub fn buildextend_live(global: &GlobalOpts, opts: LiveOpts) -> Result<()> {
     Ok(())
 }
 
-/// OVMF's code and variable store templates (Debian's `ovmf`).
-fn ovmf() -> Result<(std::path::PathBuf, std::path::PathBuf)> {
-    for (c, v) in [
-        (
-            "/usr/share/OVMF/OVMF_CODE_4M.fd",
-            "/usr/share/OVMF/OVMF_VARS_4M.fd",
-        ),
-        (
-            "/usr/share/OVMF/OVMF_CODE.fd",
-            "/usr/share/OVMF/OVMF_VARS.fd",
-        ),
-    ] {
-        if std::path::Path::new(c).exists() && std::path::Path::new(v).exists() {
-            return Ok((c.into(), v.into()));
-        }
-    }
-    anyhow::bail!("UEFI firmware not found in /usr/share/OVMF (install Debian's ovmf package)")
-}
-
 /// `cosa kola run basic --platform live-iso|live-pxe`: boot the ISO as a
 /// CD-ROM (virtio-scsi, the firmware's El Torito boot) or the PXE kernel
 /// with the initramfs and the rootfs appended (QEMU `-kernel`/`-initrd`,
@@ -170,7 +151,7 @@ pub fn kola_basic(global: &GlobalOpts, opts: &crate::cli::KolaRunOpts) -> Result
     .args(["-m", "1536", "-no-reboot", "-nic", "none"])
     .args(["-display", "none", "-monitor", "none", "-serial", "stdio"]);
     if opts.firmware == Firmware::Uefi {
-        let (code, vars) = ovmf()?;
+        let (code, vars) = testvm::ovmf()?;
         let my_vars = scratch.path().join("OVMF_VARS.fd");
         std::fs::copy(&vars, &my_vars)
             .with_context(|| format!("copying {} to {}", vars.display(), my_vars.display()))?;
@@ -255,28 +236,6 @@ pub fn kola_basic(global: &GlobalOpts, opts: &crate::cli::KolaRunOpts) -> Result
             testvm::tail(&console, 40)
         )
     };
-    let Some(b) = testvm::parse_booted(&console) else {
-        if let Some(l) = console.lines().find(|l| l.contains(testvm::FAILED_MARKER)) {
-            return Err(fail(format!("the initramfs failed: {}", l.trim())));
-        }
-        return Err(fail(format!(
-            "no COSA-BOOTED line on the console after {:.0}s",
-            elapsed.as_secs_f64()
-        )));
-    };
-    if b.commit != m.ostree_commit {
-        return Err(fail(format!(
-            "booted commit {} is not this build's {}",
-            b.commit, m.ostree_commit
-        )));
-    }
-    if b.version != m.ostree_version {
-        return Err(fail(format!(
-            "booted version {} is not this build's {}",
-            b.version, m.ostree_version
-        )));
-    }
-    let args: Vec<&str> = b.cmdline.split_whitespace().collect();
     let mut want = vec!["ignition.platform.id=metal".to_string()];
     if !pxe {
         want.push(format!(
@@ -284,14 +243,14 @@ pub fn kola_basic(global: &GlobalOpts, opts: &crate::cli::KolaRunOpts) -> Result
             live::volume_label(&m.name, &id)
         ));
     }
-    for w in &want {
-        if !args.contains(&w.as_str()) {
-            return Err(fail(format!(
-                "the kernel command line lacks {w}: {}",
-                b.cmdline
-            )));
-        }
-    }
+    let b = testvm::check_booted(
+        &console,
+        elapsed,
+        &m.ostree_commit,
+        &m.ostree_version,
+        &want,
+    )
+    .map_err(fail)?;
     println!(
         "PASS: basic ({} {fw}) booted {} commit {} in {:.1}s",
         opts.platform,

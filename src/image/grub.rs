@@ -23,7 +23,7 @@ use crate::ostree::deploy::BlsEntry;
 
 /// Modules built into every image: enough to find the boot partition by
 /// label, read ext4, show a menu on a serial console and boot Linux.
-const COMMON_MODULES: &[&str] = &[
+pub const COMMON_MODULES: &[&str] = &[
     "part_gpt",
     "ext2",
     "fat",

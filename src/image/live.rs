@@ -217,28 +217,8 @@ pub fn make_squashfs(dir: &Path, out: &Path, compression: &str, mtime: i64) -> R
     Ok(())
 }
 
-/// GRUB modules of the live ISO's images.
-const ISO_MODULES: &[&str] = &[
-    "iso9660",
-    "part_gpt",
-    "part_msdos",
-    "fat",
-    "search",
-    "search_label",
-    "configfile",
-    "normal",
-    "linux",
-    "echo",
-    "test",
-    "serial",
-    "terminal",
-    "gzio",
-    "reboot",
-    "halt",
-    "sleep",
-    "cat",
-    "ls",
-];
+/// GRUB modules the live ISO's images add to the disk images' set.
+const ISO_MODULES: &[&str] = &["iso9660", "part_msdos"];
 
 /// The embedded config of the ISO's GRUB images: the file system labelled
 /// `label` (the ISO, as a CD-ROM or as a disk) and its boot/grub/grub.cfg.
@@ -273,6 +253,7 @@ fn grub_image(target: &str, extra: &[&str], label: &str, out: &Path, work: &Path
         .arg("/boot/grub")
         .arg("-c")
         .arg(&cfg)
+        .args(super::grub::COMMON_MODULES)
         .args(ISO_MODULES)
         .args(extra);
     run_cmd(&format!("making the GRUB {target} image"), &mut cmd)?;

@@ -23,7 +23,7 @@ use crate::config::image::{ImageConfig, Platforms};
 use crate::ostree::Repo;
 use crate::ostree::deploy::{self, BlsEntry, DeployOptions, Deployment};
 pub use formats::Format;
-use layout::{Layout, MIB};
+use layout::MIB;
 
 /// How one platform's image is made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -193,8 +193,6 @@ pub struct MadeImage {
     pub platform: String,
     /// File name in the build directory.
     pub file: String,
-    pub layout: Layout,
-    pub seconds: f64,
     pub skip_compression: bool,
 }
 
@@ -455,8 +453,6 @@ pub fn build_images(b: &ImageBuild, platforms: &[String]) -> Result<Vec<MadeImag
                 Ok(MadeImage {
                     platform: tg.platform.to_string(),
                     file,
-                    layout: layout.clone(),
-                    seconds: secs,
                     skip_compression: tg.skip_compression,
                 })
             })

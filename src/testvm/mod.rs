@@ -66,7 +66,7 @@ pub struct Machine {
 }
 
 /// OVMF's code and variable store templates (Debian's `ovmf`).
-fn ovmf() -> Result<(PathBuf, PathBuf)> {
+pub fn ovmf() -> Result<(PathBuf, PathBuf)> {
     let pairs = [
         (
             "/usr/share/OVMF/OVMF_CODE_4M.fd",
@@ -332,6 +332,44 @@ impl Machine {
         }
         Ok((console, elapsed))
     }
+}
+
+/// The verdict of a `basic` boot: the booted system must report `commit`
+/// and `version`, and its command line must carry every one of `kargs`.
+/// The error says what differed (the caller adds the console).
+pub fn check_booted(
+    console: &str,
+    elapsed: std::time::Duration,
+    commit: &str,
+    version: &str,
+    kargs: &[String],
+) -> std::result::Result<Booted, String> {
+    let Some(b) = parse_booted(console) else {
+        if let Some(l) = console.lines().find(|l| l.contains(FAILED_MARKER)) {
+            return Err(format!("the initramfs failed: {}", l.trim()));
+        }
+        return Err(format!(
+            "no COSA-BOOTED line on the console after {:.0}s",
+            elapsed.as_secs_f64()
+        ));
+    };
+    if b.commit != commit {
+        return Err(format!(
+            "booted commit {} is not this build's {commit}",
+            b.commit
+        ));
+    }
+    if b.version != version {
+        return Err(format!(
+            "booted version {} is not this build's {version}",
+            b.version
+        ));
+    }
+    let args: Vec<&str> = b.cmdline.split_whitespace().collect();
+    if let Some(k) = kargs.iter().find(|k| !args.contains(&k.as_str())) {
+        return Err(format!("the kernel command line lacks {k}: {}", b.cmdline));
+    }
+    Ok(b)
 }
 
 /// The last `n` lines of a console log, for error messages.

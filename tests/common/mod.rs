@@ -90,3 +90,27 @@ pub fn list_tree(root: &Path) -> Vec<String> {
     walk(root, root, &mut v);
     v
 }
+
+/// A scratch dir for the current test process under cargo's test tmp dir,
+/// `<name>-<pid>`, made empty. nextest runs each test in its own process, so
+/// a per-process copy keeps them from rebuilding each other's workdirs;
+/// copies left by processes that are gone are removed.
+pub fn process_dir(name: &str) -> PathBuf {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let prefix = format!("{name}-");
+    if let Ok(rd) = std::fs::read_dir(tmp) {
+        for e in rd.flatten() {
+            let file = e.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = file.strip_prefix(&prefix)
+                && pid.bytes().all(|b| b.is_ascii_digit())
+                && !Path::new("/proc").join(pid).exists()
+            {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    let dir = tmp.join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
