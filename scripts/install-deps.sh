@@ -10,6 +10,7 @@ pkgs=(
   libcap2-bin attr          # getcap / getfattr in tests
   ostree                    # ostree fsck/show/checkout in tests
   git pkg-config libssl-dev # building git2
+  libsolv-dev libsolvext-dev  # the solver (libsolv, as dnf and rpm-ostree use)
   dpkg apt                  # the sample OS's Debian kernel: apt-get download, dpkg-deb -x
   binutils                  # readelf checks the sample kernel modules' .modinfo
   e2fsprogs dosfstools mtools gdisk   # disk images: mkfs.ext4 -d, mkfs.fat + mcopy; sgdisk -v in tests

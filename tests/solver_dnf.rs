@@ -298,5 +298,5 @@ fn unresolvable_chain_error_names_the_path() {
     for needle in ["top", "middle-1-1.x86_64", "bottom >= 2"] {
         assert!(err.contains(needle), "{needle:?} missing from:\n{err}");
     }
-    assert!(dnf_install(tmp.path(), &repos, &["top"], false, &[]).is_err());
+    assert!(dnf_install(tmp.path(), &repos, &["top"], false, &[] as &[&str]).is_err());
 }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod random_repo;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -114,9 +116,9 @@ pub fn key(p: &PackageMeta) -> String {
 pub fn dnf_install(
     dir: &Path,
     repos: &[(LoadedRepo, PathBuf)],
-    specs: &[&str],
+    specs: &[impl AsRef<str>],
     weak: bool,
-    exclude: &[&str],
+    exclude: &[impl AsRef<str>],
 ) -> Result<BTreeSet<String>> {
     let root = dir.join("root");
     let cache = dir.join("cache");
@@ -128,6 +130,16 @@ pub fn dnf_install(
             "--setopt=install_weak_deps={}",
             if weak { "True" } else { "False" }
         ))
+        // rpm-ostree's settings: no installonly packages (one kernel),
+        // libdnf's defaults for best and obsoletes, spelled out so a host
+        // dnf.conf cannot change them.
+        .args([
+            "--setopt=installonlypkgs=",
+            "--setopt=best=False",
+            "--setopt=obsoletes=True",
+            "--setopt=multilib_policy=best",
+            "--setopt=skip_if_unavailable=False",
+        ])
         .args(["--setopt=tsflags=justdb", "--nogpgcheck", "--releasever=1"])
         .args(["--forcearch", "x86_64", "--disableplugin=*", "-q", "-y"]);
     for (r, path) in repos {
@@ -135,9 +147,9 @@ pub fn dnf_install(
         cmd.arg(format!("--setopt={}.priority={}", r.id, r.priority));
     }
     for e in exclude {
-        cmd.arg(format!("--exclude={e}"));
+        cmd.arg(format!("--exclude={}", e.as_ref()));
     }
-    cmd.arg("install").args(specs);
+    cmd.arg("install").args(specs.iter().map(AsRef::as_ref));
     let out = cmd.output().context("running dnf")?;
     if !out.status.success() {
         bail!(

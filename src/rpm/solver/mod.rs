@@ -1,15 +1,25 @@
-//! Dependency resolution with resolvo and RPM rules: versioned and file
-//! provides, rich dependencies, conflicts, obsoletes, weak dependencies,
-//! arch compatibility, installonly packages, repo priorities, excludes and
-//! lockfile pins.
+//! Dependency resolution with libsolv, the solver behind dnf and rpm-ostree,
+//! set up as they set it up: RPM version semantics, repo priorities and
+//! costs, file provides, rich dependencies, obsoletes, conflicts, weak
+//! dependencies, multilib arch policy, excludes and lockfile pins. The spec
+//! rules (what `foo`, `foo.i686`, `foo >= 2`, `/usr/bin/foo` or `foo*`
+//! select) follow dnf's subject rules (`subject.rs`); every choice between
+//! candidates is libsolv's own policy, so cosa installs what dnf installs.
+//!
+//! Departure from rpm-ostree, kept on purpose: rpm-ostree's
+//! `dnf_context_install` selects a bare name without the packages that
+//! obsolete it, dnf's `install` with them. cosa follows dnf (asking for a
+//! name another package replaces installs the replacement).
 
+mod libsolv;
 mod order;
-mod provider;
+mod pool;
 pub mod richdep;
+mod subject;
 
 use std::collections::BTreeMap;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 
 use super::repodata::LoadedRepo;
 use super::types::{Evr, PackageMeta};
@@ -27,13 +37,15 @@ pub struct Pin {
 /// What to resolve.
 #[derive(Debug, Clone, Default)]
 pub struct Request {
-    /// Names, provides, file paths or quoted versioned specs (`podman >= 4.1`).
+    /// Names, provides, file paths, NEVRA forms, globs or quoted versioned
+    /// specs (`podman >= 4.1`), as `dnf install` takes them.
     pub packages: Vec<String>,
     /// (repo id, specs): these come only from that repo.
     pub repo_packages: Vec<(String, Vec<String>)>,
-    /// Package name globs never installed.
+    /// NEVRA patterns (names, globs) never installed, as `dnf --exclude`.
     pub exclude: Vec<String>,
-    /// Install Recommends (and Supplements of installed packages).
+    /// Install weak dependencies (Recommends, Supplements), as dnf's
+    /// `install_weak_deps`.
     pub recommends: bool,
     pub basearch: String,
     /// Locked names take exactly this EVR (and digest when given).
@@ -42,16 +54,25 @@ pub struct Request {
 
 /// Resolve `req` against `repos`. Returns the package set, sorted by name.
 ///
-/// Preferences follow dnf/libsolv: for each package name only the repos with
-/// the best (lowest) priority carrying it count; newest EVR first, then
-/// noarch before the base arch (as dnf picks), then the better repo priority. When a dependency
-/// is provided by packages of several names, a requested name wins, then a
-/// name not obsoleted by another provider, then the alphabetically first name
-/// (dnf does not prefer the package named like the dependency).
-/// With `recommends`, Recommends of installed packages are added when they
-/// can be, and so are packages whose Supplements match the installed set.
+/// The answer is dnf's for `dnf install` of the same specs with the same
+/// repositories into an empty root, with `best=False`, `obsoletes=True`,
+/// `multilib_policy=best` and no installonly packages (rpm-ostree composes
+/// one kernel). Errors name the spec that matches nothing, or libsolv's
+/// problems (the package and the capability nothing provides).
 pub fn solve(repos: &[LoadedRepo], req: &Request) -> Result<Vec<PackageMeta>> {
-    provider::solve(repos, req)
+    let mut loaded = pool::load(repos, req)?;
+    let jobs = pool::install_jobs(&mut loaded, req)?;
+    let ids = match loaded.pool.solve(&jobs.ids, req.recommends) {
+        Ok(ids) => ids,
+        Err(problems) => bail!("{}", pool::describe_problems(&loaded, &jobs, &problems)),
+    };
+    let mut set: Vec<PackageMeta> = ids.into_iter().map(|id| loaded.pkg(id).clone()).collect();
+    set.sort_by(|a, b| {
+        (a.name.as_str(), a.arch.as_str())
+            .cmp(&(b.name.as_str(), b.arch.as_str()))
+            .then_with(|| a.evr().compare(&b.evr()))
+    });
+    Ok(set)
 }
 
 /// An order to install `pkgs` in: everything a package requires (pre-requires

@@ -1,0 +1,334 @@
+/*
+ * The thin C side of cosa's libsolv binding: what needs libsolv's struct
+ * layouts or inline helpers (pool_id2solvable, FOR_PROVIDES, maps).
+ * Everything with a choice in it (which packages, which jobs, which flags)
+ * is decided in Rust (src/rpm/solver/); this file only carries it out.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <solv/bitmap.h>
+#include <solv/pool.h>
+#include <solv/poolarch.h>
+#include <solv/problems.h>
+#include <solv/queue.h>
+#include <solv/repo.h>
+#include <solv/rules.h>
+#include <solv/solver.h>
+
+/* A pool with RPM semantics for `arch`, with an empty installed repo, as
+ * dnf has when it installs into an empty root. NULL when this libsolv
+ * cannot do RPM version semantics. */
+Pool *cosa_pool_new(const char *arch)
+{
+  Pool *pool = pool_create();
+  if (pool_setdisttype(pool, DISTTYPE_RPM) < 0)
+    {
+      pool_free(pool);
+      return NULL;
+    }
+  /* dnf's sack keeps excluded packages visible to whatprovides, and lets
+   * packages of one name but different arch colors (x86_64 and i686)
+   * coexist (dnf --debugsolver: poolflags implicitobsoleteusescolors
+   * whatprovideswithdisabled). */
+  pool_set_flag(pool, POOL_FLAG_WHATPROVIDESWITHDISABLED, 1);
+  pool_set_flag(pool, POOL_FLAG_IMPLICITOBSOLETEUSESCOLORS, 1);
+  pool_setarch(pool, arch);
+  pool_set_installed(pool, repo_create(pool, "@System"));
+  return pool;
+}
+
+void cosa_pool_free(Pool *pool)
+{
+  if (pool->considered)
+    {
+      map_free(pool->considered);
+      free(pool->considered);
+      pool->considered = NULL;
+    }
+  pool_free(pool);
+}
+
+Repo *cosa_repo_new(Pool *pool, const char *name, int priority, int subpriority)
+{
+  Repo *repo = repo_create(pool, name);
+  repo->priority = priority;
+  repo->subpriority = subpriority;
+  return repo;
+}
+
+Id cosa_str(Pool *pool, const char *s, unsigned int len)
+{
+  return pool_strn2id(pool, s, len, 1);
+}
+
+Id cosa_rel(Pool *pool, Id name, Id evr, int flags)
+{
+  return pool_rel2id(pool, name, evr, flags, 1);
+}
+
+Id cosa_solvable_new(Repo *repo, Id name, Id evr, Id arch)
+{
+  Id p = repo_add_solvable(repo);
+  Solvable *s = pool_id2solvable(repo->pool, p);
+  s->name = name;
+  s->evr = evr;
+  s->arch = arch;
+  return p;
+}
+
+/* kind: 0 provides, 1 requires, 2 conflicts, 3 obsoletes, 4 recommends,
+ * 5 suggests, 6 supplements, 7 enhances. */
+void cosa_solvable_dep(Pool *pool, Id p, int kind, Id dep, Id marker)
+{
+  Solvable *s = pool_id2solvable(pool, p);
+  Repo *repo = s->repo;
+  switch (kind)
+    {
+    case 0: s->provides = repo_addid_dep(repo, s->provides, dep, marker); break;
+    case 1: s->requires = repo_addid_dep(repo, s->requires, dep, marker); break;
+    case 2: s->conflicts = repo_addid_dep(repo, s->conflicts, dep, marker); break;
+    case 3: s->obsoletes = repo_addid_dep(repo, s->obsoletes, dep, marker); break;
+    case 4: s->recommends = repo_addid_dep(repo, s->recommends, dep, marker); break;
+    case 5: s->suggests = repo_addid_dep(repo, s->suggests, dep, marker); break;
+    case 6: s->supplements = repo_addid_dep(repo, s->supplements, dep, marker); break;
+    case 7: s->enhances = repo_addid_dep(repo, s->enhances, dep, marker); break;
+    }
+}
+
+/* Every file path named by a dependency of kind 1..7 of any package (the
+ * set pool_addfileprovides looks up), rich dependencies included. */
+static void collect_file_deps(Pool *pool, Id dep, Map *seen, Queue *out)
+{
+  while (ISRELDEP(dep))
+    {
+      Reldep *rd = GETRELDEP(pool, dep);
+      if (rd->flags < 8)
+        {
+          dep = rd->name;
+          continue;
+        }
+      collect_file_deps(pool, rd->name, seen, out);
+      dep = rd->evr;
+    }
+  if (!dep || MAPTST(seen, dep))
+    return;
+  MAPSET(seen, dep);
+  if (*pool_id2str(pool, dep) == '/')
+    queue_push(out, dep);
+}
+
+void cosa_file_deps(Pool *pool, Queue *out)
+{
+  Map seen;
+  Id p;
+  map_init(&seen, pool->ss.nstrings);
+  for (p = 2; p < pool->nsolvables; p++)
+    {
+      Solvable *s = pool_id2solvable(pool, p);
+      Offset lists[7];
+      int i;
+      if (!s->repo)
+        continue;
+      lists[0] = s->obsoletes; lists[1] = s->conflicts; lists[2] = s->requires;
+      lists[3] = s->recommends; lists[4] = s->suggests; lists[5] = s->supplements;
+      lists[6] = s->enhances;
+      for (i = 0; i < 7; i++)
+        {
+          Id *dp;
+          if (!lists[i])
+            continue;
+          for (dp = s->repo->idarraydata + lists[i]; *dp; dp++)
+            if (*dp != SOLVABLE_PREREQMARKER && *dp != SOLVABLE_FILEMARKER)
+              collect_file_deps(pool, *dp, &seen, out);
+        }
+    }
+  map_free(&seen);
+}
+
+/* Packages not in `excluded` are considered; then the provides index. */
+void cosa_finish_pool(Pool *pool, const Id *excluded, int n)
+{
+  int i;
+  if (!pool->considered)
+    {
+      pool->considered = calloc(1, sizeof(Map));
+      map_init(pool->considered, pool->nsolvables);
+    }
+  map_setall(pool->considered);
+  for (i = 0; i < n; i++)
+    MAPCLR(pool->considered, excluded[i]);
+  pool_createwhatprovides(pool);
+}
+
+static int considered(Pool *pool, Id p)
+{
+  return p > 1 && (!pool->considered || MAPTST(pool->considered, p));
+}
+
+/* Considered packages providing `dep`, by id. */
+void cosa_whatprovides(Pool *pool, Id dep, Queue *out)
+{
+  Id p, pp;
+  FOR_PROVIDES(p, pp, dep)
+    if (considered(pool, p))
+      queue_push(out, p);
+}
+
+/* Considered packages whose Obsoletes match (by name and EVR) one of the
+ * `n` packages in `targets`, by id: libdnf's HY_PKG_OBSOLETES filter. */
+void cosa_obsoleters(Pool *pool, const Id *targets, int n, Queue *out)
+{
+  Map target;
+  Id p;
+  int i;
+  map_init(&target, pool->nsolvables);
+  for (i = 0; i < n; i++)
+    MAPSET(&target, targets[i]);
+  for (p = 2; p < pool->nsolvables; p++)
+    {
+      Solvable *s = pool_id2solvable(pool, p);
+      Id *obsp, obs;
+      int found = 0;
+      if (!s->repo || !s->obsoletes || !considered(pool, p))
+        continue;
+      for (obsp = s->repo->idarraydata + s->obsoletes; !found && (obs = *obsp) != 0; obsp++)
+        {
+          Id r, rr;
+          FOR_PROVIDES(r, rr, obs)
+            if (MAPTST(&target, r) && pool_match_nevr(pool, pool_id2solvable(pool, r), obs))
+              {
+                found = 1;
+                break;
+              }
+        }
+      if (found)
+        queue_push(out, p);
+    }
+  map_free(&target);
+}
+
+Id cosa_one_of(Pool *pool, const Id *ids, int n)
+{
+  Queue q;
+  Id what;
+  queue_init(&q);
+  queue_insertn(&q, 0, n, ids);
+  what = pool_queuetowhatprovides(pool, &q);
+  queue_free(&q);
+  return what;
+}
+
+/* Solve `jobs` (pairs) with the flags dnf's goal sets for `dnf install`. */
+Solver *cosa_solve(Pool *pool, const Id *jobs, int njobs, int ignore_weak, int *nproblems)
+{
+  Solver *solv = solver_create(pool);
+  Queue job;
+  solver_set_flag(solv, SOLVER_FLAG_ALLOW_VENDORCHANGE, 1);
+  solver_set_flag(solv, SOLVER_FLAG_DUP_ALLOW_VENDORCHANGE, 1);
+  solver_set_flag(solv, SOLVER_FLAG_KEEP_ORPHANS, 1);
+  solver_set_flag(solv, SOLVER_FLAG_BEST_OBEY_POLICY, 1);
+  solver_set_flag(solv, SOLVER_FLAG_YUM_OBSOLETES, 1);
+  solver_set_flag(solv, SOLVER_FLAG_ALLOW_DOWNGRADE, 1);
+  /* libsolv's default for rpm; dnf --debugsolver lists it. */
+  solver_set_flag(solv, SOLVER_FLAG_KEEP_EXPLICIT_OBSOLETES, 1);
+  if (ignore_weak)
+    solver_set_flag(solv, SOLVER_FLAG_IGNORE_RECOMMENDED, 1);
+  queue_init(&job);
+  queue_insertn(&job, 0, njobs, jobs);
+  *nproblems = solver_solve(solv, &job);
+  queue_free(&job);
+  return solv;
+}
+
+/* The packages the solution installs, by id. */
+void cosa_solver_installs(Solver *solv, Queue *out)
+{
+  Pool *pool = solv->pool;
+  Queue dq;
+  int i;
+  queue_init(&dq);
+  solver_get_decisionqueue(solv, &dq);
+  for (i = 0; i < dq.count; i++)
+    {
+      Id p = dq.elements[i];
+      if (p > 1 && pool_id2solvable(pool, p)->repo != pool->installed)
+        queue_push(out, p);
+    }
+  queue_free(&dq);
+}
+
+/* Every rule of every problem as one line each, problems separated by an
+ * empty line. malloc'd; the caller frees it with cosa_free. */
+char *cosa_solver_problems(Solver *solv)
+{
+  unsigned int np = solver_problem_count(solv), pi;
+  size_t len = 0, cap = 256;
+  char *buf = malloc(cap);
+  Queue rules;
+  queue_init(&rules);
+  buf[0] = 0;
+  for (pi = 1; pi <= np; pi++)
+    {
+      int i;
+      queue_empty(&rules);
+      solver_findallproblemrules(solv, pi, &rules);
+      for (i = 0; i < rules.count; i++)
+        {
+          Id source, target, dep;
+          SolverRuleinfo type = solver_ruleinfo(solv, rules.elements[i], &source, &target, &dep);
+          const char *line = solver_problemruleinfo2str(solv, type, source, target, dep);
+          size_t l = strlen(line);
+          if (len + l + 3 > cap)
+            {
+              cap = (len + l + 3) * 2;
+              buf = realloc(buf, cap);
+            }
+          memcpy(buf + len, line, l);
+          len += l;
+          buf[len++] = '\n';
+          buf[len] = 0;
+        }
+      if (pi < np)
+        {
+          buf[len++] = '\n';
+          buf[len] = 0;
+        }
+    }
+  queue_free(&rules);
+  return buf;
+}
+
+void cosa_solver_free(Solver *solv)
+{
+  solver_free(solv);
+}
+
+/* `name-evr.arch` (pool_solvid2str is inline in pool.h). */
+const char *cosa_solvid2str(Pool *pool, Id p)
+{
+  return pool_solvid2str(pool, p);
+}
+
+void cosa_free(void *p)
+{
+  free(p);
+}
+
+/* Constants from libsolv's headers, so the Rust side never guesses them. */
+Id cosa_prereq_marker(void) { return SOLVABLE_PREREQMARKER; }
+Id cosa_file_marker(void) { return SOLVABLE_FILEMARKER; }
+Id cosa_job_install_one_of(void)
+{
+  return SOLVER_INSTALL | SOLVER_SOLVABLE_ONE_OF | SOLVER_SETARCH | SOLVER_SETEVR;
+}
+int cosa_rel_flag(int which)
+{
+  switch (which)
+    {
+    case 0: return REL_GT;
+    case 1: return REL_EQ;
+    case 2: return REL_LT;
+    }
+  return 0;
+}
