@@ -23,13 +23,11 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use cosa::config::repofile::RepoDef;
-use cosa::rpm::download::Downloader;
 use cosa::rpm::fixture::{RepoCompression, make_repo};
 use cosa::rpm::repodata;
 use cosa::rpm::solver::{Request, solve};
 use solver_common::random_repo::{Case, generate};
-use solver_common::{dnf_install, key};
+use solver_common::{dnf_install, key, load_repo};
 
 /// What one tool answered.
 #[derive(Debug)]
@@ -60,27 +58,9 @@ fn write_repos(case: &Case, dir: &Path) -> anyhow::Result<Vec<(String, u32, Path
 
 /// cosa's answer: the repodata loaded as compose loads it, then the solver.
 fn cosa_answer(case: &Case, repos: &[(String, u32, PathBuf)], dir: &Path) -> Answer {
-    let dl = Downloader::new(1).expect("downloader");
     let loaded: anyhow::Result<Vec<_>> = repos
         .iter()
-        .map(|(id, priority, path)| {
-            let def = RepoDef {
-                id: id.clone(),
-                name: None,
-                baseurls: vec![url::Url::from_directory_path(path).unwrap().to_string()],
-                metalink: None,
-                mirrorlist: None,
-                enabled: true,
-                gpgcheck: false,
-                gpgkeys: vec![],
-                priority: *priority,
-                cost: 1000,
-                exclude: vec![],
-                includepkgs: vec![],
-                source: dir.join("test.repo"),
-            };
-            repodata::load(&def, &dir.join("cosa-cache"), &dl)
-        })
+        .map(|(id, priority, path)| load_repo(id, *priority, path, &dir.join("cosa-cache")))
         .collect();
     let loaded = match loaded {
         Ok(l) => l,
@@ -131,7 +111,11 @@ fn run_case(case: &Case) -> Verdict {
     let ours = cosa_answer(case, &repos, tmp.path());
     let theirs = dnf_answer(case, &repos, tmp.path());
     if std::env::var_os("COSA_SOLVER_KEEP").is_some() {
-        eprintln!("seed {}: kept {} ({ours:?} / {theirs:?})", case.seed, tmp.keep().display());
+        eprintln!(
+            "seed {}: kept {} ({ours:?} / {theirs:?})",
+            case.seed,
+            tmp.keep().display()
+        );
     }
     match (ours, theirs) {
         (Answer::Installs(a), Answer::Installs(b)) if a == b => Verdict::Same { satisfiable: true },
@@ -270,7 +254,11 @@ fn run_all(cases: Vec<Case>, label: &str) -> (Vec<String>, usize) {
                         }
                     }
                     if (i + 1) % 50 == 0 {
-                        eprintln!("{label}: {} of {total} cases, {:.0}s", i + 1, t.elapsed().as_secs_f64());
+                        eprintln!(
+                            "{label}: {} of {total} cases, {:.0}s",
+                            i + 1,
+                            t.elapsed().as_secs_f64()
+                        );
                     }
                 }
             });
@@ -302,7 +290,10 @@ fn generated_cases_match_dnf() {
     let (failures, sat) = run_all(cases, "solver-diff");
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     // A generator that only makes unsatisfiable cases would test little.
-    assert!(sat as u64 * 3 >= n, "only {sat} of {n} cases were satisfiable");
+    assert!(
+        sat as u64 * 3 >= n,
+        "only {sat} of {n} cases were satisfiable"
+    );
 }
 
 #[test]
@@ -324,8 +315,8 @@ fn regression_cases_match_dnf() {
         let path = e.unwrap().path();
         if path.extension().is_some_and(|x| x == "json") {
             let text = std::fs::read_to_string(&path).unwrap();
-            let case: Case = serde_json::from_str(&text)
-                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let case: Case =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             cases.push(case);
         }
     }

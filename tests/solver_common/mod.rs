@@ -10,8 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
+use cosa::config::repofile::RepoDef;
+use cosa::rpm::download::Downloader;
 use cosa::rpm::fixture::{PkgSpec, RepoCompression, make_repo};
-use cosa::rpm::repodata::LoadedRepo;
+use cosa::rpm::repodata::{self, LoadedRepo};
 use cosa::rpm::types::{Cmp, Dep, Evr, PackageMeta};
 
 fn dep(d: &rpm::Dependency) -> Dep {
@@ -25,44 +27,30 @@ fn dep(d: &rpm::Dependency) -> Dep {
     }
 }
 
-/// Read an .rpm file's header into a `PackageMeta`.
-pub fn package_meta(path: &Path, repo: &str) -> Result<PackageMeta> {
-    let m =
-        rpm::PackageMetadata::open(path).with_context(|| format!("reading {}", path.display()))?;
-    let deps = |v: Result<Vec<rpm::Dependency>, rpm::Error>| -> Result<Vec<Dep>> {
-        Ok(v?.iter().map(dep).collect())
+/// Load a generated repository's repodata as compose does (`repodata::load`
+/// over a `file://` baseurl), so the pool sees packages in primary.xml order.
+pub fn load_repo(id: &str, priority: u32, path: &Path, cache: &Path) -> Result<LoadedRepo> {
+    let dl = Downloader::new(1)?;
+    let def = RepoDef {
+        id: id.to_string(),
+        name: None,
+        baseurls: vec![
+            url::Url::from_directory_path(path)
+                .expect("absolute path")
+                .to_string(),
+        ],
+        metalink: None,
+        mirrorlist: None,
+        enabled: true,
+        gpgcheck: false,
+        gpgkeys: vec![],
+        priority,
+        cost: 1000,
+        exclude: vec![],
+        includepkgs: vec![],
+        source: cache.join("test.repo"),
     };
-    Ok(PackageMeta {
-        name: m.get_name()?.to_string(),
-        epoch: m.get_epoch().unwrap_or(0),
-        version: m.get_version()?.to_string(),
-        release: m.get_release()?.to_string(),
-        arch: m.get_arch()?.to_string(),
-        checksum_type: "sha256".into(),
-        checksum: String::new(),
-        location: path
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into(),
-        location_base: None,
-        size_package: std::fs::metadata(path)?.len(),
-        size_installed: 0,
-        provides: deps(m.get_provides())?,
-        requires: deps(m.get_requires())?,
-        conflicts: deps(m.get_conflicts())?,
-        obsoletes: deps(m.get_obsoletes())?,
-        recommends: deps(m.get_recommends())?,
-        suggests: deps(m.get_suggests())?,
-        supplements: deps(m.get_supplements())?,
-        enhances: deps(m.get_enhances())?,
-        files: m
-            .get_file_paths()?
-            .iter()
-            .map(|p| p.to_string_lossy().into_owned())
-            .collect(),
-        repo: repo.to_string(),
-    })
+    repodata::load(&def, cache, &dl)
 }
 
 /// One repository of a scenario.
@@ -83,21 +71,8 @@ pub fn build_repos(dir: &Path, repos: &[RepoSpec]) -> Result<Vec<(LoadedRepo, Pa
                 .iter()
                 .map(|p| p.clone().compression("none"))
                 .collect::<Vec<_>>();
-            let paths = make_repo(&rdir, &pkgs, RepoCompression::Gz)?;
-            let packages = paths
-                .iter()
-                .map(|p| package_meta(p, r.id))
-                .collect::<Result<Vec<_>>>()?;
-            let repo = LoadedRepo {
-                id: r.id.to_string(),
-                priority: r.priority,
-                baseurls: vec![url::Url::from_directory_path(&rdir).expect("absolute path")],
-                gpgcheck: false,
-                gpgkeys: vec![],
-                revision: None,
-                timestamp: None,
-                packages,
-            };
+            make_repo(&rdir, &pkgs, RepoCompression::Gz)?;
+            let repo = load_repo(r.id, r.priority, &rdir, &dir.join("cosa-cache"))?;
             Ok((repo, rdir))
         })
         .collect()

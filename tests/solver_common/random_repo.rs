@@ -98,7 +98,13 @@ const VERSIONS: &[&str] = &[
 ];
 const RELEASES: &[&str] = &["1", "2", "1.fc40", "10"];
 const OPS: &[&str] = &["<", "<=", "=", ">=", ">"];
-const CAPS: &[&str] = &["cap-a", "cap-b", "cap-c", "libfoo.so.1()(64bit)", "webserver"];
+const CAPS: &[&str] = &[
+    "cap-a",
+    "cap-b",
+    "cap-c",
+    "libfoo.so.1()(64bit)",
+    "webserver",
+];
 
 struct Gen {
     rng: StdRng,
@@ -135,7 +141,7 @@ impl Gen {
             8 => format!("/usr/bin/{}", self.name()),
             _ => format!("/opt/{}/data", self.name()),
         };
-        if !base.starts_with('/') && self.chance(0.4) {
+        if !base.starts_with('/') && self.chance(0.3) {
             let op = self.pick(OPS);
             let evr = self.evr();
             format!("{base} {op} {evr}")
@@ -202,7 +208,7 @@ impl Gen {
             release: self.pick(RELEASES).to_string(),
             arch: arch.to_string(),
             provides: vec![],
-            requires: self.deps(3, 0.45, 0.2),
+            requires: self.deps(3, 0.3, 0.2),
             conflicts: vec![],
             obsoletes: vec![],
             recommends: vec![],
@@ -226,9 +232,11 @@ impl Gen {
             // Obsoletes another name (maybe one that is requested).
             0 | 1 => {
                 let other = self.name();
-                p.obsoletes.push(format!("{other} < {}", self.pick(VERSIONS)));
+                p.obsoletes
+                    .push(format!("{other} < {}", self.pick(VERSIONS)));
                 if self.chance(0.5) {
-                    p.provides.push(format!("{other} = {}", self.pick(VERSIONS)));
+                    p.provides
+                        .push(format!("{other} = {}", self.pick(VERSIONS)));
                 }
             }
             // Obsoletes a capability (provides are not obsoleted in RPM).
@@ -306,7 +314,10 @@ pub fn generate(seed: u64) -> Case {
         for v in ["6.1", "6.2"] {
             let mut k = g.package("kernel", v, "x86_64");
             k.epoch = 0;
-            k.provides = vec![format!("kernel-core = {v}"), "installonlypkg(kernel)".into()];
+            k.provides = vec![
+                format!("kernel-core = {v}"),
+                "installonlypkg(kernel)".into(),
+            ];
             k.requires.clear();
             k.obsoletes.clear();
             repos[0].pkgs.push(k);
@@ -333,7 +344,11 @@ pub fn generate(seed: u64) -> Case {
             specs.push(spec);
         }
     }
-    let exclude = if g.chance(0.15) { vec![g.name()] } else { vec![] };
+    let exclude = if g.chance(0.15) {
+        vec![g.name()]
+    } else {
+        vec![]
+    };
     let weak = g.chance(0.5);
     dedup_builds(&mut repos);
     Case {

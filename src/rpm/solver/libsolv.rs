@@ -46,8 +46,12 @@ unsafe extern "C" {
 unsafe extern "C" {
     fn cosa_pool_new(arch: *const c_char) -> *mut CPool;
     fn cosa_pool_free(pool: *mut CPool);
-    fn cosa_repo_new(pool: *mut CPool, name: *const c_char, prio: c_int, subprio: c_int)
-    -> *mut CRepo;
+    fn cosa_repo_new(
+        pool: *mut CPool,
+        name: *const c_char,
+        prio: c_int,
+        subprio: c_int,
+    ) -> *mut CRepo;
     fn cosa_str(pool: *mut CPool, s: *const c_char, len: c_uint) -> Id;
     fn cosa_rel(pool: *mut CPool, name: Id, evr: Id, flags: c_int) -> Id;
     fn cosa_solvable_new(repo: *mut CRepo, name: Id, evr: Id, arch: Id) -> Id;
@@ -310,7 +314,12 @@ mod tests {
     fn pool_builds_and_solves_a_requirement() {
         let mut pool = Pool::new("x86_64").unwrap();
         let repo = pool.add_repo("r", 0, 0).unwrap();
-        let (a, b, evr, arch) = (pool.str("a"), pool.str("b"), pool.str("1-1"), pool.str("x86_64"));
+        let (a, b, evr, arch) = (
+            pool.str("a"),
+            pool.str("b"),
+            pool.str("1-1"),
+            pool.str("x86_64"),
+        );
         let pa = pool.add_solvable(repo, a, evr, arch);
         let pb = pool.add_solvable(repo, b, evr, arch);
         for (p, n) in [(pa, a), (pb, b)] {
@@ -324,16 +333,19 @@ mod tests {
         pool.finish(&[]);
         assert_eq!(pool.whatprovides(req), vec![pb]);
         let what = pool.one_of(&[pa]);
-        let got = pool
-            .solve(&[job_install_one_of(), what], false)
-            .unwrap();
+        let got = pool.solve(&[job_install_one_of(), what], false).unwrap();
         let mut names: Vec<String> = got.iter().map(|&p| pool.solvable_str(p)).collect();
         names.sort();
         assert_eq!(names, ["a-1-1.x86_64", "b-1-1.x86_64"]);
         // Excluded: nothing can satisfy the requirement any more.
         let mut pool2 = Pool::new("x86_64").unwrap();
         let r2 = pool2.add_repo("r", 0, 0).unwrap();
-        let (a, b, evr, arch) = (pool2.str("a"), pool2.str("b"), pool2.str("1-1"), pool2.str("x86_64"));
+        let (a, b, evr, arch) = (
+            pool2.str("a"),
+            pool2.str("b"),
+            pool2.str("1-1"),
+            pool2.str("x86_64"),
+        );
         let pa = pool2.add_solvable(r2, a, evr, arch);
         let pb = pool2.add_solvable(r2, b, evr, arch);
         let sp = pool2.rel(b, evr, rel_flags().1);

@@ -9,9 +9,9 @@ use std::collections::{HashMap, HashSet};
 
 use anyhow::{Result, bail};
 
+use super::libsolv::job_install_one_of;
 use super::libsolv::{self, DepKind, Id, Pool};
 use super::subject::{self, Table};
-use super::libsolv::job_install_one_of;
 use super::{Pin, Request};
 use crate::rpm::repodata::LoadedRepo;
 use crate::rpm::types::{Cmp, Dep, Evr, PackageMeta};
@@ -103,7 +103,12 @@ fn add_package(pool: &mut Pool, repo: libsolv::Repo, p: &PackageMeta) -> Id {
         }
         let dep = dep_id(pool, d);
         if dep != 0 {
-            pool.add_dep(id, DepKind::Requires, dep, if d.pre { marker } else { -marker });
+            pool.add_dep(
+                id,
+                DepKind::Requires,
+                dep,
+                if d.pre { marker } else { -marker },
+            );
         }
     }
     if p.arch != "src" && p.arch != "nosrc" {
@@ -203,7 +208,10 @@ fn exclude(why_not: &mut [Option<String>], pkgs: &[&PackageMeta], first: Id, req
         considered: &all,
     };
     for pattern in &req.exclude {
-        for id in subject::nevra_query(&table, pattern).map(|(ids, _)| ids).unwrap_or_default() {
+        for id in subject::nevra_query(&table, pattern)
+            .map(|(ids, _)| ids)
+            .unwrap_or_default()
+        {
             let i = (id - first) as usize;
             why_not[i].get_or_insert_with(|| format!("it matches the exclude pattern {pattern:?}"));
         }
@@ -319,7 +327,11 @@ pub fn install_jobs(loaded: &mut Loaded, req: &Request) -> Result<Jobs> {
     if !missing.is_empty() {
         bail!(
             "no package in the enabled repositories matches {} (as a name, NEVRA, provide or file):\n  {}",
-            if missing.len() == 1 { "this requested package" } else { "these requested packages" },
+            if missing.len() == 1 {
+                "this requested package"
+            } else {
+                "these requested packages"
+            },
             missing.join("\n  ")
         );
     }

@@ -310,7 +310,10 @@ mod tests {
         assert!(form("python3.11", 2).unwrap().has_just_name());
         // NEVR / NEV.
         let n = form("kernel-6.1-2", 3).unwrap();
-        assert_eq!((n.name.as_str(), n.version.as_str(), n.release.as_str()), ("kernel", "6.1", "2"));
+        assert_eq!(
+            (n.name.as_str(), n.version.as_str(), n.release.as_str()),
+            ("kernel", "6.1", "2")
+        );
         let n = form("kernel-6.1", 4).unwrap();
         assert_eq!((n.name.as_str(), n.version.as_str()), ("kernel", "6.1"));
         // Specs with operators or paths are never NEVRAs.
