@@ -338,6 +338,8 @@ pub struct ResolveOpts {
   cosa fetch                          # resolve (through the lockfile if any) and download
   cosa fetch --update-lockfile        # also write src/config/manifest-lock.<arch>.json
   cosa fetch --strict --arch aarch64  # every package must be locked
+  cosa fetch --dry-run                # only resolve: print what would be installed
+  cosa fetch --dry-run --json | jq -r '.[].nevra'
 
 Repos come from the *.repo files beside the manifest; $basearch, $releasever
 and DNF_VAR_<name> environment variables are substituted. Lockfiles layered:
@@ -348,6 +350,15 @@ pub struct FetchOpts {
     /// Write the resolved set to src/config/manifest-lock.<arch>.json.
     #[arg(long)]
     pub update_lockfile: bool,
+    /// Resolve only: print the packages that would be installed (one
+    /// `name-[epoch:]version-release.arch repo` per line, in install order)
+    /// and download nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// With --dry-run: print the packages as a JSON array of objects
+    /// (name, epoch, version, release, arch, nevra, repo, size).
+    #[arg(long, requires = "dry_run")]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -92,6 +92,7 @@ fn dnf_answer(case: &Case, repos: &[(String, u32, PathBuf)], dir: &Path) -> Answ
                 revision: None,
                 timestamp: None,
                 packages: vec![],
+                metadata: None,
             };
             (r, path.clone())
         })
@@ -124,9 +125,15 @@ fn run_case(case: &Case) -> Verdict {
             a.difference(&b).collect::<Vec<_>>(),
             b.difference(&a).collect::<Vec<_>>()
         )),
-        (Answer::Fails(err), Answer::Fails(_)) => {
-            // The error must say which request failed.
-            if case.specs.iter().any(|s| err.contains(s.as_str())) {
+        (Answer::Fails(err), Answer::Fails(dnf)) => {
+            // The error must say which request failed, and name each
+            // capability dnf says nothing provides (or rpm's check misses).
+            let missing = missing_capabilities(&dnf);
+            if let Some(cap) = missing.iter().find(|c| !err.contains(c.as_str())) {
+                Verdict::Differs(format!(
+                    "both fail, but cosa's error does not say {cap:?}:\n{err}\ndnf:\n{dnf}"
+                ))
+            } else if case.specs.iter().any(|s| err.contains(s.as_str())) {
                 Verdict::Same { satisfiable: false }
             } else {
                 Verdict::Differs(format!(
@@ -142,6 +149,21 @@ fn run_case(case: &Case) -> Verdict {
             Verdict::Differs(format!("dnf installs {b:?}; cosa fails:\n{e}"))
         }
     }
+}
+
+/// What dnf's error says is missing: "nothing provides CAP" from libsolv's
+/// problems, "CAP is needed by" from rpm's transaction check.
+fn missing_capabilities(dnf: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in dnf.lines() {
+        if let Some(rest) = line.split("nothing provides ").nth(1) {
+            let cap = rest.split(" needed by ").next().unwrap_or(rest).trim();
+            out.push(format!("nothing provides {cap}"));
+        } else if let Some((cap, _)) = line.split_once(" is needed by ") {
+            out.push(format!("{} is needed by", cap.trim()));
+        }
+    }
+    out
 }
 
 fn differs(case: &Case) -> bool {

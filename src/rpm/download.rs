@@ -892,6 +892,7 @@ mod tests {
             revision: None,
             timestamp: None,
             packages: vec![],
+            metadata: None,
         }
     }
 

@@ -46,6 +46,37 @@ pub struct LoadedRepo {
     pub timestamp: Option<u64>,
     /// exclude/includepkgs already applied.
     pub packages: Vec<PackageMeta>,
+    /// The cached metadata files the packages were read from (none for
+    /// local RPMs): the solver loads them with libsolv's own parser, so its
+    /// pool is the one dnf builds.
+    pub metadata: Option<MetadataFiles>,
+}
+
+/// A repository's cached repomd.xml and primary metadata.
+#[derive(Debug, Clone)]
+pub struct MetadataFiles {
+    pub repomd: PathBuf,
+    pub primary: PathBuf,
+}
+
+/// A file name whose suffix tells libsolv how `path` is compressed
+/// (`x.gz`, `x.xz`, `x.zst` or `x.xml`), found from its magic bytes.
+pub fn codec_name(path: &Path) -> Result<&'static str> {
+    let mut magic = [0u8; 6];
+    let mut f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let n = f
+        .read(&mut magic)
+        .with_context(|| format!("reading {}", path.display()))?;
+    let m = &magic[..n];
+    Ok(if m.starts_with(&[0x1f, 0x8b]) {
+        "x.gz"
+    } else if m.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        "x.xz"
+    } else if m.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        "x.zst"
+    } else {
+        "x.xml"
+    })
 }
 
 /// Load a repository's metadata through the cache.
@@ -80,8 +111,12 @@ pub fn load(def: &RepoDef, cache_dir: &Path, dl: &Downloader) -> Result<LoadedRe
         };
         reached = true;
         match load_from(def, base, &repomd_url, &text, &dir, dl) {
-            Ok((repomd, packages)) => {
+            Ok((repomd, packages, primary)) => {
                 return Ok(LoadedRepo {
+                    metadata: Some(MetadataFiles {
+                        repomd: dir.join("repomd.xml"),
+                        primary,
+                    }),
                     id: def.id.clone(),
                     priority: def.priority,
                     baseurls,
@@ -172,7 +207,7 @@ fn load_from(
     text: &str,
     dir: &Path,
     dl: &Downloader,
-) -> Result<(Repomd, Vec<PackageMeta>)> {
+) -> Result<(Repomd, Vec<PackageMeta>, PathBuf)> {
     let repomd = Repomd::parse(text).with_context(|| format!("parsing {repomd_url}"))?;
     let mut paths = Vec::new();
     for kind in ["primary", "filelists"] {
@@ -199,7 +234,8 @@ fn load_from(
     let mut packages = primary?;
     merge_filelists(&mut packages, filelists?);
     packages.retain(|p| wanted(def, &p.name));
-    Ok((repomd, packages))
+    let primary = paths.swap_remove(0);
+    Ok((repomd, packages, primary))
 }
 
 /// The cached copy of a metadata file, fetched and verified when missing.
@@ -937,6 +973,7 @@ pub fn load_local_rpms(id: &str, dir: &Path, priority: u32) -> Result<LoadedRepo
         revision: None,
         timestamp: None,
         packages,
+        metadata: None,
     })
 }
 

@@ -189,6 +189,7 @@ pub fn loaded_repo(id: &str, baseurls: Vec<url::Url>) -> LoadedRepo {
         revision: None,
         timestamp: None,
         packages: vec![],
+        metadata: None,
     }
 }
 

@@ -68,6 +68,23 @@ unsafe extern "C" {
         ignore_weak: c_int,
         nproblems: *mut c_int,
     ) -> *mut CSolver;
+    fn cosa_repo_add_rpmmd(
+        repo: *mut CRepo,
+        repomd: *const c_char,
+        repomd_as: *const c_char,
+        primary: *const c_char,
+        primary_as: *const c_char,
+    ) -> c_int;
+    fn cosa_repo_range(repo: *mut CRepo, start: *mut Id, end: *mut Id);
+    fn cosa_solvable_nea(
+        pool: *mut CPool,
+        p: Id,
+        name: *mut *const c_char,
+        evr: *mut *const c_char,
+        arch: *mut *const c_char,
+    );
+    fn cosa_pool_errstr(pool: *mut CPool) -> *const c_char;
+    fn cosa_write_testcase(solv: *mut CSolver, dir: *const c_char) -> c_int;
     fn cosa_solver_installs(solv: *mut CSolver, out: *mut Queue);
     fn cosa_solver_problems(solv: *mut CSolver) -> *mut c_char;
     fn cosa_solver_free(solv: *mut CSolver);
@@ -180,6 +197,57 @@ impl Pool {
         }))
     }
 
+    /// Load `repomd` and `primary` (paths; `*_as` are names whose suffix
+    /// says how the file is compressed) into the empty `repo` with
+    /// libsolv's own parser and solv round trip, as libdnf loads a repo.
+    /// Returns the repo's solvable ids.
+    pub fn add_rpmmd(
+        &mut self,
+        repo: Repo,
+        repomd: (&std::path::Path, &str),
+        primary: (&std::path::Path, &str),
+    ) -> Result<std::ops::Range<Id>> {
+        use std::os::unix::ffi::OsStrExt;
+        let c = |p: &std::path::Path| CString::new(p.as_os_str().as_bytes());
+        let (rm, rm_as) = (c(repomd.0)?, CString::new(repomd.1)?);
+        let (pr, pr_as) = (c(primary.0)?, CString::new(primary.1)?);
+        // SAFETY: the repo belongs to this pool; the strings are NUL-terminated.
+        let r = unsafe {
+            cosa_repo_add_rpmmd(
+                repo.0,
+                rm.as_ptr(),
+                rm_as.as_ptr(),
+                pr.as_ptr(),
+                pr_as.as_ptr(),
+            )
+        };
+        if r != 0 {
+            // SAFETY: pool_errstr returns a pool-owned NUL-terminated string.
+            let why = unsafe { CStr::from_ptr(cosa_pool_errstr(self.p())) };
+            bail!(
+                "libsolv could not load {}: {}",
+                primary.0.display(),
+                why.to_string_lossy()
+            );
+        }
+        let (mut start, mut end) = (0, 0);
+        // SAFETY: the repo is alive.
+        unsafe { cosa_repo_range(repo.0, &mut start, &mut end) };
+        Ok(start..end.max(start))
+    }
+
+    /// Name, evr (libsolv's form) and arch of solvable `p`.
+    pub fn solvable_nea(&self, p: Id) -> (String, String, String) {
+        let (mut n, mut e, mut a) = (std::ptr::null(), std::ptr::null(), std::ptr::null());
+        // SAFETY: `p` is a solvable of this pool; the strings are pool-owned
+        // and copied before anything else touches the pool.
+        unsafe {
+            cosa_solvable_nea(self.p(), p, &mut n, &mut e, &mut a);
+            let s = |x: *const c_char| CStr::from_ptr(x).to_string_lossy().into_owned();
+            (s(n), s(e), s(a))
+        }
+    }
+
     /// The id of a string.
     pub fn str(&mut self, s: &str) -> Id {
         // SAFETY: the pointer and length describe `s`; libsolv copies it.
@@ -278,6 +346,9 @@ impl Pool {
                 &mut nproblems,
             )
         };
+        if let Some(dir) = std::env::var_os(TESTCASE_ENV) {
+            write_testcase(solv, &dir);
+        }
         let out = if nproblems == 0 {
             let mut q = new_queue();
             // SAFETY: the solver is alive.
@@ -357,5 +428,25 @@ mod tests {
             .solve(&[job_install_one_of(), what], false)
             .unwrap_err();
         assert!(err.contains("b"), "{err}");
+    }
+}
+
+/// When set, every solve writes libsolv's testcase into this directory.
+pub const TESTCASE_ENV: &str = "COSA_SOLVER_TESTCASE";
+
+fn write_testcase(solv: *mut CSolver, dir: &std::ffi::OsStr) {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = CString::new(dir.as_bytes()) else {
+        tracing::warn!("{TESTCASE_ENV}: the path holds a NUL byte; no testcase written");
+        return;
+    };
+    // SAFETY: the solver is alive and the path NUL-terminated.
+    if unsafe { cosa_write_testcase(solv, c.as_ptr()) } == 0 {
+        tracing::warn!(
+            "{TESTCASE_ENV}: libsolv could not write its testcase into {}",
+            dir.to_string_lossy()
+        );
+    } else {
+        eprintln!("Wrote libsolv's testcase into {}", dir.to_string_lossy());
     }
 }

@@ -4,8 +4,12 @@
  * Everything with a choice in it (which packages, which jobs, which flags)
  * is decided in Rust (src/rpm/solver/); this file only carries it out.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <solv/bitmap.h>
 #include <solv/pool.h>
@@ -13,8 +17,14 @@
 #include <solv/problems.h>
 #include <solv/queue.h>
 #include <solv/repo.h>
+#include <solv/repo_repomdxml.h>
+#include <solv/repo_rpmmd.h>
+#include <solv/repo_solv.h>
+#include <solv/repo_write.h>
+#include <solv/solv_xfopen.h>
 #include <solv/rules.h>
 #include <solv/solver.h>
+#include <solv/testcase.h>
 
 /* A pool with RPM semantics for `arch`, with an empty installed repo, as
  * dnf has when it installs into an empty root. NULL when this libsolv
@@ -55,6 +65,95 @@ Repo *cosa_repo_new(Pool *pool, const char *name, int priority, int subpriority)
   repo->priority = priority;
   repo->subpriority = subpriority;
   return repo;
+}
+
+/* Open `path`, decompressed as a file named `as` would be (libsolv picks
+ * the codec by suffix: .gz, .xz, .zst; the caller names it from the magic
+ * bytes). */
+static FILE *open_as(Pool *pool, const char *path, const char *as)
+{
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  FILE *fp;
+  if (fd < 0)
+    {
+      pool_error(pool, -1, "%s: %s", path, strerror(errno));
+      return NULL;
+    }
+  fp = solv_xfopen_fd(as, fd, "r");
+  if (!fp)
+    {
+      pool_error(pool, -1, "%s: cannot decompress as %s", path, as);
+      close(fd);
+    }
+  return fp;
+}
+
+/* Load repomd.xml and primary.xml into the empty `repo` as libdnf does
+ * without a cache: repo_add_repomdxml, repo_add_rpmmd, then a switch to the
+ * written solv data (repo_write, repo_empty, repo_add_solv). The round trip
+ * is what orders each package's dependency lists as dnf's pool has them,
+ * from its first run on. 0 on success, else -1 and pool_errstr says why. */
+int cosa_repo_add_rpmmd(Repo *repo, const char *repomd, const char *repomd_as,
+                        const char *primary, const char *primary_as)
+{
+  Pool *pool = repo->pool;
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *fp, *mem;
+  int r;
+
+  if (!(fp = open_as(pool, repomd, repomd_as)))
+    return -1;
+  r = repo_add_repomdxml(repo, fp, 0);
+  fclose(fp);
+  if (r)
+    return -1;
+  if (!(fp = open_as(pool, primary, primary_as)))
+    return -1;
+  r = repo_add_rpmmd(repo, fp, 0, 0);
+  fclose(fp);
+  if (r)
+    return -1;
+
+  if (!(mem = open_memstream(&buf, &len)))
+    return pool_error(pool, -1, "open_memstream: %s", strerror(errno));
+  r = repo_write(repo, mem);
+  if (fclose(mem) || r)
+    {
+      free(buf);
+      return r ? -1 : pool_error(pool, -1, "writing solv data: %s", strerror(errno));
+    }
+  repo_empty(repo, 1);
+  if (!(fp = fmemopen(buf, len, "r")))
+    {
+      free(buf);
+      return pool_error(pool, -1, "fmemopen: %s", strerror(errno));
+    }
+  r = repo_add_solv(repo, fp, 0);
+  fclose(fp);
+  free(buf);
+  return r ? -1 : 0;
+}
+
+/* The solvable ids of `repo`: [*start, *end). */
+void cosa_repo_range(Repo *repo, Id *start, Id *end)
+{
+  *start = repo->start;
+  *end = repo->end;
+}
+
+/* Name, evr and arch of solvable `p` (pool-owned strings). */
+void cosa_solvable_nea(Pool *pool, Id p, const char **name, const char **evr, const char **arch)
+{
+  Solvable *s = pool_id2solvable(pool, p);
+  *name = pool_id2str(pool, s->name);
+  *evr = pool_id2str(pool, s->evr);
+  *arch = s->arch ? pool_id2str(pool, s->arch) : "";
+}
+
+const char *cosa_pool_errstr(Pool *pool)
+{
+  return pool_errstr(pool);
 }
 
 Id cosa_str(Pool *pool, const char *s, unsigned int len)
@@ -241,6 +340,14 @@ Solver *cosa_solve(Pool *pool, const Id *jobs, int njobs, int ignore_weak, int *
   return solv;
 }
 
+/* Write libsolv's testcase (pool, jobs, flags, result) into `dir`, as
+ * `dnf --debugsolver` writes dnf's: the two can be compared line by line
+ * and replayed with libsolv's testsolv. Non-zero on success. */
+int cosa_write_testcase(Solver *solv, const char *dir)
+{
+  return testcase_write(solv, dir, TESTCASE_RESULT_TRANSACTION | TESTCASE_RESULT_PROBLEMS, 0, 0);
+}
+
 /* The packages the solution installs, by id. */
 void cosa_solver_installs(Solver *solv, Queue *out)
 {
@@ -275,19 +382,28 @@ char *cosa_solver_problems(Solver *solv)
       solver_findallproblemrules(solv, pi, &rules);
       for (i = 0; i < rules.count; i++)
         {
-          Id source, target, dep;
-          SolverRuleinfo type = solver_ruleinfo(solv, rules.elements[i], &source, &target, &dep);
-          const char *line = solver_problemruleinfo2str(solv, type, source, target, dep);
-          size_t l = strlen(line);
-          if (len + l + 3 > cap)
+          /* Every reason a rule has (one rule can stand for several
+           * unmet requires of one package), as libdnf lists them. */
+          Queue infos;
+          int j;
+          queue_init(&infos);
+          solver_allruleinfos(solv, rules.elements[i], &infos);
+          for (j = 0; j + 3 < infos.count; j += 4)
             {
-              cap = (len + l + 3) * 2;
-              buf = realloc(buf, cap);
+              const char *line = solver_problemruleinfo2str(solv, infos.elements[j],
+                  infos.elements[j + 1], infos.elements[j + 2], infos.elements[j + 3]);
+              size_t l = strlen(line);
+              if (len + l + 3 > cap)
+                {
+                  cap = (len + l + 3) * 2;
+                  buf = realloc(buf, cap);
+                }
+              memcpy(buf + len, line, l);
+              len += l;
+              buf[len++] = '\n';
+              buf[len] = 0;
             }
-          memcpy(buf + len, line, l);
-          len += l;
-          buf[len++] = '\n';
-          buf[len] = 0;
+          queue_free(&infos);
         }
       if (pi < np)
         {

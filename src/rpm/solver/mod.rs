@@ -11,6 +11,7 @@
 //! obsolete it, dnf's `install` with them. cosa follows dnf (asking for a
 //! name another package replaces installs the replacement).
 
+mod check;
 mod libsolv;
 mod order;
 mod pool;
@@ -67,12 +68,32 @@ pub fn solve(repos: &[LoadedRepo], req: &Request) -> Result<Vec<PackageMeta>> {
         Err(problems) => bail!("{}", pool::describe_problems(&loaded, &jobs, &problems)),
     };
     let mut set: Vec<PackageMeta> = ids.into_iter().map(|id| loaded.pkg(id).clone()).collect();
+    let unmet = check::unmet(&set);
+    if !unmet.is_empty() {
+        bail!(
+            "the packages libsolv chose for {} do not hold together (rpm's transaction \
+             check, which dnf runs after libsolv, fails the same way):\n  {}",
+            requested(req),
+            unmet.join("\n  ")
+        );
+    }
     set.sort_by(|a, b| {
         (a.name.as_str(), a.arch.as_str())
             .cmp(&(b.name.as_str(), b.arch.as_str()))
             .then_with(|| a.evr().compare(&b.evr()))
     });
     Ok(set)
+}
+
+/// The request's specs, for messages.
+fn requested(req: &Request) -> String {
+    let specs: Vec<&str> = req
+        .packages
+        .iter()
+        .chain(req.repo_packages.iter().flat_map(|(_, v)| v))
+        .map(String::as_str)
+        .collect();
+    specs.join(", ")
 }
 
 /// An order to install `pkgs` in: everything a package requires (pre-requires

@@ -7,13 +7,13 @@
 
 use std::collections::{HashMap, HashSet};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use super::libsolv::job_install_one_of;
 use super::libsolv::{self, DepKind, Id, Pool};
 use super::subject::{self, Table};
 use super::{Pin, Request};
-use crate::rpm::repodata::LoadedRepo;
+use crate::rpm::repodata::{self, LoadedRepo};
 use crate::rpm::types::{Cmp, Dep, Evr, PackageMeta};
 
 /// libdnf gives each repo `subpriority = -cost`; dnf's default cost.
@@ -141,26 +141,63 @@ fn pin_label(name: &str, pin: &Pin) -> String {
     entry
 }
 
+/// Stands in for solvables of a repo's metadata that cosa does not offer
+/// (source packages, names the repo's exclude/includepkgs drop); they are
+/// never considered.
+static NOT_OFFERED: std::sync::LazyLock<PackageMeta> =
+    std::sync::LazyLock::new(PackageMeta::default);
+
 /// Build the pool for `req` over `repos`.
 pub fn load<'a>(repos: &'a [LoadedRepo], req: &Request) -> Result<Loaded<'a>> {
     let mut pool = Pool::new(&req.basearch)?;
     let mut pkgs: Vec<&PackageMeta> = Vec::new();
-    let mut first = 0;
+    let mut repo_dropped: Vec<usize> = Vec::new();
+    let mut first = None;
     for r in repos {
         let prio = -i32::try_from(r.priority).unwrap_or(i32::MAX);
         let repo = pool.add_repo(&r.id, prio, -DNF_DEFAULT_COST)?;
-        for p in &r.packages {
-            let id = add_package(&mut pool, repo, p);
-            if pkgs.is_empty() {
-                first = id;
+        let ids = match &r.metadata {
+            Some(md) => {
+                let ids = pool.add_rpmmd(
+                    repo,
+                    (&md.repomd, repodata::codec_name(&md.repomd)?),
+                    (&md.primary, repodata::codec_name(&md.primary)?),
+                )?;
+                let start = pkgs.len();
+                match_solvables(&pool, ids.clone(), r, &mut pkgs)
+                    .with_context(|| format!("loading repo {} into libsolv", r.id))?;
+                repo_dropped
+                    .extend((start..pkgs.len()).filter(|&i| std::ptr::eq(pkgs[i], &*NOT_OFFERED)));
+                ids
             }
-            debug_assert_eq!(id, first + pkgs.len() as Id);
-            pkgs.push(p);
+            None => {
+                let mut ids = 0..0;
+                for p in &r.packages {
+                    let id = add_package(&mut pool, repo, p);
+                    ids = if ids.is_empty() {
+                        id..id + 1
+                    } else {
+                        ids.start..id + 1
+                    };
+                    pkgs.push(p);
+                }
+                ids
+            }
+        };
+        let f = *first.get_or_insert(ids.start);
+        if !ids.is_empty() && ids.end - f != pkgs.len() as Id {
+            bail!("libsolv gave repo {} solvable ids out of order", r.id);
         }
     }
+    let first = first.unwrap_or(0);
     add_file_provides(&mut pool, &pkgs, first);
 
     let mut why_not: Vec<Option<String>> = vec![None; pkgs.len()];
+    for i in repo_dropped {
+        why_not[i] = Some(
+            "not offered by its repo (source package, or the repo's exclude/includepkgs)".into(),
+        );
+    }
     exclude(&mut why_not, &pkgs, first, req);
     pin(&mut why_not, &pkgs, req)?;
     repo_packages(&mut why_not, &pkgs, req);
@@ -175,6 +212,35 @@ pub fn load<'a>(repos: &'a [LoadedRepo], req: &Request) -> Result<Loaded<'a>> {
         first,
         why_not,
     })
+}
+
+/// Pair the solvables libsolv read from a repo's primary metadata with the
+/// packages cosa read from it (the same file, in the same order; cosa's list
+/// lacks source packages and names dropped by the repo's exclude and
+/// includepkgs, which stand as [`NOT_OFFERED`]).
+fn match_solvables<'a>(
+    pool: &Pool,
+    ids: std::ops::Range<Id>,
+    r: &'a LoadedRepo,
+    pkgs: &mut Vec<&'a PackageMeta>,
+) -> Result<()> {
+    let mut ours = r.packages.iter().peekable();
+    for id in ids {
+        let (name, evr, arch) = pool.solvable_nea(id);
+        match ours.peek() {
+            Some(p) if p.name == name && p.arch == arch && evr_string(&p.evr()) == evr => {
+                pkgs.push(ours.next().expect("peeked"));
+            }
+            _ => pkgs.push(&NOT_OFFERED),
+        }
+    }
+    if let Some(p) = ours.next() {
+        bail!(
+            "{} is in cosa's reading of the primary metadata but not in libsolv's",
+            p.nevra()
+        );
+    }
+    Ok(())
 }
 
 /// `pool_addfileprovides`: a package provides each of its files that some
@@ -384,7 +450,9 @@ pub fn describe_problems(loaded: &Loaded, jobs: &Jobs, problems: &str) -> String
             out.push_str(&format!(" (requested: {})", involved.join(", ")));
         }
         out.push(':');
-        for line in problem.lines().filter(|l| !l.is_empty()) {
+        // Each reason once, in libsolv's order (as dnf prints them).
+        let mut seen = HashSet::new();
+        for line in problem.lines().filter(|l| !l.is_empty() && seen.insert(*l)) {
             out.push_str(&format!("\n  - {line}"));
         }
     }

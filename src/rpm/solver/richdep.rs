@@ -86,11 +86,21 @@ impl std::fmt::Display for Rich {
     }
 }
 
+/// Split into `(`, `)` and words. A parenthesis that follows a word
+/// without a space belongs to it, balanced, as rpm reads names such as
+/// `libfoo.so.1()(64bit)` inside rich dependencies.
 fn tokenize(s: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
+    let mut depth = 0usize;
     for c in s.chars() {
-        if c == '(' || c == ')' || c.is_whitespace() {
+        if !cur.is_empty() && c == '(' {
+            depth += 1;
+            cur.push(c);
+        } else if depth > 0 && c == ')' {
+            depth -= 1;
+            cur.push(c);
+        } else if c == '(' || c == ')' || c.is_whitespace() {
             if !cur.is_empty() {
                 out.push(std::mem::take(&mut cur));
             }
@@ -196,6 +206,23 @@ fn parse_expr(t: &[String], pos: &mut usize) -> Result<Rich> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_with_parentheses() {
+        let r = parse("((libfoo.so.1()(64bit) or p0 > 10) or cap-c)").unwrap();
+        assert_eq!(
+            r.to_string(),
+            "((libfoo.so.1()(64bit) or p0 > 10) or cap-c)"
+        );
+        let Rich::Or(v) = r else { panic!("{r:?}") };
+        let Rich::Or(inner) = &v[0] else {
+            panic!("{v:?}")
+        };
+        assert_eq!(
+            inner[0],
+            Rich::Simple(Dep::parse("libfoo.so.1()(64bit)").unwrap())
+        );
+    }
 
     #[test]
     fn parse_and_display() {
