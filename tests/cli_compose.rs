@@ -56,6 +56,17 @@ fn dnf_install(root: &Path, repo: &Path, cache: &Path, pkgs: &[&str]) {
     );
 }
 
+/// What the sample manifest resolves to (weak dependencies off).
+const SAMPLE_PACKAGES: [&str; 7] = [
+    "busybox",
+    "filesystem",
+    "kernel",
+    "sample-daemon",
+    "sample-init",
+    "sample-release",
+    "setup",
+];
+
 #[test]
 fn sample_compose_matches_dnf() {
     let t = tempfile::tempdir().unwrap();
@@ -76,18 +87,7 @@ fn sample_compose_matches_dnf() {
     let lockpath = wd.join("src/config/manifest-lock.x86_64.json");
     let _guard = scopeguard(lockpath.clone());
     let names: Vec<&String> = lock["packages"].as_object().unwrap().keys().collect();
-    assert_eq!(
-        names,
-        [
-            "busybox",
-            "filesystem",
-            "kernel",
-            "sample-daemon",
-            "sample-init",
-            "sample-release",
-            "setup"
-        ]
-    );
+    assert_eq!(names, SAMPLE_PACKAGES);
     assert_eq!(
         lock["packages"]["busybox"]["evra"],
         "1.35.0-1.sample.x86_64"
@@ -350,4 +350,71 @@ fn foreign_arch_compose_skips_scriptlets_visibly() {
             .unwrap();
     assert!(!report["scripts_skipped"].as_array().unwrap().is_empty());
     assert!(wd.join("tmp/manifest-lock.generated.aarch64.json").exists());
+}
+
+fn rpm_files(dir: &Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.filter_map(|e| e.ok())
+        .map(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                rpm_files(&p)
+            } else {
+                usize::from(p.extension().is_some_and(|x| x == "rpm"))
+            }
+        })
+        .sum()
+}
+
+#[test]
+fn fetch_dry_run_resolves_without_downloading() {
+    let t = tempfile::tempdir().unwrap();
+    let (wd, repo) = sample_workdir(t.path());
+    let out = run(
+        cosa(&wd)
+            .env("DNF_VAR_cosa_sample_repo", &repo)
+            .args(["fetch", "--dry-run", "--json"]),
+        true,
+    );
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, SAMPLE_PACKAGES);
+    let busybox = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "busybox")
+        .unwrap();
+    assert_eq!(busybox["nevra"], "busybox-1.35.0-1.sample.x86_64");
+    assert_eq!(busybox["repo"], "sample");
+    assert_eq!(
+        rpm_files(&wd.join("cache")),
+        0,
+        "--dry-run downloaded packages"
+    );
+
+    // The text form: one `NEVRA REPO` line per package.
+    let out = run(
+        cosa(&wd)
+            .env("DNF_VAR_cosa_sample_repo", &repo)
+            .args(["fetch", "--dry-run"]),
+        true,
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l == "busybox-1.35.0-1.sample.x86_64 sample"),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 7, "{text}");
+    // --json alone is refused: it only shapes --dry-run's output.
+    run(cosa(&wd).args(["fetch", "--json"]), false);
 }

@@ -5,6 +5,9 @@
 //! rules (what `foo`, `foo.i686`, `foo >= 2`, `/usr/bin/foo` or `foo*`
 //! select) follow dnf's subject rules (`subject.rs`); every choice between
 //! candidates is libsolv's own policy, so cosa installs what dnf installs.
+//! Repositories enter the pool through libsolv's own parsers and solv round
+//! trip, as libdnf loads them (`pool.rs`), and the chosen set then passes
+//! rpm's transaction check, as in dnf (`check.rs`).
 //!
 //! Departure from rpm-ostree, kept on purpose: rpm-ostree's
 //! `dnf_context_install` selects a bare name without the packages that
