@@ -85,6 +85,7 @@ unsafe extern "C" {
     );
     fn cosa_pool_errstr(pool: *mut CPool) -> *const c_char;
     fn cosa_write_testcase(solv: *mut CSolver, dir: *const c_char) -> c_int;
+    fn cosa_unmet(pool: *mut CPool, set: *const Id, n: c_int, out: *mut Queue);
     fn cosa_solver_installs(solv: *mut CSolver, out: *mut Queue);
     fn cosa_solver_problems(solv: *mut CSolver) -> *mut c_char;
     fn cosa_solver_free(solv: *mut CSolver);
@@ -246,6 +247,15 @@ impl Pool {
             let s = |x: *const c_char| CStr::from_ptr(x).to_string_lossy().into_owned();
             (s(n), s(e), s(a))
         }
+    }
+
+    /// rpm's transaction check on `set`: (package, dependency) for each
+    /// simple or file Requires no package of the set provides.
+    pub fn unmet(&self, set: &[Id]) -> Vec<(Id, Id)> {
+        let mut q = new_queue();
+        // SAFETY: the pool is finished; the slice is valid for its length.
+        unsafe { cosa_unmet(self.p(), set.as_ptr(), len_c(set.len()), &mut q) };
+        take_queue(q).chunks(2).map(|c| (c[0], c[1])).collect()
     }
 
     /// The id of a string.

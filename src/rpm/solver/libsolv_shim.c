@@ -348,6 +348,51 @@ int cosa_write_testcase(Solver *solv, const char *dir)
   return testcase_write(solv, dir, TESTCASE_RESULT_TRANSACTION | TESTCASE_RESULT_PROBLEMS, 0, 0);
 }
 
+/* rpm's transaction check on `set` (solvable ids): for each Requires that
+ * no package of the set provides, the pair (package, dependency) goes to
+ * `out`. Rich dependencies are left to the solver. */
+void cosa_unmet(Pool *pool, const Id *set, int n, Queue *out)
+{
+  Map in;
+  int i;
+  map_init(&in, pool->nsolvables);
+  for (i = 0; i < n; i++)
+    MAPSET(&in, set[i]);
+  for (i = 0; i < n; i++)
+    {
+      Solvable *s = pool_id2solvable(pool, set[i]);
+      Id *dp, dep;
+      if (!s->requires)
+        continue;
+      for (dp = s->repo->idarraydata + s->requires; (dep = *dp) != 0; dp++)
+        {
+          Id p, pp;
+          int met = 0;
+          const char *name;
+          if (dep == SOLVABLE_PREREQMARKER)
+            continue;
+          if (ISRELDEP(dep))
+            {
+              Reldep *rd = GETRELDEP(pool, dep);
+              if (rd->flags >= 8) /* REL_AND and up: rich */
+                continue;
+            }
+          name = pool_id2str(pool, ISRELDEP(dep) ? GETRELDEP(pool, dep)->name : dep);
+          if (!strncmp(name, "rpmlib(", 7))
+            continue;
+          FOR_PROVIDES(p, pp, dep)
+            if (MAPTST(&in, p))
+              {
+                met = 1;
+                break;
+              }
+          if (!met)
+            queue_push2(out, set[i], dep);
+        }
+    }
+  map_free(&in);
+}
+
 /* The packages the solution installs, by id. */
 void cosa_solver_installs(Solver *solv, Queue *out)
 {

@@ -7,14 +7,13 @@
 //! candidates is libsolv's own policy, so cosa installs what dnf installs.
 //! Repositories enter the pool through libsolv's own parsers and solv round
 //! trip, as libdnf loads them (`pool.rs`), and the chosen set then passes
-//! rpm's transaction check, as in dnf (`check.rs`).
+//! rpm's transaction check, as in dnf.
 //!
 //! Departure from rpm-ostree, kept on purpose: rpm-ostree's
 //! `dnf_context_install` selects a bare name without the packages that
 //! obsolete it, dnf's `install` with them. cosa follows dnf (asking for a
 //! name another package replaces installs the replacement).
 
-mod check;
 mod libsolv;
 mod order;
 mod pool;
@@ -70,8 +69,19 @@ pub fn solve(repos: &[LoadedRepo], req: &Request) -> Result<Vec<PackageMeta>> {
         Ok(ids) => ids,
         Err(problems) => bail!("{}", pool::describe_problems(&loaded, &jobs, &problems)),
     };
-    let mut set: Vec<PackageMeta> = ids.into_iter().map(|id| loaded.pkg(id).clone()).collect();
-    let unmet = check::unmet(&set);
+    // rpm's transaction check, which dnf runs after libsolv.
+    let unmet: Vec<String> = loaded
+        .pool
+        .unmet(&ids)
+        .into_iter()
+        .map(|(p, dep)| {
+            format!(
+                "{} is needed by {}",
+                loaded.pool.dep_str(dep),
+                loaded.pool.solvable_str(p)
+            )
+        })
+        .collect();
     if !unmet.is_empty() {
         bail!(
             "the packages libsolv chose for {} do not hold together (rpm's transaction \
@@ -80,6 +90,7 @@ pub fn solve(repos: &[LoadedRepo], req: &Request) -> Result<Vec<PackageMeta>> {
             unmet.join("\n  ")
         );
     }
+    let mut set: Vec<PackageMeta> = ids.into_iter().map(|id| loaded.pkg(id).clone()).collect();
     set.sort_by(|a, b| {
         (a.name.as_str(), a.arch.as_str())
             .cmp(&(b.name.as_str(), b.arch.as_str()))
