@@ -127,9 +127,10 @@ fn rollouts_barriers_deadends_and_the_graph() {
         serde_json::json!({"start_epoch": start, "start_percentage": 0.2, "duration_minutes": 100})
     );
     // The reference file's shape: same top-level keys, rollout keys among the reference's.
-    let reference = json(std::path::Path::new(
-        "/work/shared/reference/fcos-updates-stable.json",
-    ));
+    let reference = json(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/release/updates-stable.json"
+    )));
     let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
     assert_eq!(keys(&u), keys(&reference));
     cosa::release::updates::Updates::from_json(&u.to_string()).unwrap();

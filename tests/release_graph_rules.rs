@@ -5,7 +5,11 @@ use cosa::release::graph::{self, Graph, Problem, build_graph, check, check_graph
 use cosa::release::updates::Updates;
 use std::collections::BTreeMap;
 
-const REFERENCE: &str = "/work/shared/reference/fcos-updates-stable.json";
+/// The project's own updates metadata in the upstream format (tests/data/release).
+const REFERENCE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/data/release/updates-stable.json"
+);
 const R1: &str = "44.20260621.3.1";
 const R2: &str = "44.20260707.3.1";
 const R2_START: i64 = 1784728800;

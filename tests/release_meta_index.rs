@@ -214,13 +214,10 @@ fn index_rules() {
 
 #[test]
 fn reference_stream_metadata_round_trips() {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/fcos-stream-stable.json");
-    let path = if path.exists() {
-        path
-    } else {
-        Path::new("/work/shared/reference/fcos-stream-stable.json").to_path_buf()
-    };
+    let path = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/release/stream-stable.json"
+    ));
     let text = std::fs::read_to_string(&path).unwrap();
     let upstream: coreos_stream_metadata::Stream = serde_json::from_str(&text).unwrap();
     assert_eq!(upstream.stream, "stable");

@@ -1,5 +1,5 @@
 //! Updates metadata, `updates/<stream>.json`, in the format fedora-coreos-cincinnati reads
-//! (see `../shared/reference/fcos-updates-stable.json`): per release, an optional
+//! (the format of Fedora CoreOS's `updates/<stream>.json`; tests/data/release has an example): per release, an optional
 //! `barrier {reason}`, `deadend {reason}` and `rollout {start_epoch, start_percentage,
 //! duration_minutes}`.
 //!
