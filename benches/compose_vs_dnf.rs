@@ -41,6 +41,9 @@ const MIB: u64 = 1024 * 1024;
 /// Target compose: the goal is cosa >= this many times faster than dnf.
 const GOAL_RATIO: f64 = 3.0;
 
+mod common;
+use common::{cosa_bin, env_num, median, target_dir};
+
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         eprintln!("compose_vs_dnf: not run under `cargo bench`; skipping");
@@ -60,16 +63,6 @@ struct Params {
     require_goal: bool,
     /// Run only this side (`cosa` or `dnf`).
     only: Option<String>,
-}
-
-fn env_num<T: std::str::FromStr>(name: &str, default: T) -> Result<T> {
-    match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .parse()
-            .map_err(|_| anyhow::anyhow!("{name}={v:?} is not a number")),
-        Err(_) => Ok(default),
-    }
 }
 
 fn run() -> Result<()> {
@@ -207,27 +200,6 @@ fn rebuild_timing(bin: &Path, wd: &Path) -> Result<()> {
         again.as_secs_f64()
     );
     Ok(())
-}
-
-/// `CARGO_TARGET_DIR`, else `<crate>/target`.
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
-}
-
-/// `COSA_BIN`, else the binary cargo built alongside this bench (the bench
-/// profile inherits release, so this is `target/release/cosa`).
-fn cosa_bin() -> Result<PathBuf> {
-    let p = std::env::var_os("COSA_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_cosa")));
-    ensure!(
-        p.is_file(),
-        "cosa binary {} not found (set COSA_BIN or run through cargo bench)",
-        p.display()
-    );
-    Ok(p)
 }
 
 // ---------------------------------------------------------------------------
@@ -755,14 +727,7 @@ struct Side {
 
 impl Side {
     fn median(&self) -> Duration {
-        let mut t = self.times.clone();
-        t.sort();
-        let m = t.len() / 2;
-        if t.len() % 2 == 1 {
-            t[m]
-        } else {
-            (t[m - 1] + t[m]) / 2
-        }
+        median(self.times.clone())
     }
 }
 

@@ -56,6 +56,9 @@ const GOAL_RATIO: f64 = 3.0;
 /// Packages of the core layer (libraries, interpreters, shells).
 const CORE: usize = 3000;
 
+mod common;
+use common::{cosa_bin, env_num, median, target_dir};
+
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         eprintln!("resolve_vs_dnf: not run under `cargo bench`; skipping");
@@ -64,16 +67,6 @@ fn main() {
     if let Err(e) = run() {
         eprintln!("resolve_vs_dnf: error: {e:#}");
         std::process::exit(1);
-    }
-}
-
-fn env_num<T: std::str::FromStr>(name: &str, default: T) -> Result<T> {
-    match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .parse()
-            .map_err(|_| anyhow::anyhow!("{name}={v:?} is not a number")),
-        Err(_) => Ok(default),
     }
 }
 
@@ -195,16 +188,6 @@ fn run() -> Result<()> {
     Ok(())
 }
 
-fn median(mut t: Vec<Duration>) -> Duration {
-    t.sort();
-    let m = t.len() / 2;
-    if t.len() % 2 == 1 {
-        t[m]
-    } else {
-        (t[m - 1] + t[m]) / 2
-    }
-}
-
 /// Time `cosa fetch --dry-run --json`; the number of packages it resolved.
 fn time_cosa(cmd: &mut Command) -> Result<(Duration, usize)> {
     let t = Instant::now();
@@ -283,20 +266,6 @@ fn run_cmd(what: &str, cmd: &mut Command) -> Result<std::process::Output> {
         );
     }
     Ok(out)
-}
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
-}
-
-fn cosa_bin() -> Result<PathBuf> {
-    let p = std::env::var_os("COSA_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_cosa")));
-    ensure!(p.is_file(), "cosa binary {} not found", p.display());
-    Ok(p)
 }
 
 fn write_config(run: &Path, repo: &Repo) -> Result<PathBuf> {

@@ -24,7 +24,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use cosa::rpm::fixture::{RepoCompression, make_repo};
-use cosa::rpm::repodata;
 use cosa::rpm::solver::{Request, solve};
 use solver_common::random_repo::{Case, generate};
 use solver_common::{dnf_install, key, load_repo};
@@ -80,24 +79,7 @@ fn cosa_answer(case: &Case, repos: &[(String, u32, PathBuf)], dir: &Path) -> Ans
 }
 
 fn dnf_answer(case: &Case, repos: &[(String, u32, PathBuf)], dir: &Path) -> Answer {
-    let loaded: Vec<_> = repos
-        .iter()
-        .map(|(id, priority, path)| {
-            let r = repodata::LoadedRepo {
-                id: id.clone(),
-                priority: *priority,
-                baseurls: vec![],
-                gpgcheck: false,
-                gpgkeys: vec![],
-                revision: None,
-                timestamp: None,
-                packages: vec![],
-                metadata: None,
-            };
-            (r, path.clone())
-        })
-        .collect();
-    match dnf_install(dir, &loaded, &case.specs, case.weak, &case.exclude) {
+    match dnf_install(dir, repos, &case.specs, case.weak, &case.exclude) {
         Ok(set) => Answer::Installs(set),
         Err(e) => Answer::Fails(format!("{e:#}")),
     }

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use cosa::rpm::fixture::{FileSpec, PkgSpec};
 use cosa::rpm::solver::{Request, solve};
-use solver_common::{RepoSpec, build_repos, dnf_install, key};
+use solver_common::{RepoSpec, build_repos, dnf_install, dnf_repos, key};
 
 fn p(name: &str, version: &str) -> PkgSpec {
     PkgSpec::new(name, version)
@@ -234,7 +234,7 @@ fn run(s: &Scenario) -> Result<(), String> {
         .iter()
         .map(key)
         .collect();
-    let theirs = dnf_install(tmp.path(), &repos, &s.specs, s.weak, &s.exclude)
+    let theirs = dnf_install(tmp.path(), &dnf_repos(&repos), &s.specs, s.weak, &s.exclude)
         .map_err(|e| format!("{}: {e:#}", s.name))?;
     eprintln!("{}: {:?}", s.name, ours);
     if ours != theirs {
@@ -298,5 +298,14 @@ fn unresolvable_chain_error_names_the_path() {
     for needle in ["top", "middle-1-1.x86_64", "bottom >= 2"] {
         assert!(err.contains(needle), "{needle:?} missing from:\n{err}");
     }
-    assert!(dnf_install(tmp.path(), &repos, &["top"], false, &[] as &[&str]).is_err());
+    assert!(
+        dnf_install(
+            tmp.path(),
+            &dnf_repos(&repos),
+            &["top"],
+            false,
+            &[] as &[&str]
+        )
+        .is_err()
+    );
 }

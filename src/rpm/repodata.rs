@@ -59,6 +59,35 @@ pub struct MetadataFiles {
     pub primary: PathBuf,
 }
 
+/// How a metadata file is compressed, from its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Codec {
+    Gzip,
+    Xz,
+    Zstd,
+    Bzip2,
+    Zchunk,
+    Plain,
+}
+
+impl Codec {
+    fn of(magic: &[u8]) -> Codec {
+        if magic.starts_with(&[0x1f, 0x8b]) {
+            Codec::Gzip
+        } else if magic.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+            Codec::Xz
+        } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Codec::Zstd
+        } else if magic.starts_with(b"BZh") {
+            Codec::Bzip2
+        } else if magic.starts_with(b"\0ZCK1") {
+            Codec::Zchunk
+        } else {
+            Codec::Plain
+        }
+    }
+}
+
 /// A file name whose suffix tells libsolv how `path` is compressed
 /// (`x.gz`, `x.xz`, `x.zst` or `x.xml`), found from its magic bytes.
 pub fn codec_name(path: &Path) -> Result<&'static str> {
@@ -67,15 +96,12 @@ pub fn codec_name(path: &Path) -> Result<&'static str> {
     let n = f
         .read(&mut magic)
         .with_context(|| format!("reading {}", path.display()))?;
-    let m = &magic[..n];
-    Ok(if m.starts_with(&[0x1f, 0x8b]) {
-        "x.gz"
-    } else if m.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        "x.xz"
-    } else if m.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        "x.zst"
-    } else {
-        "x.xml"
+    Ok(match Codec::of(&magic[..n]) {
+        Codec::Gzip => "x.gz",
+        Codec::Xz => "x.xz",
+        Codec::Zstd => "x.zst",
+        Codec::Bzip2 | Codec::Zchunk => bail!("{}: unsupported compression", path.display()),
+        Codec::Plain => "x.xml",
     })
 }
 
@@ -521,21 +547,16 @@ pub fn open_metadata(path: &Path) -> Result<Box<dyn BufRead + Send>> {
     let magic = f
         .fill_buf()
         .with_context(|| format!("reading {}", path.display()))?;
-    let inner: Box<dyn Read + Send> = if magic.starts_with(&[0x1f, 0x8b]) {
-        Box::new(flate2::bufread::MultiGzDecoder::new(f))
-    } else if magic.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        Box::new(liblzma::bufread::XzDecoder::new_multi_decoder(f))
-    } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Box::new(
+    let inner: Box<dyn Read + Send> = match Codec::of(magic) {
+        Codec::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(f)),
+        Codec::Xz => Box::new(liblzma::bufread::XzDecoder::new_multi_decoder(f)),
+        Codec::Zstd => Box::new(
             zstd::stream::read::Decoder::with_buffer(f)
                 .with_context(|| format!("starting zstd decoder for {}", path.display()))?,
-        )
-    } else if magic.starts_with(b"BZh") {
-        bail!("{}: bzip2 metadata is not supported", path.display());
-    } else if magic.starts_with(b"\0ZCK1") {
-        bail!("{}: zchunk metadata is not supported", path.display());
-    } else {
-        return Ok(Box::new(f));
+        ),
+        Codec::Bzip2 => bail!("{}: bzip2 metadata is not supported", path.display()),
+        Codec::Zchunk => bail!("{}: zchunk metadata is not supported", path.display()),
+        Codec::Plain => return Ok(Box::new(f)),
     };
     Ok(Box::new(BufReader::with_capacity(BUF_SIZE, inner)))
 }

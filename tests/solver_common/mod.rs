@@ -88,9 +88,20 @@ pub fn key(p: &PackageMeta) -> String {
 
 /// Install `specs` with dnf into a scratch root (database only) and list
 /// what got installed. `Err` carries dnf's output when it fails.
+/// A repository as dnf is given it: id, priority, directory.
+pub type DnfRepo = (String, u32, PathBuf);
+
+/// The built repositories as dnf is given them.
+pub fn dnf_repos(repos: &[(LoadedRepo, PathBuf)]) -> Vec<DnfRepo> {
+    repos
+        .iter()
+        .map(|(r, p)| (r.id.clone(), r.priority, p.clone()))
+        .collect()
+}
+
 pub fn dnf_install(
     dir: &Path,
-    repos: &[(LoadedRepo, PathBuf)],
+    repos: &[DnfRepo],
     specs: &[impl AsRef<str>],
     weak: bool,
     exclude: &[impl AsRef<str>],
@@ -117,9 +128,9 @@ pub fn dnf_install(
         ])
         .args(["--setopt=tsflags=justdb", "--nogpgcheck", "--releasever=1"])
         .args(["--forcearch", "x86_64", "--disableplugin=*", "-q", "-y"]);
-    for (r, path) in repos {
-        cmd.arg(format!("--repofrompath={},file://{}", r.id, path.display()));
-        cmd.arg(format!("--setopt={}.priority={}", r.id, r.priority));
+    for (id, priority, path) in repos {
+        cmd.arg(format!("--repofrompath={id},file://{}", path.display()));
+        cmd.arg(format!("--setopt={id}.priority={priority}"));
     }
     for e in exclude {
         cmd.arg(format!("--exclude={}", e.as_ref()));

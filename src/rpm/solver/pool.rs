@@ -184,8 +184,8 @@ pub fn load<'a>(repos: &'a [LoadedRepo], req: &Request) -> Result<Loaded<'a>> {
                 ids
             }
         };
-        let f = *first.get_or_insert(ids.start);
-        if !ids.is_empty() && ids.end - f != pkgs.len() as Id {
+        // Solvable ids run on from repo to repo: id - first indexes `pkgs`.
+        if !ids.is_empty() && ids.end - *first.get_or_insert(ids.start) != pkgs.len() as Id {
             bail!("libsolv gave repo {} solvable ids out of order", r.id);
         }
     }
