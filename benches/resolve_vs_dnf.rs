@@ -452,10 +452,10 @@ fn plan(p: &Params, rng: &mut StdRng) -> Vec<Pkg> {
             }
             let j = if core {
                 rng.gen_range(0..i)
-            } else if rng.gen_bool(0.9) {
+            } else if i == CORE || rng.gen_bool(0.9) {
                 rng.gen_range(0..CORE)
             } else {
-                rng.gen_range(CORE..i.max(CORE + 1))
+                rng.gen_range(CORE..i)
             };
             let t = &out[j];
             let d = match rng.gen_range(0..10) {
