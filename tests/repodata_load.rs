@@ -159,7 +159,12 @@ fn check_against_rpm(p: &PackageMeta, path: &Path, from_repodata: bool) {
         .lines()
         .map(str::to_string)
         .collect();
-    assert_eq!(p.files, files, "files of {}", p.name);
+    assert_eq!(
+        p.files.iter().collect::<Vec<_>>(),
+        files,
+        "files of {}",
+        p.name
+    );
 }
 
 fn by_name<'a>(repo: &'a LoadedRepo, name: &str) -> &'a PackageMeta {
@@ -197,10 +202,13 @@ fn check_repo(compression: RepoCompression) {
         .map(|d| d.name.as_str())
         .collect();
     assert!(pre.contains(&"shadow-utils"), "{pre:?}");
-    assert!(hello.files.contains(&"/usr/lib/hello".to_string()));
-    assert!(hello.files.contains(&"/var/log/hello.log".to_string()));
+    assert!(hello.files.contains("/usr/lib/hello"));
+    assert!(hello.files.contains("/var/log/hello.log"));
     let tools = by_name(&repo, "tools");
-    assert_eq!(tools.files, vec!["/usr/share/tools/a&b <c>.txt"]);
+    assert_eq!(
+        tools.files.iter().collect::<Vec<_>>(),
+        ["/usr/share/tools/a&b <c>.txt"]
+    );
 }
 
 #[test]
@@ -292,15 +300,21 @@ fn cache_is_reused_then_revalidated() {
     let d = def(&[url_of(&repo_dir)]);
     let first = load(&d, &cache, &dl).unwrap();
     let files = cached_files(&cache);
-    assert_eq!(files.len(), 3, "{files:?}");
+    // repomd.xml, primary, filelists and the parsed packages.
+    assert_eq!(files.len(), 4, "{files:?}");
     assert!(files.contains("repomd.xml"));
+    assert!(
+        files.iter().any(|f| f.starts_with("packages-")),
+        "{files:?}"
+    );
     let dir = cache.join("repodata").join(REPO);
     let old = filetime::FileTime::from_unix_time(1000, 0);
     for f in files.iter().filter(|f| *f != "repomd.xml") {
         filetime::set_file_mtime(dir.join(f), old).unwrap();
     }
 
-    // Unchanged source: the cached files are used as they are.
+    // Unchanged source: the cached files are used as they are (the parsed
+    // packages are read, not parsed and written again).
     let second = load(&d, &cache, &dl).unwrap();
     assert_eq!(first.packages, second.packages);
     assert_eq!(cached_files(&cache), files);
@@ -322,7 +336,7 @@ fn cache_is_reused_then_revalidated() {
     assert_eq!(third.packages.len(), 3);
     by_name(&third, "tools");
     let now = cached_files(&cache);
-    assert_eq!(now.len(), 3, "{now:?}");
+    assert_eq!(now.len(), 4, "{now:?}");
     assert!(
         now.is_disjoint(
             &files
@@ -336,6 +350,36 @@ fn cache_is_reused_then_revalidated() {
         now.iter()
             .any(|f| f.starts_with("primary-") && f.ends_with(".gz"))
     );
+}
+
+/// A damaged parsed-package cache is not trusted: the metadata is parsed
+/// again and the cache rewritten.
+#[test]
+fn damaged_package_cache_is_parsed_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo_dir = tmp.path().join("repo");
+    make_repo(&repo_dir, &specs(), RepoCompression::Gz).unwrap();
+    let cache = tmp.path().join("cache");
+    let dl = Downloader::new(2).unwrap();
+    let d = def(&[url_of(&repo_dir)]);
+    let first = load(&d, &cache, &dl).unwrap();
+    let dir = cache.join("repodata").join(REPO);
+    let bin = cached_files(&cache)
+        .into_iter()
+        .find(|f| f.starts_with("packages-"))
+        .unwrap();
+    let good = std::fs::read(dir.join(&bin)).unwrap();
+    for damage in [
+        good[..good.len() / 2].to_vec(),
+        Vec::new(),
+        vec![0xff; 64],
+        [&good[..], b"junk"].concat(),
+    ] {
+        std::fs::write(dir.join(&bin), &damage).unwrap();
+        let again = load(&d, &cache, &dl).unwrap();
+        assert_eq!(again.packages, first.packages);
+        assert_eq!(std::fs::read(dir.join(&bin)).unwrap(), good);
+    }
 }
 
 #[test]

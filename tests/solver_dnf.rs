@@ -309,3 +309,54 @@ fn unresolvable_chain_error_names_the_path() {
         .is_err()
     );
 }
+
+/// The solv data libsolv reads a repo from is kept next to the metadata; a
+/// damaged copy is not trusted (the metadata is read again and the copy
+/// rewritten), and the answer never changes.
+#[test]
+fn solv_cache_is_used_and_a_damaged_one_rebuilt() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repos = build_repos(
+        tmp.path(),
+        &[RepoSpec {
+            id: "r1",
+            priority: 99,
+            pkgs: vec![
+                p("top", "1").requires("middle").requires("/usr/bin/bottom"),
+                p("middle", "1"),
+                p("middle", "2"),
+                p("bottom", "1").file(FileSpec::file("/usr/bin/bottom", "x")),
+            ],
+        }],
+    )
+    .unwrap();
+    let req = Request {
+        packages: vec!["top".into()],
+        basearch: "x86_64".into(),
+        ..Default::default()
+    };
+    let loaded: Vec<_> = repos.iter().map(|(r, _)| r.clone()).collect();
+    let names = |loaded: &[cosa::rpm::repodata::LoadedRepo]| -> Vec<String> {
+        solve(loaded, &req)
+            .unwrap()
+            .iter()
+            .map(|p| p.nevra())
+            .collect()
+    };
+    let first = names(&loaded);
+    assert_eq!(
+        first,
+        ["bottom-1-1.x86_64", "middle-2-1.x86_64", "top-1-1.x86_64"]
+    );
+    let solv = loaded[0].metadata.as_ref().unwrap().solv_cache.clone();
+    let good = std::fs::read(&solv).expect("solv cache written on first use");
+    assert!(good.starts_with(b"SOLV"), "not solv data");
+    // Served from the cache: same answer, file untouched.
+    assert_eq!(names(&loaded), first);
+    assert_eq!(std::fs::read(&solv).unwrap(), good);
+    for damage in [&b"SOLV"[..], &good[..good.len() / 2], b"not solv at all"] {
+        std::fs::write(&solv, damage).unwrap();
+        assert_eq!(names(&loaded), first);
+        assert_eq!(std::fs::read(&solv).unwrap(), good, "cache not rebuilt");
+    }
+}

@@ -18,12 +18,27 @@ pub fn run(global: &GlobalOpts, opts: FetchOpts) -> Result<()> {
     let arch = util::target_arch(opts.resolve.arch.as_deref())?;
     let dl = Downloader::new(opts.resolve.jobs)?;
     let resolved = resolve::resolve(&wd, &arch, opts.resolve.strict, &dl)?;
+    let r = fetch_resolved(&wd, &arch, &dl, &opts, &resolved);
+    // The process ends here: freeing every package of every loaded repo
+    // (millions of allocations at Fedora's size) would take longer than
+    // the resolution itself.
+    std::mem::forget(resolved);
+    r
+}
+
+fn fetch_resolved(
+    wd: &Workdir,
+    arch: &str,
+    dl: &Downloader,
+    opts: &FetchOpts,
+    resolved: &resolve::Resolved,
+) -> Result<()> {
     if opts.dry_run {
         return print_resolved(&resolved.packages, opts.json);
     }
-    resolve::fetch(&wd, &dl, &resolved)?;
+    resolve::fetch(wd, dl, resolved)?;
     if opts.update_lockfile {
-        let path = wd.lockfile(&arch);
+        let path = wd.lockfile(arch);
         resolved.lockfile().write(&path)?;
         eprintln!("Wrote {}", path.display());
     }

@@ -8,6 +8,12 @@
 //! file only when repomd still names its checksum; anything else in the
 //! directory is removed. There is no silent offline mode: when the source
 //! cannot be read, loading fails even if a cached copy exists.
+//!
+//! Next to them the cache keeps what cosa derives from them, named after a
+//! digest of repomd.xml and [`DERIVED_CACHE_VERSION`]: the parsed packages
+//! (`packages-<key>.bin`) and libsolv's solv data (`primary-<key>.solv`,
+//! written by the solver). A warm load reads these instead of parsing the
+//! XML again; one that cannot be read is parsed again and rewritten.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -24,7 +30,7 @@ use rayon::prelude::*;
 use url::Url;
 
 use super::download::{Checksum, Downloader, Hasher, Item};
-use super::types::{Cmp, Dep, Evr, PackageMeta};
+use super::types::{Cmp, Dep, Evr, FileList, PackageMeta};
 use crate::config::repofile::RepoDef;
 
 /// Read buffer for metadata files and XML parsing, in bytes.
@@ -57,7 +63,14 @@ pub struct LoadedRepo {
 pub struct MetadataFiles {
     pub repomd: PathBuf,
     pub primary: PathBuf,
+    /// Where libsolv's solv data made from these is kept (may not exist yet).
+    pub solv_cache: PathBuf,
 }
+
+/// The version of the caches derived from metadata (parsed packages, solv
+/// data): part of their names, so a cosa that parses differently never
+/// reads an older one.
+const DERIVED_CACHE_VERSION: u32 = 3;
 
 /// How a metadata file is compressed, from its first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,12 +150,9 @@ pub fn load(def: &RepoDef, cache_dir: &Path, dl: &Downloader) -> Result<LoadedRe
         };
         reached = true;
         match load_from(def, base, &repomd_url, &text, &dir, dl) {
-            Ok((repomd, packages, primary)) => {
+            Ok((repomd, packages, metadata)) => {
                 return Ok(LoadedRepo {
-                    metadata: Some(MetadataFiles {
-                        repomd: dir.join("repomd.xml"),
-                        primary,
-                    }),
+                    metadata: Some(metadata),
                     id: def.id.clone(),
                     priority: def.priority,
                     baseurls,
@@ -225,7 +235,7 @@ fn fetch_repomd(def: &RepoDef, url: &Url, dir: &Path, dl: &Downloader) -> Result
 }
 
 /// Bring primary and filelists into the cache for the repomd `text` read from
-/// `base`, then parse them.
+/// `base`, then parse them (or read what an earlier load parsed from them).
 fn load_from(
     def: &RepoDef,
     base: &Url,
@@ -233,7 +243,7 @@ fn load_from(
     text: &str,
     dir: &Path,
     dl: &Downloader,
-) -> Result<(Repomd, Vec<PackageMeta>, PathBuf)> {
+) -> Result<(Repomd, Vec<PackageMeta>, MetadataFiles)> {
     let repomd = Repomd::parse(text).with_context(|| format!("parsing {repomd_url}"))?;
     let mut paths = Vec::new();
     for kind in ["primary", "filelists"] {
@@ -243,25 +253,122 @@ fn load_from(
         paths.push(ensure_cached(def, base, dir, dl, data)?);
     }
     crate::util::write_atomic(&dir.join("repomd.xml"), text.as_bytes())?;
-    prune(dir, &paths);
+    let key = derived_key(text);
+    let packages_cache = dir.join(format!("packages-{key}.bin"));
+    let solv_cache = dir.join(format!("primary-{key}.solv"));
+    let mut keep = paths.clone();
+    keep.extend([packages_cache.clone(), solv_cache.clone()]);
+    prune(dir, &keep);
 
-    let (primary, filelists) = rayon::join(
+    let mut packages = match read_packages_cache(&packages_cache) {
+        Some(p) => p,
+        None => {
+            let p = parse_metadata(&def.id, &paths[0], &paths[1])?;
+            let kept = encode_packages(&p)
+                .and_then(|bytes| crate::util::write_atomic(&packages_cache, &bytes));
+            if let Err(e) = kept {
+                tracing::warn!("not keeping the parsed packages: {e:#}");
+            }
+            p
+        }
+    };
+    packages.retain(|p| wanted(def, &p.name));
+    let metadata = MetadataFiles {
+        repomd: dir.join("repomd.xml"),
+        primary: paths.swap_remove(0),
+        solv_cache,
+    };
+    Ok((repomd, packages, metadata))
+}
+
+/// The name of the derived caches for a repomd.xml `text`.
+fn derived_key(text: &str) -> String {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    h.update(format!("cosa derived metadata {DERIVED_CACHE_VERSION}\n"));
+    h.update(text.as_bytes());
+    hex::encode(&h.finalize()[..16])
+}
+
+/// Packages per independently decoded chunk of the parsed-package cache.
+const CACHE_CHUNK: usize = 4096;
+
+/// The parsed-package cache: the number of chunks (u32, little endian),
+/// each chunk's length (u64), then the chunks, each a postcard-encoded run
+/// of up to [`CACHE_CHUNK`] packages, so that they decode in parallel.
+fn encode_packages(pkgs: &[PackageMeta]) -> Result<Vec<u8>> {
+    let chunks = pkgs
+        .par_chunks(CACHE_CHUNK)
+        .map(postcard::to_stdvec)
+        .collect::<Result<Vec<_>, _>>()
+        .context("encoding the parsed packages")?;
+    let n = u32::try_from(chunks.len()).context("too many packages to cache")?;
+    let mut out =
+        Vec::with_capacity(4 + 8 * chunks.len() + chunks.iter().map(Vec::len).sum::<usize>());
+    out.extend(n.to_le_bytes());
+    for c in &chunks {
+        out.extend((c.len() as u64).to_le_bytes());
+    }
+    for c in &chunks {
+        out.extend(c);
+    }
+    Ok(out)
+}
+
+fn decode_packages(bytes: &[u8]) -> Result<Vec<PackageMeta>> {
+    let short = || anyhow!("truncated");
+    let n = u32::from_le_bytes(bytes.get(..4).ok_or_else(short)?.try_into()?) as usize;
+    let mut at = 4 + 8 * n;
+    let lens = bytes.get(4..at).ok_or_else(short)?;
+    let mut chunks = Vec::with_capacity(n);
+    for len in lens.chunks_exact(8) {
+        let len = usize::try_from(u64::from_le_bytes(len.try_into()?))?;
+        let end = at.checked_add(len).ok_or_else(short)?;
+        chunks.push(bytes.get(at..end).ok_or_else(short)?);
+        at = end;
+    }
+    if at != bytes.len() {
+        bail!("{} bytes after the last chunk", bytes.len() - at);
+    }
+    let decoded = chunks
+        .par_iter()
+        .map(|c| postcard::from_bytes::<Vec<PackageMeta>>(c))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(decoded.into_iter().flatten().collect())
+}
+
+/// Packages an earlier load parsed, if `path` holds them.
+fn read_packages_cache(path: &Path) -> Option<Vec<PackageMeta>> {
+    let bytes = fs::read(path).ok()?;
+    match decode_packages(&bytes) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            tracing::warn!(
+                "ignoring the parsed-package cache {}: {e:#}",
+                path.display()
+            );
+            None
+        }
+    }
+}
+
+/// Parse primary and filelists side by side and give each package its files.
+fn parse_metadata(repo: &str, primary: &Path, filelists: &Path) -> Result<Vec<PackageMeta>> {
+    let (pkgs, files) = rayon::join(
         || -> Result<Vec<PackageMeta>> {
-            let r = open_metadata(&paths[0])?;
-            parse_primary(r, &def.id)
-                .with_context(|| format!("parsing primary metadata {}", paths[0].display()))
+            let r = open_metadata(primary)?;
+            parse_primary(r, repo)
+                .with_context(|| format!("parsing primary metadata {}", primary.display()))
         },
-        || -> Result<HashMap<String, Vec<String>>> {
-            let r = open_metadata(&paths[1])?;
+        || -> Result<HashMap<String, FileList>> {
+            let r = open_metadata(filelists)?;
             parse_filelists(r)
-                .with_context(|| format!("parsing filelists metadata {}", paths[1].display()))
+                .with_context(|| format!("parsing filelists metadata {}", filelists.display()))
         },
     );
-    let mut packages = primary?;
-    merge_filelists(&mut packages, filelists?);
-    packages.retain(|p| wanted(def, &p.name));
-    let primary = paths.swap_remove(0);
-    Ok((repomd, packages, primary))
+    let mut pkgs = pkgs?;
+    merge_filelists(&mut pkgs, files?);
+    Ok(pkgs)
 }
 
 /// The cached copy of a metadata file, fetched and verified when missing.
@@ -671,7 +778,7 @@ pub fn parse_primary(input: impl BufRead, repo: &str) -> Result<Vec<PackageMeta>
                         Field::Name => p.name = value,
                         Field::Arch => p.arch = value,
                         Field::Checksum => p.checksum = value,
-                        Field::File => p.files.push(value),
+                        Field::File => p.files.push(&value),
                     }
                 } else {
                     let name = e.local_name();
@@ -811,11 +918,11 @@ fn parse_entry(e: &BytesStart) -> Result<Dep> {
 
 /// Parse filelists.xml: every package's full file list (directories and
 /// ghosts included), by pkgid.
-pub fn parse_filelists(input: impl BufRead) -> Result<HashMap<String, Vec<String>>> {
+pub fn parse_filelists(input: impl BufRead) -> Result<HashMap<String, FileList>> {
     let mut reader = Reader::from_reader(input);
     let mut buf = Vec::with_capacity(BUF_SIZE);
     let mut map = HashMap::new();
-    let mut cur: Option<(String, Vec<String>)> = None;
+    let mut cur: Option<(String, FileList)> = None;
     let mut in_file = false;
     let mut text = String::new();
     loop {
@@ -829,7 +936,7 @@ pub fn parse_filelists(input: impl BufRead) -> Result<HashMap<String, Vec<String
                 "package" => {
                     let id =
                         attr(&e, "pkgid")?.ok_or_else(|| anyhow!("<package> without pkgid"))?;
-                    cur = Some((id, Vec::new()));
+                    cur = Some((id, FileList::default()));
                 }
                 "file" => {
                     in_file = cur.is_some();
@@ -856,8 +963,9 @@ pub fn parse_filelists(input: impl BufRead) -> Result<HashMap<String, Vec<String
                 if in_file {
                     in_file = false;
                     if let Some((_, files)) = cur.as_mut() {
-                        files.push(std::mem::take(&mut text));
+                        files.push(&text);
                     }
+                    text.clear();
                 } else if e.local_name().as_ref() == "package"
                     && let Some((id, files)) = cur.take()
                 {
@@ -872,7 +980,7 @@ pub fn parse_filelists(input: impl BufRead) -> Result<HashMap<String, Vec<String
 }
 
 /// Replace each package's primary file list by its full one from filelists.
-fn merge_filelists(pkgs: &mut [PackageMeta], mut lists: HashMap<String, Vec<String>>) {
+fn merge_filelists(pkgs: &mut [PackageMeta], mut lists: HashMap<String, FileList>) {
     // The same pkgid may appear twice in primary (one file at two locations).
     let mut first: HashMap<String, usize> = HashMap::new();
     for i in 0..pkgs.len() {
@@ -1184,7 +1292,7 @@ mod tests {
             vec![Dep::any("(x if y)"), sh, Dep::parse("z < 5").unwrap()]
         );
         assert_eq!(p.obsoletes, vec![Dep::parse("old <= 1:2-1").unwrap()]);
-        assert_eq!(p.files, vec!["/usr/bin/a"]);
+        assert_eq!(p.files.iter().collect::<Vec<_>>(), ["/usr/bin/a"]);
         assert!(p.conflicts.is_empty() && p.recommends.is_empty());
     }
 
@@ -1208,7 +1316,10 @@ mod tests {
 <package pkgid="zzz" name="q" arch="noarch"></package>
 </filelists>"#;
         let map = parse_filelists(xml.as_bytes()).unwrap();
-        assert_eq!(map["abc"], vec!["/usr/bin/a", "/usr/share/a", "/var/a<1>"]);
+        assert_eq!(
+            map["abc"].iter().collect::<Vec<_>>(),
+            ["/usr/bin/a", "/usr/share/a", "/var/a<1>"]
+        );
         assert!(map["zzz"].is_empty());
         let mut pkgs = parse_primary(PRIMARY.as_bytes(), "r").unwrap();
         pkgs.push(pkgs[0].clone());

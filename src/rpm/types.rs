@@ -242,7 +242,7 @@ pub struct PackageMeta {
     pub supplements: Vec<Dep>,
     pub enhances: Vec<Dep>,
     /// Every file path the package ships (from filelists.xml; directories included).
-    pub files: Vec<String>,
+    pub files: FileList,
     /// The id of the repository it came from.
     pub repo: String,
 }
@@ -278,6 +278,125 @@ impl PackageMeta {
     }
 }
 
+/// A package's file paths, in order, kept in one string (each path ends in
+/// a NUL, which no path can hold): a repository the size of Fedora's has
+/// 1.5 million of them, and one allocation per package instead of one per
+/// path is what keeps loading them fast. Serialized as a list of strings.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct FileList {
+    joined: String,
+}
+
+impl FileList {
+    /// Append `path` (a path holding a NUL is cut there).
+    pub fn push(&mut self, path: &str) {
+        self.joined
+            .push_str(path.split('\0').next().unwrap_or_default());
+        self.joined.push('\0');
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        self.joined.split_terminator('\0')
+    }
+
+    pub fn len(&self) -> usize {
+        self.joined.bytes().filter(|&b| b == 0).count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.joined.is_empty()
+    }
+
+    pub fn contains(&self, path: &str) -> bool {
+        self.iter().any(|p| p == path)
+    }
+}
+
+impl<S: AsRef<str>> FromIterator<S> for FileList {
+    fn from_iter<I: IntoIterator<Item = S>>(iter: I) -> Self {
+        let mut l = FileList::default();
+        for p in iter {
+            l.push(p.as_ref());
+        }
+        l
+    }
+}
+
+impl<'a> IntoIterator for &'a FileList {
+    type Item = &'a str;
+    type IntoIter = std::str::SplitTerminator<'a, char>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.joined.split_terminator('\0')
+    }
+}
+
+impl fmt::Debug for FileList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl Serialize for FileList {
+    /// A list of strings; in binary formats (cosa's metadata cache) the
+    /// NUL-terminated paths as one string, read back with one allocation.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.collect_seq(self.iter())
+        } else {
+            s.serialize_str(&self.joined)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for FileList {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{DeserializeSeed, SeqAccess, Visitor};
+
+        /// Appends one path straight into the list, without a String of
+        /// its own.
+        struct Append<'l>(&'l mut FileList);
+        impl<'de> DeserializeSeed<'de> for Append<'_> {
+            type Value = ();
+            fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+                d.deserialize_str(self)
+            }
+        }
+        impl Visitor<'_> for Append<'_> {
+            type Value = ();
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a file path")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+                self.0.push(v);
+                Ok(())
+            }
+        }
+
+        struct List;
+        impl<'de> Visitor<'de> for List {
+            type Value = FileList;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of file paths")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<FileList, A::Error> {
+                let mut l = FileList::default();
+                while seq.next_element_seed(Append(&mut l))?.is_some() {}
+                Ok(l)
+            }
+        }
+        if d.is_human_readable() {
+            return d.deserialize_seq(List);
+        }
+        let joined = String::deserialize(d)?;
+        if !joined.is_empty() && !joined.ends_with('\0') {
+            return Err(serde::de::Error::custom(
+                "a file list must end with a NUL-terminated path",
+            ));
+        }
+        Ok(FileList { joined })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,6 +408,20 @@ mod tests {
         assert_eq!(e.to_string(), "2:1.0-3.fc40");
         assert_eq!(Evr::parse("1.0").to_string(), "1.0");
         assert_eq!(Evr::parse("0:1.0-1").to_string(), "1.0-1");
+    }
+
+    #[test]
+    fn file_list_round_trips() {
+        let l: FileList = ["/usr/bin/a", "/etc/b c", ""].into_iter().collect();
+        assert_eq!(l.len(), 3);
+        assert_eq!(l.iter().collect::<Vec<_>>(), ["/usr/bin/a", "/etc/b c", ""]);
+        assert!(l.contains("/etc/b c") && !l.contains("/etc"));
+        let json = serde_json::to_string(&l).unwrap();
+        assert_eq!(json, r#"["/usr/bin/a","/etc/b c",""]"#);
+        assert_eq!(serde_json::from_str::<FileList>(&json).unwrap(), l);
+        let bin = postcard::to_stdvec(&l).unwrap();
+        assert_eq!(postcard::from_bytes::<FileList>(&bin).unwrap(), l);
+        assert!(FileList::default().is_empty());
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! the caller in Rust.
 
 use std::ffi::{CStr, CString, c_char, c_int, c_uint, c_void};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::ptr::NonNull;
 
 use anyhow::{Result, bail};
@@ -57,9 +59,23 @@ unsafe extern "C" {
     fn cosa_solvable_new(repo: *mut CRepo, name: Id, evr: Id, arch: Id) -> Id;
     fn cosa_solvable_dep(pool: *mut CPool, p: Id, kind: c_int, dep: Id, marker: Id);
     fn cosa_file_deps(pool: *mut CPool, out: *mut Queue);
-    fn cosa_finish_pool(pool: *mut CPool, excluded: *const Id, n: c_int);
+    fn cosa_finish_pool(
+        pool: *mut CPool,
+        excluded: *const Id,
+        n: c_int,
+        filedeps: *const Id,
+        nf: c_int,
+    );
     fn cosa_whatprovides(pool: *mut CPool, dep: Id, out: *mut Queue);
-    fn cosa_obsoleters(pool: *mut CPool, targets: *const Id, n: c_int, out: *mut Queue);
+    fn cosa_obsoleting(pool: *mut CPool, out: *mut Queue);
+    fn cosa_obsoleters(
+        pool: *mut CPool,
+        targets: *const Id,
+        n: c_int,
+        candidates: *const Id,
+        ncandidates: c_int,
+        out: *mut Queue,
+    );
     fn cosa_one_of(pool: *mut CPool, ids: *const Id, n: c_int) -> Id;
     fn cosa_solve(
         pool: *mut CPool,
@@ -74,7 +90,10 @@ unsafe extern "C" {
         repomd_as: *const c_char,
         primary: *const c_char,
         primary_as: *const c_char,
+        solv: *mut *mut c_char,
+        solv_len: *mut usize,
     ) -> c_int;
+    fn cosa_repo_add_solv_file(repo: *mut CRepo, path: *const c_char) -> c_int;
     fn cosa_repo_range(repo: *mut CRepo, start: *mut Id, end: *mut Id);
     fn cosa_solvable_nea(
         pool: *mut CPool,
@@ -166,6 +185,8 @@ fn len_c(n: usize) -> c_int {
 /// A libsolv pool with RPM semantics and an empty installed system.
 pub struct Pool {
     ptr: NonNull<CPool>,
+    /// Considered packages with Obsoletes, once the pool is finished.
+    obsoleting: std::cell::OnceCell<Vec<Id>>,
 }
 
 /// A repository inside a [`Pool`] (freed with the pool).
@@ -180,7 +201,10 @@ impl Pool {
         // SAFETY: plain constructor; a NULL return is handled.
         let ptr = unsafe { cosa_pool_new(c.as_ptr()) };
         match NonNull::new(ptr) {
-            Some(ptr) => Ok(Pool { ptr }),
+            Some(ptr) => Ok(Pool {
+                ptr,
+                obsoleting: std::cell::OnceCell::new(),
+            }),
             None => bail!("this libsolv cannot compare RPM versions (built without rpm semantics)"),
         }
     }
@@ -201,17 +225,33 @@ impl Pool {
     /// Load `repomd` and `primary` (paths; `*_as` are names whose suffix
     /// says how the file is compressed) into the empty `repo` with
     /// libsolv's own parser and solv round trip, as libdnf loads a repo.
-    /// Returns the repo's solvable ids.
+    /// The solv data is kept in `cache` and read from there instead when
+    /// it exists (the caller names it after what it was made from); a cache
+    /// that cannot be read or written is only logged. Returns the repo's
+    /// solvable ids.
     pub fn add_rpmmd(
         &mut self,
         repo: Repo,
-        repomd: (&std::path::Path, &str),
-        primary: (&std::path::Path, &str),
+        repomd: (&Path, &str),
+        primary: (&Path, &str),
+        cache: &Path,
     ) -> Result<std::ops::Range<Id>> {
-        use std::os::unix::ffi::OsStrExt;
-        let c = |p: &std::path::Path| CString::new(p.as_os_str().as_bytes());
+        let c = |p: &Path| CString::new(p.as_os_str().as_bytes());
+        if cache.exists() {
+            let path = c(cache)?;
+            // SAFETY: the repo belongs to this pool; the path is NUL-terminated.
+            if unsafe { cosa_repo_add_solv_file(repo.0, path.as_ptr()) } == 0 {
+                return Ok(self.repo_range(repo));
+            }
+            tracing::warn!(
+                "ignoring the solv cache {}: {}",
+                cache.display(),
+                self.errstr()
+            );
+        }
         let (rm, rm_as) = (c(repomd.0)?, CString::new(repomd.1)?);
         let (pr, pr_as) = (c(primary.0)?, CString::new(primary.1)?);
+        let (mut buf, mut len) = (std::ptr::null_mut(), 0usize);
         // SAFETY: the repo belongs to this pool; the strings are NUL-terminated.
         let r = unsafe {
             cosa_repo_add_rpmmd(
@@ -220,31 +260,54 @@ impl Pool {
                 rm_as.as_ptr(),
                 pr.as_ptr(),
                 pr_as.as_ptr(),
+                &mut buf,
+                &mut len,
             )
         };
         if r != 0 {
-            // SAFETY: pool_errstr returns a pool-owned NUL-terminated string.
-            let why = unsafe { CStr::from_ptr(cosa_pool_errstr(self.p())) };
             bail!(
                 "libsolv could not load {}: {}",
                 primary.0.display(),
-                why.to_string_lossy()
+                self.errstr()
             );
         }
+        // SAFETY: on success the shim hands out `len` bytes at `buf`, which
+        // are ours to free.
+        let solv = unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), len) };
+        if let Err(e) = crate::util::write_atomic(cache, solv) {
+            tracing::warn!("not keeping the solv cache: {e:#}");
+        }
+        // SAFETY: allocated by the shim with malloc, not used after this.
+        unsafe { cosa_free(buf.cast()) };
+        Ok(self.repo_range(repo))
+    }
+
+    fn repo_range(&self, repo: Repo) -> std::ops::Range<Id> {
         let (mut start, mut end) = (0, 0);
         // SAFETY: the repo is alive.
         unsafe { cosa_repo_range(repo.0, &mut start, &mut end) };
-        Ok(start..end.max(start))
+        start..end.max(start)
     }
 
-    /// Name, evr (libsolv's form) and arch of solvable `p`.
-    pub fn solvable_nea(&self, p: Id) -> (String, String, String) {
+    /// libsolv's last error message.
+    fn errstr(&self) -> String {
+        // SAFETY: pool_errstr returns a pool-owned NUL-terminated string,
+        // copied here.
+        unsafe { CStr::from_ptr(cosa_pool_errstr(self.p())) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    /// Name, evr (libsolv's form) and arch of solvable `p`, borrowed from
+    /// the pool (non-UTF-8 text reads as empty).
+    pub fn solvable_nea(&self, p: Id) -> (&str, &str, &str) {
         let (mut n, mut e, mut a) = (std::ptr::null(), std::ptr::null(), std::ptr::null());
         // SAFETY: `p` is a solvable of this pool; the strings are pool-owned
-        // and copied before anything else touches the pool.
+        // and only move when a string is added, which takes `&mut self`
+        // while these borrow `&self`.
         unsafe {
             cosa_solvable_nea(self.p(), p, &mut n, &mut e, &mut a);
-            let s = |x: *const c_char| CStr::from_ptr(x).to_string_lossy().into_owned();
+            let s = |x: *const c_char| CStr::from_ptr(x).to_str().unwrap_or_default();
             (s(n), s(e), s(a))
         }
     }
@@ -297,10 +360,22 @@ impl Pool {
     }
 
     /// Mark `excluded` as not considered and build the provides index. Call
-    /// once, after every solvable is added.
-    pub fn finish(&mut self, excluded: &[Id]) {
-        // SAFETY: the slice is valid for its length.
-        unsafe { cosa_finish_pool(self.p(), excluded.as_ptr(), len_c(excluded.len())) }
+    /// once, after every solvable is added. `file_deps` are the paths whose
+    /// providers [`Pool::add_dep`] added from complete filelists: the ones
+    /// nothing provides are known to have no provider.
+    pub fn finish(&mut self, excluded: &[Id], file_deps: &[Id]) {
+        self.obsoleting = std::cell::OnceCell::new();
+        // SAFETY: the slices are valid for their lengths; file_deps are
+        // string ids of this pool.
+        unsafe {
+            cosa_finish_pool(
+                self.p(),
+                excluded.as_ptr(),
+                len_c(excluded.len()),
+                file_deps.as_ptr(),
+                len_c(file_deps.len()),
+            )
+        }
     }
 
     /// Considered packages providing `dep`, by id.
@@ -313,9 +388,24 @@ impl Pool {
 
     /// Considered packages whose Obsoletes match one of `targets`.
     pub fn obsoleters(&self, targets: &[Id]) -> Vec<Id> {
+        let candidates = self.obsoleting.get_or_init(|| {
+            let mut q = new_queue();
+            // SAFETY: the pool is finished; the queue is initialised.
+            unsafe { cosa_obsoleting(self.p(), &mut q) };
+            take_queue(q)
+        });
         let mut q = new_queue();
-        // SAFETY: the slice is valid for its length; the pool is finished.
-        unsafe { cosa_obsoleters(self.p(), targets.as_ptr(), len_c(targets.len()), &mut q) };
+        // SAFETY: the slices are valid for their lengths; the pool is finished.
+        unsafe {
+            cosa_obsoleters(
+                self.p(),
+                targets.as_ptr(),
+                len_c(targets.len()),
+                candidates.as_ptr(),
+                len_c(candidates.len()),
+                &mut q,
+            )
+        };
         take_queue(q)
     }
 
@@ -411,7 +501,7 @@ mod tests {
         let ge = pool.str("1");
         let req = pool.rel(b, ge, gt | eq);
         pool.add_dep(pa, DepKind::Requires, req, -prereq_marker());
-        pool.finish(&[]);
+        pool.finish(&[], &[]);
         assert_eq!(pool.whatprovides(req), vec![pb]);
         let what = pool.one_of(&[pa]);
         let got = pool.solve(&[job_install_one_of(), what], false).unwrap();
@@ -432,7 +522,7 @@ mod tests {
         let sp = pool2.rel(b, evr, rel_flags().1);
         pool2.add_dep(pb, DepKind::Provides, sp, 0);
         pool2.add_dep(pa, DepKind::Requires, b, -prereq_marker());
-        pool2.finish(&[pb]);
+        pool2.finish(&[pb], &[]);
         let what = pool2.one_of(&[pa]);
         let err = pool2
             .solve(&[job_install_one_of(), what], false)

@@ -92,9 +92,12 @@ static FILE *open_as(Pool *pool, const char *path, const char *as)
  * without a cache: repo_add_repomdxml, repo_add_rpmmd, then a switch to the
  * written solv data (repo_write, repo_empty, repo_add_solv). The round trip
  * is what orders each package's dependency lists as dnf's pool has them,
- * from its first run on. 0 on success, else -1 and pool_errstr says why. */
+ * from its first run on. The solv data is handed to the caller in *solv
+ * (*solv_len bytes; free with cosa_free) to keep as a cache for
+ * cosa_repo_add_solv_file. 0 on success, else -1 and pool_errstr says why. */
 int cosa_repo_add_rpmmd(Repo *repo, const char *repomd, const char *repomd_as,
-                        const char *primary, const char *primary_as)
+                        const char *primary, const char *primary_as,
+                        char **solv, size_t *solv_len)
 {
   Pool *pool = repo->pool;
   char *buf = NULL;
@@ -102,6 +105,8 @@ int cosa_repo_add_rpmmd(Repo *repo, const char *repomd, const char *repomd_as,
   FILE *fp, *mem;
   int r;
 
+  *solv = NULL;
+  *solv_len = 0;
   if (!(fp = open_as(pool, repomd, repomd_as)))
     return -1;
   r = repo_add_repomdxml(repo, fp, 0);
@@ -131,8 +136,34 @@ int cosa_repo_add_rpmmd(Repo *repo, const char *repomd, const char *repomd_as,
     }
   r = repo_add_solv(repo, fp, 0);
   fclose(fp);
-  free(buf);
-  return r ? -1 : 0;
+  if (r)
+    {
+      free(buf);
+      return -1;
+    }
+  *solv = buf;
+  *solv_len = len;
+  return 0;
+}
+
+/* Load solv data that cosa_repo_add_rpmmd handed out into the empty
+ * `repo`. 0 on success; else -1, pool_errstr says why, and the repo is
+ * left empty. */
+int cosa_repo_add_solv_file(Repo *repo, const char *path)
+{
+  Pool *pool = repo->pool;
+  FILE *fp = fopen(path, "re");
+  int r;
+  if (!fp)
+    return pool_error(pool, -1, "%s: %s", path, strerror(errno));
+  r = repo_add_solv(repo, fp, 0);
+  fclose(fp);
+  if (r)
+    {
+      repo_empty(repo, 1);
+      return -1;
+    }
+  return 0;
 }
 
 /* The solvable ids of `repo`: [*start, *end). */
@@ -245,8 +276,62 @@ void cosa_file_deps(Pool *pool, Queue *out)
   map_free(&seen);
 }
 
-/* Packages not in `excluded` are considered; then the provides index. */
-void cosa_finish_pool(Pool *pool, const Id *excluded, int n)
+/* The provider lists pool_createwhatprovides builds for the `nf` paths in
+ * `filedeps`, set as final: every installable solvable that provides the
+ * path (its file provides included), once each, in id order. */
+static void settle_file_providers(Pool *pool, const Id *filedeps, int nf)
+{
+  Id *slot, p, id, *pp;
+  Queue *providers;
+  int i;
+
+  if (!nf)
+    return;
+  slot = solv_calloc(pool->ss.nstrings, sizeof(Id));
+  providers = solv_calloc(nf, sizeof(Queue));
+  for (i = 0; i < nf; i++)
+    {
+      slot[filedeps[i]] = i + 1;
+      queue_init(&providers[i]);
+    }
+  for (p = 2; p < pool->nsolvables; p++)
+    {
+      Solvable *s = pool_id2solvable(pool, p);
+      if (!s->provides || !s->repo || s->repo->disabled)
+        continue;
+      if (s->repo != pool->installed && !pool_installable(pool, s))
+        continue;
+      for (pp = s->repo->idarraydata + s->provides; (id = *pp++) != 0; )
+        {
+          Queue *q;
+          while (ISRELDEP(id))
+            id = GETRELDEP(pool, id)->name;
+          if (id >= pool->ss.nstrings || !slot[id])
+            continue;
+          q = &providers[slot[id] - 1];
+          if (!q->count || q->elements[q->count - 1] != p)
+            queue_push(q, p);
+        }
+    }
+  for (i = 0; i < nf; i++)
+    {
+      /* Straight into the index: no relation was looked up yet, and
+       * pool_set_whatprovides would scan every relation per path. */
+      pool->whatprovides[filedeps[i]] = pool_queuetowhatprovides(pool, &providers[i]);
+      queue_free(&providers[i]);
+    }
+  solv_free(providers);
+  solv_free(slot);
+}
+
+/* Packages not in `excluded` are considered; then the provides index.
+ * `filedeps` are the file paths some dependency names, whose providers the
+ * application added from the complete filelists: as after dnf's
+ * pool_addfileprovides over complete filelists, their provider lists are
+ * final. (The pool never saw pool_addfileprovides, so createwhatprovides
+ * leaves every path to a lazy search that reads each package's primary
+ * file list again, on the first lookup of each path.) */
+void cosa_finish_pool(Pool *pool, const Id *excluded, int n, const Id *filedeps, int nf)
 {
   int i;
   if (!pool->considered)
@@ -258,6 +343,7 @@ void cosa_finish_pool(Pool *pool, const Id *excluded, int n)
   for (i = 0; i < n; i++)
     MAPCLR(pool->considered, excluded[i]);
   pool_createwhatprovides(pool);
+  settle_file_providers(pool, filedeps, nf);
 }
 
 static int considered(Pool *pool, Id p)
@@ -274,23 +360,35 @@ void cosa_whatprovides(Pool *pool, Id dep, Queue *out)
       queue_push(out, p);
 }
 
-/* Considered packages whose Obsoletes match (by name and EVR) one of the
- * `n` packages in `targets`, by id: libdnf's HY_PKG_OBSOLETES filter. */
-void cosa_obsoleters(Pool *pool, const Id *targets, int n, Queue *out)
+/* Considered packages that obsolete anything, by id. */
+void cosa_obsoleting(Pool *pool, Queue *out)
 {
-  Map target;
   Id p;
-  int i;
-  map_init(&target, pool->nsolvables);
-  for (i = 0; i < n; i++)
-    MAPSET(&target, targets[i]);
   for (p = 2; p < pool->nsolvables; p++)
     {
       Solvable *s = pool_id2solvable(pool, p);
+      if (s->repo && s->obsoletes && considered(pool, p))
+        queue_push(out, p);
+    }
+}
+
+/* The packages of `candidates` (from cosa_obsoleting) whose Obsoletes match
+ * (by name and EVR) one of the `n` packages in `targets`, by id: libdnf's
+ * HY_PKG_OBSOLETES filter. */
+void cosa_obsoleters(Pool *pool, const Id *targets, int n,
+                     const Id *candidates, int ncandidates, Queue *out)
+{
+  Map target;
+  int i, c;
+  map_init(&target, pool->nsolvables);
+  for (i = 0; i < n; i++)
+    MAPSET(&target, targets[i]);
+  for (c = 0; c < ncandidates; c++)
+    {
+      Id p = candidates[c];
+      Solvable *s = pool_id2solvable(pool, p);
       Id *obsp, obs;
       int found = 0;
-      if (!s->repo || !s->obsoletes || !considered(pool, p))
-        continue;
       for (obsp = s->repo->idarraydata + s->obsoletes; !found && (obs = *obsp) != 0; obsp++)
         {
           Id r, rr;

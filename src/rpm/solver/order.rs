@@ -34,7 +34,7 @@ fn edges(pkgs: &[PackageMeta]) -> Vec<Vec<(usize, bool)>> {
             by_name.entry(d.name.as_str()).or_default().push(i);
         }
         for f in &p.files {
-            by_name.entry(f.as_str()).or_default().push(i);
+            by_name.entry(f).or_default().push(i);
         }
     }
     pkgs.iter()

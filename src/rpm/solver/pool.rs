@@ -7,6 +7,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use rustc_hash::FxHashMap;
+
 use anyhow::{Context, Result, bail};
 
 use super::libsolv::job_install_one_of;
@@ -38,12 +40,22 @@ impl<'a> Loaded<'a> {
 /// libsolv's evr string for `[E:]V[-R]`: a zero epoch is dropped, except
 /// when the version itself looks like `N:…` (repo_rpmmd's rule).
 fn evr_string(e: &Evr) -> String {
-    let digits = e.version.bytes().take_while(u8::is_ascii_digit).count();
-    let ambiguous = digits > 0 && e.version.as_bytes().get(digits) == Some(&b':');
-    if e.epoch == 0 && ambiguous {
-        format!("0:{e}")
-    } else {
-        e.to_string()
+    let mut s = String::new();
+    write_evr(&mut s, e.epoch, &e.version, e.release.as_deref());
+    s
+}
+
+fn write_evr(out: &mut String, epoch: u32, version: &str, release: Option<&str>) {
+    let digits = version.bytes().take_while(u8::is_ascii_digit).count();
+    let ambiguous = digits > 0 && version.as_bytes().get(digits) == Some(&b':');
+    if epoch != 0 || ambiguous {
+        out.push_str(&epoch.to_string());
+        out.push(':');
+    }
+    out.push_str(version);
+    if let Some(r) = release {
+        out.push('-');
+        out.push_str(r);
     }
 }
 
@@ -162,6 +174,7 @@ pub fn load<'a>(repos: &'a [LoadedRepo], req: &Request) -> Result<Loaded<'a>> {
                     repo,
                     (&md.repomd, repodata::codec_name(&md.repomd)?),
                     (&md.primary, repodata::codec_name(&md.primary)?),
+                    &md.solv_cache,
                 )?;
                 let start = pkgs.len();
                 match_solvables(&pool, ids.clone(), r, &mut pkgs)
@@ -190,7 +203,7 @@ pub fn load<'a>(repos: &'a [LoadedRepo], req: &Request) -> Result<Loaded<'a>> {
         }
     }
     let first = first.unwrap_or(0);
-    add_file_provides(&mut pool, &pkgs, first);
+    let file_deps = add_file_provides(&mut pool, &pkgs, first);
 
     let mut why_not: Vec<Option<String>> = vec![None; pkgs.len()];
     for i in repo_dropped {
@@ -205,7 +218,7 @@ pub fn load<'a>(repos: &'a [LoadedRepo], req: &Request) -> Result<Loaded<'a>> {
         .filter(|&i| why_not[i].is_some())
         .map(|i| first + i as Id)
         .collect();
-    pool.finish(&excluded);
+    pool.finish(&excluded, &file_deps);
     Ok(Loaded {
         pool,
         pkgs,
@@ -225,10 +238,16 @@ fn match_solvables<'a>(
     pkgs: &mut Vec<&'a PackageMeta>,
 ) -> Result<()> {
     let mut ours = r.packages.iter().peekable();
+    let mut ours_evr = String::new();
     for id in ids {
         let (name, evr, arch) = pool.solvable_nea(id);
+        let same = ours.peek().is_some_and(|p| {
+            ours_evr.clear();
+            write_evr(&mut ours_evr, p.epoch, &p.version, Some(&p.release));
+            p.name == name && p.arch == arch && ours_evr == evr
+        });
         match ours.peek() {
-            Some(p) if p.name == name && p.arch == arch && evr_string(&p.evr()) == evr => {
+            Some(_) if same => {
                 pkgs.push(ours.next().expect("peeked"));
             }
             _ => pkgs.push(&NOT_OFFERED),
@@ -244,35 +263,30 @@ fn match_solvables<'a>(
 }
 
 /// `pool_addfileprovides`: a package provides each of its files that some
-/// dependency names.
-fn add_file_provides(pool: &mut Pool, pkgs: &[&PackageMeta], first: Id) {
-    let wanted: HashMap<String, Id> = pool
-        .file_deps()
-        .into_iter()
-        .map(|id| (pool.dep_str(id), id))
-        .collect();
+/// dependency names. Returns those paths (see [`Pool::finish`]).
+fn add_file_provides(pool: &mut Pool, pkgs: &[&PackageMeta], first: Id) -> Vec<Id> {
+    let file_deps = pool.file_deps();
+    let wanted: FxHashMap<String, Id> =
+        file_deps.iter().map(|&id| (pool.dep_str(id), id)).collect();
     if wanted.is_empty() {
-        return;
+        return file_deps;
     }
     let marker = libsolv::file_marker();
     for (i, p) in pkgs.iter().enumerate() {
         for f in &p.files {
-            if let Some(&id) = wanted.get(f.as_str()) {
+            if let Some(&id) = wanted.get(f) {
                 pool.add_dep(first + i as Id, DepKind::Provides, id, marker);
             }
         }
     }
+    file_deps
 }
 
 /// dnf's excludes: each pattern selects packages as `dnf --exclude` does
 /// (NEVRA forms only, no provides or files), from every package loaded.
 fn exclude(why_not: &mut [Option<String>], pkgs: &[&PackageMeta], first: Id, req: &Request) {
     let all = vec![None; pkgs.len()];
-    let table = Table {
-        pkgs,
-        first,
-        considered: &all,
-    };
+    let table = Table::new(pkgs, first, &all);
     for pattern in &req.exclude {
         for id in subject::nevra_query(&table, pattern)
             .map(|(ids, _)| ids)
@@ -348,11 +362,7 @@ pub fn install_jobs(loaded: &mut Loaded, req: &Request) -> Result<Jobs> {
         first,
         why_not,
     } = loaded;
-    let table = Table {
-        pkgs,
-        first: *first,
-        considered: why_not,
-    };
+    let table = Table::new(pkgs, *first, why_not);
     let mut jobs = Jobs {
         ids: Vec::new(),
         specs: Vec::new(),
@@ -408,11 +418,7 @@ pub fn install_jobs(loaded: &mut Loaded, req: &Request) -> Result<Jobs> {
 /// to another version, or requested from another repo).
 fn hidden_hint(table: &Table, spec: &str) -> String {
     let everything = vec![None; table.pkgs.len()];
-    let all = Table {
-        pkgs: table.pkgs,
-        first: table.first,
-        considered: &everything,
-    };
+    let all = Table::new(table.pkgs, table.first, &everything);
     let Some((ids, _)) = subject::nevra_query(&all, spec) else {
         return String::new();
     };

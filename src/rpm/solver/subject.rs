@@ -13,10 +13,12 @@
 //! Only considered packages count (excludes and lockfile pins hide the rest),
 //! and never source packages.
 
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use regex::Regex;
+use rustc_hash::FxHashMap;
 
 use super::libsolv::{Id, Pool};
 use crate::rpm::repodata::glob_match;
@@ -29,9 +31,20 @@ pub struct Table<'t, 'a> {
     pub first: Id,
     /// `Some(reason)`: the package is not considered.
     pub considered: &'t [Option<String>],
+    /// Indexes into `pkgs` by package name, in id order; built on first use.
+    by_name: OnceCell<FxHashMap<&'a str, Vec<usize>>>,
 }
 
-impl<'a> Table<'_, 'a> {
+impl<'t, 'a> Table<'t, 'a> {
+    pub fn new(pkgs: &'t [&'a PackageMeta], first: Id, considered: &'t [Option<String>]) -> Self {
+        Table {
+            pkgs,
+            first,
+            considered,
+            by_name: OnceCell::new(),
+        }
+    }
+
     pub fn pkg(&self, id: Id) -> &'a PackageMeta {
         self.pkgs[(id - self.first) as usize]
     }
@@ -43,6 +56,29 @@ impl<'a> Table<'_, 'a> {
             .enumerate()
             .filter(|(i, p)| self.considered[*i].is_none() && !is_source(p))
             .map(|(i, p)| (self.first + i as Id, *p))
+    }
+
+    /// [`Table::base`] narrowed to packages that may match `n`: those of its
+    /// name when the name is not a glob.
+    fn candidates<'s>(&'s self, n: &Nevra) -> Box<dyn Iterator<Item = (Id, &'a PackageMeta)> + 's> {
+        if is_glob(&n.name) {
+            return Box::new(self.base());
+        }
+        let index = self.by_name.get_or_init(|| {
+            let mut m: FxHashMap<&'a str, Vec<usize>> = FxHashMap::default();
+            m.reserve(self.pkgs.len());
+            for (i, p) in self.pkgs.iter().enumerate() {
+                m.entry(p.name.as_str()).or_default().push(i);
+            }
+            m
+        });
+        let found = index.get(n.name.as_str()).map_or(&[][..], Vec::as_slice);
+        Box::new(
+            found
+                .iter()
+                .filter(|&&i| self.considered[i].is_none() && !is_source(self.pkgs[i]))
+                .map(|&i| (self.first + i as Id, self.pkgs[i])),
+        )
     }
 }
 
@@ -148,7 +184,7 @@ pub fn nevra_query(table: &Table, spec: &str) -> Option<(Vec<Id>, Option<Nevra>)
     for form in 0..FORMS.len() {
         if let Some(n) = parse_form(spec, form) {
             let ids: Vec<Id> = table
-                .base()
+                .candidates(&n)
                 .filter(|(_, p)| nevra_matches(&n, p))
                 .map(|(id, _)| id)
                 .collect();
