@@ -42,7 +42,7 @@ pub struct RepoDef {
 /// dnf's default repo priority.
 const DEFAULT_PRIORITY: u32 = 99;
 /// dnf's default repo cost.
-const DEFAULT_COST: u32 = 1000;
+pub const DEFAULT_COST: u32 = 1000;
 
 /// Read every `*.repo` file in `dir`. `vars` holds `basearch`, `releasever`
 /// and any other `$var` to substitute.

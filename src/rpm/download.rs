@@ -886,6 +886,7 @@ mod tests {
         LoadedRepo {
             id: "r".into(),
             priority: 99,
+            cost: 1000,
             baseurls: bases.iter().map(|b| url::Url::parse(b).unwrap()).collect(),
             gpgcheck: false,
             gpgkeys: vec![],

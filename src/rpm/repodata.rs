@@ -42,6 +42,8 @@ pub struct LoadedRepo {
     pub id: String,
     /// Lower wins (dnf semantics).
     pub priority: u32,
+    /// dnf's `cost`: among repos of one priority, lower is preferred.
+    pub cost: u32,
     pub baseurls: Vec<url::Url>,
     pub gpgcheck: bool,
     pub gpgkeys: Vec<String>,
@@ -155,6 +157,7 @@ pub fn load(def: &RepoDef, cache_dir: &Path, dl: &Downloader) -> Result<LoadedRe
                     metadata: Some(metadata),
                     id: def.id.clone(),
                     priority: def.priority,
+                    cost: def.cost,
                     baseurls,
                     gpgcheck: def.gpgcheck,
                     gpgkeys: def.gpgkeys.clone(),
@@ -1096,6 +1099,7 @@ pub fn load_local_rpms(id: &str, dir: &Path, priority: u32) -> Result<LoadedRepo
     Ok(LoadedRepo {
         id: id.to_string(),
         priority,
+        cost: crate::config::repofile::DEFAULT_COST,
         baseurls: vec![base],
         gpgcheck: false,
         gpgkeys: vec![],

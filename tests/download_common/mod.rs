@@ -183,6 +183,7 @@ pub fn loaded_repo(id: &str, baseurls: Vec<url::Url>) -> LoadedRepo {
     LoadedRepo {
         id: id.into(),
         priority: 99,
+        cost: 1000,
         baseurls,
         gpgcheck: false,
         gpgkeys: vec![],

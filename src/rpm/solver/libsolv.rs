@@ -313,7 +313,7 @@ impl Pool {
     }
 
     /// rpm's transaction check on `set`: (package, dependency) for each
-    /// simple or file Requires no package of the set provides.
+    /// Requires the set does not meet (rich ones by their operators).
     pub fn unmet(&self, set: &[Id]) -> Vec<(Id, Id)> {
         let mut q = new_queue();
         // SAFETY: the pool is finished; the slice is valid for its length.
@@ -528,6 +528,64 @@ mod tests {
             .solve(&[job_install_one_of(), what], false)
             .unwrap_err();
         assert!(err.contains("b"), "{err}");
+    }
+
+    /// rpm's transaction check reads rich Requires by their operators.
+    #[test]
+    fn unmet_reads_rich_requires() {
+        let mut pool = Pool::new("x86_64").unwrap();
+        let repo = pool.add_repo("r", 0, 0).unwrap();
+        let (evr1, evr2, arch) = (pool.str("1-1"), pool.str("2-1"), pool.str("x86_64"));
+        let eq = rel_flags().1;
+        let mut pkg = |pool: &mut Pool, name: &str, evr: Id| {
+            let n = pool.str(name);
+            let p = pool.add_solvable(repo, n, evr, arch);
+            let prov = pool.rel(n, evr, eq);
+            pool.add_dep(p, DepKind::Provides, prov, 0);
+            p
+        };
+        let user = pkg(&mut pool, "user", evr1);
+        let a = pkg(&mut pool, "a", evr1);
+        let b = pkg(&mut pool, "b", evr2);
+        let cases = [
+            ("(a and b)", true),
+            ("(a and c)", false),
+            ("(c or b)", true),
+            ("(c or d)", false),
+            ("(c if a)", false),
+            ("(c if d)", true),
+            ("(a if c else b)", true),
+            ("(a if c else d)", false),
+            ("(c unless a)", true),
+            ("(c unless d)", false),
+            ("(c unless a else b)", true),
+            ("(c unless a else d)", false),
+            ("(b with b >= 2)", true),
+            ("(a with a >= 2)", false),
+            ("(a without a >= 2)", true),
+            ("(b without b >= 2)", false),
+            ("((a or c) and (b if a))", true),
+        ];
+        let deps: Vec<(Id, &str, bool)> = cases
+            .iter()
+            .map(|&(text, ok)| (pool.rich(text), text, ok))
+            .collect();
+        for &(d, text, _) in &deps {
+            assert_ne!(d, 0, "libsolv could not parse {text}");
+            pool.add_dep(user, DepKind::Requires, d, -prereq_marker());
+        }
+        pool.finish(&[], &[]);
+        let unmet: Vec<Id> = pool
+            .unmet(&[user, a, b])
+            .into_iter()
+            .map(|(p, d)| {
+                assert_eq!(p, user);
+                d
+            })
+            .collect();
+        for (d, text, ok) in deps {
+            assert_eq!(!unmet.contains(&d), ok, "{text}");
+        }
     }
 }
 

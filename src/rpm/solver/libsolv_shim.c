@@ -446,9 +446,54 @@ int cosa_write_testcase(Solver *solv, const char *dir)
   return testcase_write(solv, dir, TESTCASE_RESULT_TRANSACTION | TESTCASE_RESULT_PROBLEMS, 0, 0);
 }
 
+/* Is `dep` met by the packages in `in`, as rpm's transaction check reads
+ * it? Rich dependencies by their operators (and, or, if/unless with an
+ * optional else); `with`, `without`, versioned and plain ones by a package
+ * of the set among libsolv's providers (which intersect for `with`). */
+static int met_by(Pool *pool, Map *in, Id dep)
+{
+  Id p, pp;
+  if (ISRELDEP(dep))
+    {
+      Reldep *rd = GETRELDEP(pool, dep);
+      switch (rd->flags)
+        {
+        case REL_AND:
+          return met_by(pool, in, rd->name) && met_by(pool, in, rd->evr);
+        case REL_OR:
+          return met_by(pool, in, rd->name) || met_by(pool, in, rd->evr);
+        case REL_COND:
+        case REL_UNLESS:
+          {
+            /* (A if B [else C]) needs A when B is met, else C (or nothing);
+             * (A unless B [else C]) needs A when B is not met. */
+            Id cond = rd->evr, otherwise = 0;
+            int holds;
+            if (ISRELDEP(cond) && GETRELDEP(pool, cond)->flags == REL_ELSE)
+              {
+                otherwise = GETRELDEP(pool, cond)->evr;
+                cond = GETRELDEP(pool, cond)->name;
+              }
+            holds = met_by(pool, in, cond);
+            if (rd->flags == REL_UNLESS)
+              holds = !holds;
+            if (holds)
+              return met_by(pool, in, rd->name);
+            return otherwise ? met_by(pool, in, otherwise) : 1;
+          }
+        default:
+          break;
+        }
+    }
+  FOR_PROVIDES(p, pp, dep)
+    if (MAPTST(in, p))
+      return 1;
+  return 0;
+}
+
 /* rpm's transaction check on `set` (solvable ids): for each Requires that
- * no package of the set provides, the pair (package, dependency) goes to
- * `out`. Rich dependencies are left to the solver. */
+ * the set does not meet, the pair (package, dependency) goes to `out`.
+ * rpmlib() requirements are rpm's own and always met. */
 void cosa_unmet(Pool *pool, const Id *set, int n, Queue *out)
 {
   Map in;
@@ -464,27 +509,14 @@ void cosa_unmet(Pool *pool, const Id *set, int n, Queue *out)
         continue;
       for (dp = s->repo->idarraydata + s->requires; (dep = *dp) != 0; dp++)
         {
-          Id p, pp;
-          int met = 0;
-          const char *name;
+          Id name = dep;
           if (dep == SOLVABLE_PREREQMARKER)
             continue;
-          if (ISRELDEP(dep))
-            {
-              Reldep *rd = GETRELDEP(pool, dep);
-              if (rd->flags >= 8) /* REL_AND and up: rich */
-                continue;
-            }
-          name = pool_id2str(pool, ISRELDEP(dep) ? GETRELDEP(pool, dep)->name : dep);
-          if (!strncmp(name, "rpmlib(", 7))
+          while (ISRELDEP(name) && GETRELDEP(pool, name)->flags < 8)
+            name = GETRELDEP(pool, name)->name;
+          if (!ISRELDEP(name) && !strncmp(pool_id2str(pool, name), "rpmlib(", 7))
             continue;
-          FOR_PROVIDES(p, pp, dep)
-            if (MAPTST(&in, p))
-              {
-                met = 1;
-                break;
-              }
-          if (!met)
+          if (!met_by(pool, &in, dep))
             queue_push2(out, set[i], dep);
         }
     }

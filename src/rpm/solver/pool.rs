@@ -18,9 +18,6 @@ use super::{Pin, Request};
 use crate::rpm::repodata::{self, LoadedRepo};
 use crate::rpm::types::{Cmp, Dep, Evr, PackageMeta};
 
-/// libdnf gives each repo `subpriority = -cost`; dnf's default cost.
-const DNF_DEFAULT_COST: i32 = 1000;
-
 /// The pool and what its solvable ids stand for.
 pub struct Loaded<'a> {
     pub pool: Pool,
@@ -160,14 +157,23 @@ static NOT_OFFERED: std::sync::LazyLock<PackageMeta> =
     std::sync::LazyLock::new(PackageMeta::default);
 
 /// Build the pool for `req` over `repos`.
+///
+/// Repos enter the pool as dnf loads them: by priority, then cost, then in
+/// the order given (dnf's `RepoDict` sorts its repos so, stably); libsolv
+/// gets `priority = -priority` and, as libdnf sets it, `subpriority = -cost`.
+/// The order decides which rule libsolv meets first, so it shows in the
+/// problems it reports (and, on ties between repos, in what it picks).
 pub fn load<'a>(repos: &'a [LoadedRepo], req: &Request) -> Result<Loaded<'a>> {
     let mut pool = Pool::new(&req.basearch)?;
     let mut pkgs: Vec<&PackageMeta> = Vec::new();
     let mut repo_dropped: Vec<usize> = Vec::new();
     let mut first = None;
-    for r in repos {
+    let mut in_dnf_order: Vec<&LoadedRepo> = repos.iter().collect();
+    in_dnf_order.sort_by_key(|r| (r.priority, r.cost));
+    for r in in_dnf_order {
         let prio = -i32::try_from(r.priority).unwrap_or(i32::MAX);
-        let repo = pool.add_repo(&r.id, prio, -DNF_DEFAULT_COST)?;
+        let cost = -i32::try_from(r.cost).unwrap_or(i32::MAX);
+        let repo = pool.add_repo(&r.id, prio, cost)?;
         let ids = match &r.metadata {
             Some(md) => {
                 let ids = pool.add_rpmmd(
