@@ -173,7 +173,7 @@ fn sample_images_have_the_fcos_layout_and_boot() {
             format!("{name}-{}-{platform}.x86_64.{ext}", b.id),
             "{img}"
         );
-        let (sha, size) = cosa::rpm::download::file_digest(&image(&b, platform), "sha256").unwrap();
+        let (sha, size) = cosa::util::digest::sha256_file(&image(&b, platform)).unwrap();
         assert_eq!(img["sha256"], sha.as_str());
         assert_eq!(img["size"], size);
         if ext == "qcow2" {

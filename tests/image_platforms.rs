@@ -91,7 +91,7 @@ fn every_platform_has_upstreams_format_and_the_cloud_ones_boot() {
             format!("cosa-sample-{id}-{p}.x86_64.{}", t.ext),
             "{p}"
         );
-        let (sha, size) = cosa::rpm::download::file_digest(&img(p), "sha256").unwrap();
+        let (sha, size) = cosa::util::digest::sha256_file(&img(p)).unwrap();
         assert_eq!(
             (a["sha256"].as_str().unwrap(), a["size"].as_u64().unwrap()),
             (sha.as_str(), size),

@@ -98,7 +98,7 @@ fn meta_records_the_four_artifacts() {
         assert_eq!(a["path"], file.as_str(), "{key}");
         assert_eq!(a["skip-compression"], true, "{key}");
         let p = b.dir.join(&file);
-        let (sha, size) = cosa::rpm::download::file_digest(&p, "sha256").unwrap();
+        let (sha, size) = cosa::util::digest::sha256_file(&p).unwrap();
         assert_eq!(a["sha256"], sha.as_str(), "{key}");
         assert_eq!(a["size"], size, "{key}");
     }

@@ -181,7 +181,7 @@ fn arches_of(bj: &serde_json::Value, id: &str) -> Vec<String> {
 }
 
 fn sha256(p: &Path) -> String {
-    cosa::rpm::download::file_digest(p, "sha256").unwrap().0
+    cosa::util::digest::sha256_file(p).unwrap().0
 }
 
 /// Add a fabricated 12 MiB artifact `images.qemu` with a `.sig` to a build

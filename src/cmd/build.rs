@@ -456,7 +456,7 @@ fn json_to_variant(key: &str, v: &serde_json::Value) -> Result<Value> {
 }
 
 fn artifact(path: &Path, name: &str) -> Result<Artifact> {
-    let (sha256, size) = crate::rpm::download::file_digest(path, "sha256")?;
+    let (sha256, size) = crate::util::digest::sha256_file(path)?;
     Ok(Artifact {
         path: name.to_string(),
         sha256,

@@ -207,11 +207,10 @@ async fn fetch_arch(
                     && dest.is_file()
                 {
                     let d = dest.clone();
-                    let (have, size) = tokio::task::spawn_blocking(move || {
-                        crate::rpm::download::file_digest(&d, "sha256")
-                    })
-                    .await
-                    .context("hashing task")??;
+                    let (have, size) =
+                        tokio::task::spawn_blocking(move || crate::util::digest::sha256_file(&d))
+                            .await
+                            .context("hashing task")??;
                     if have.eq_ignore_ascii_case(want) {
                         progress.inc(size);
                         return Ok((0, true));

@@ -136,7 +136,7 @@ pub(crate) fn add_images(
     use rayon::prelude::*;
     let digests: Vec<(String, u64)> = made
         .par_iter()
-        .map(|img| crate::rpm::download::file_digest(&build_dir.join(&img.file), "sha256"))
+        .map(|img| crate::util::digest::sha256_file(&build_dir.join(&img.file)))
         .collect::<Result<_>>()?;
     for (img, (sha256, size)) in made.iter().zip(digests) {
         let old = m.images.insert(

@@ -74,7 +74,7 @@ pub fn buildextend_live(global: &GlobalOpts, opts: LiveOpts) -> Result<()> {
     // Re-read: the meta.json on disk is the truth, we only add images.
     let mut m = Meta::read(&meta_path)?;
     for (key, file) in &made.files {
-        let (sha256, size) = crate::rpm::download::file_digest(&build_dir.join(file), "sha256")?;
+        let (sha256, size) = crate::util::digest::sha256_file(&build_dir.join(file))?;
         let old = m.images.insert(
             key.clone(),
             Artifact {

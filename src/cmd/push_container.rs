@@ -74,7 +74,7 @@ pub fn push_container(global: &GlobalOpts, opts: PushContainerOpts) -> Result<()
             art.path
         );
     }
-    let (sum, _) = crate::rpm::download::file_digest(&file, "sha256")?;
+    let (sum, _) = crate::util::digest::sha256_file(&file)?;
     ensure!(
         sum == art.sha256,
         "{} does not match the sha256 in meta.json",

@@ -635,8 +635,7 @@ pub fn promote(global: &GlobalOpts, opts: PromoteOpts) -> Result<()> {
             &arch,
             &staged.path().join(&ostree_file),
         )?;
-        let (sha256, size) =
-            crate::rpm::download::file_digest(&staged.path().join(&ostree_file), "sha256")?;
+        let (sha256, size) = crate::util::digest::sha256_file(&staged.path().join(&ostree_file))?;
         let dropped: Vec<&String> = src_meta.images.keys().filter(|k| *k != "ostree").collect();
         if !dropped.is_empty() {
             eprintln!(

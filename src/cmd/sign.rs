@@ -9,11 +9,11 @@
 //! tarball's `.sig` covers its final bytes.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
+use crate::util::digest::HashingReader;
 use anyhow::{Context, Result, bail};
-use sha2::{Digest, Sha256};
 
 use crate::cli::{GlobalOpts, SignOpts, VerifyOpts};
 use crate::config::workdir::Workdir;
@@ -51,36 +51,10 @@ fn target(global: &GlobalOpts, build: Option<&str>, arch: Option<&str>) -> Resul
     Ok(Target { wd, id, arch, dir })
 }
 
-/// A reader that hashes what passes through it.
-struct Hashing<R> {
-    inner: R,
-    hasher: Sha256,
-    len: u64,
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.len += n as u64;
-        Ok(n)
-    }
-}
-
-fn hashing(path: &Path) -> Result<Hashing<BufReader<File>>> {
+/// The file at `path`, read through a sha256.
+fn hashing(path: &Path) -> Result<HashingReader<BufReader<File>>> {
     let f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    Ok(Hashing {
-        inner: BufReader::with_capacity(1 << 20, f),
-        hasher: Sha256::new(),
-        len: 0,
-    })
-}
-
-fn sha256_and_size(path: &Path) -> Result<(String, u64)> {
-    let mut h = hashing(path)?;
-    std::io::copy(&mut h, &mut std::io::sink())
-        .with_context(|| format!("reading {}", path.display()))?;
-    Ok((hex::encode(h.hasher.finalize()), h.len))
+    Ok(HashingReader::sha256(BufReader::with_capacity(1 << 20, f)))
 }
 
 /// `base-oscontainer` {image, digest} of a build, if any.
@@ -148,7 +122,7 @@ pub fn sign(global: &GlobalOpts, opts: SignOpts) -> Result<()> {
             let sig = signer
                 .sign_detached(&mut h)
                 .with_context(|| format!("signing {}", file.display()))?;
-            let sum = hex::encode(h.hasher.finalize());
+            let (_, sum, _) = h.finish();
             if sum != art.sha256 {
                 bail!(
                     "not signing image {name}: {} has sha256 {sum} but meta.json says {}",
@@ -206,7 +180,7 @@ fn sign_ostree(
         if art.path.ends_with(".tar") || art.path.ends_with(".ociarchive") {
             let file = t.dir.join(&art.path);
             crate::publish::oci::export_artifact(&repo, &commit, &t.arch, &file)?;
-            let (sum, size) = sha256_and_size(&file)?;
+            let (sum, size) = crate::util::digest::sha256_file(&file)?;
             art.sha256 = sum;
             art.size = Some(size);
             m.write(meta_path)?;
@@ -269,7 +243,7 @@ pub fn verify(global: &GlobalOpts, opts: VerifyOpts) -> Result<()> {
             Ok(s) => {
                 // Read any rest the verifier left, then compare with meta.json.
                 let _ = std::io::copy(&mut h, &mut std::io::sink());
-                let sum = hex::encode(h.hasher.finalize());
+                let (_, sum, _) = h.finish();
                 if sum != art.sha256 {
                     add(
                         item,

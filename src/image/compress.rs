@@ -14,9 +14,9 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
+use crate::util::digest::{Hasher, HashingWriter};
 use anyhow::{Context, Result, bail};
 use rayon::prelude::*;
-use sha2::{Digest as _, Sha256};
 
 use crate::store::meta::Artifact;
 use crate::util::progress::Progress;
@@ -222,40 +222,19 @@ pub struct Outcome {
     pub output: Digest,
 }
 
-/// A writer that hashes and counts what passes through it.
-struct Hashing<W> {
-    inner: W,
-    hash: Sha256,
-    size: u64,
-}
-
-impl<W: Write> Hashing<W> {
-    fn new(inner: W) -> Self {
-        Hashing {
-            inner,
-            hash: Sha256::new(),
-            size: 0,
+impl Digest {
+    fn of(h: Hasher, size: u64) -> Digest {
+        Digest {
+            sha256: h.finish_hex(),
+            size,
         }
     }
-    fn digest(self) -> (W, Digest) {
-        let d = Digest {
-            sha256: hex::encode(self.hash.finalize()),
-            size: self.size,
-        };
-        (self.inner, d)
-    }
 }
 
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hash.update(&buf[..n]);
-        self.size += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
+/// The inner writer and the digest of what passed through `out`.
+fn written<W>(out: HashingWriter<W>) -> (W, Digest) {
+    let (inner, sha256, size) = out.finish();
+    (inner, Digest { sha256, size })
 }
 
 /// A file writer that seeks over all-zero 4 KiB blocks instead of writing
@@ -322,7 +301,7 @@ fn create(path: &Path) -> Result<File> {
 
 /// Read `src` in chunks into `sink`, hashing what was read.
 fn pump(src: &Path, mut f: File, sink: &mut dyn Write, progress: &Progress) -> Result<Digest> {
-    let mut hash = Sha256::new();
+    let mut hash = Hasher::sha256();
     let mut size = 0u64;
     let mut buf = vec![0u8; CHUNK];
     loop {
@@ -338,17 +317,14 @@ fn pump(src: &Path, mut f: File, sink: &mut dyn Write, progress: &Progress) -> R
             .with_context(|| format!("compressing {}", src.display()))?;
         progress.inc(n as u64);
     }
-    Ok(Digest {
-        sha256: hex::encode(hash.finalize()),
-        size,
-    })
+    Ok(Digest::of(hash, size))
 }
 
 /// Compress `src` into a new file `dst` (which the caller renames into
 /// place); `dst` is synced to disk before this returns.
 pub fn compress(src: &Path, dst: &Path, s: &Settings, what: &str) -> Result<Outcome> {
     let (input, len) = open(src)?;
-    let out = Hashing::new(io::BufWriter::with_capacity(1 << 20, create(dst)?));
+    let out = HashingWriter::sha256(io::BufWriter::with_capacity(1 << 20, create(dst)?));
     let progress = Progress::new(what, len, true);
     let threads = s.threads.max(1);
     let (input, out) = match s.compressor {
@@ -384,7 +360,7 @@ pub fn compress(src: &Path, dst: &Path, s: &Settings, what: &str) -> Result<Outc
         }
     };
     let out = out.with_context(|| format!("finishing {}", dst.display()))?;
-    let (buf, output) = out.digest();
+    let (buf, output) = written(out);
     let file = buf
         .into_inner()
         .map_err(|e| e.into_error())
@@ -410,7 +386,7 @@ fn gzip_parallel(
     progress: &Progress,
 ) -> Result<Digest> {
     let batch = rayon::current_num_threads().max(1) * 2;
-    let mut hash = Sha256::new();
+    let mut hash = Hasher::sha256();
     let mut size = 0u64;
     loop {
         let mut chunks = Vec::with_capacity(batch);
@@ -459,10 +435,7 @@ fn gzip_parallel(
             break;
         }
     }
-    Ok(Digest {
-        sha256: hex::encode(hash.finalize()),
-        size,
-    })
+    Ok(Digest::of(hash, size))
 }
 
 /// Decompress `src` (in format `c`) into a new sparse file `dst`, synced to
@@ -484,7 +457,7 @@ pub fn decompress(src: &Path, dst: &Path, c: Compressor, what: &str) -> Result<O
     input
         .seek(SeekFrom::Start(0))
         .with_context(|| format!("reading {}", src.display()))?;
-    let out = Hashing::new(io::BufWriter::with_capacity(
+    let out = HashingWriter::sha256(io::BufWriter::with_capacity(
         1 << 20,
         Sparse {
             file: create(dst)?,
@@ -520,7 +493,7 @@ pub fn decompress(src: &Path, dst: &Path, c: Compressor, what: &str) -> Result<O
         }
     };
     copied.with_context(|| format!("decompressing {}", src.display()))?;
-    let (buf, output) = out.digest();
+    let (buf, output) = written(out);
     let file = buf
         .into_inner()
         .map_err(|e| e.into_error())
@@ -551,26 +524,10 @@ impl<R: Read> Read for Counting<'_, R> {
     }
 }
 
-/// sha256 and size of a file, read in chunks.
+/// sha256 and size of a file.
 pub fn file_digest(path: &Path) -> Result<Digest> {
-    let (mut f, _) = open(path)?;
-    let mut hash = Sha256::new();
-    let mut size = 0u64;
-    let mut buf = vec![0u8; CHUNK];
-    loop {
-        let n = f
-            .read(&mut buf)
-            .with_context(|| format!("reading {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        hash.update(&buf[..n]);
-        size += n as u64;
-    }
-    Ok(Digest {
-        sha256: hex::encode(hash.finalize()),
-        size,
-    })
+    let (sha256, size) = crate::util::digest::sha256_file(path)?;
+    Ok(Digest { sha256, size })
 }
 
 #[cfg(test)]

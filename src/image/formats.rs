@@ -9,7 +9,6 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, Result};
-use sha2::{Digest, Sha256};
 
 use crate::util::run_cmd;
 
@@ -54,10 +53,6 @@ pub struct OvfInfo {
     pub arch: String,
     pub os_type: String,
     pub hw_version: u32,
-}
-
-fn sha256_file(path: &Path) -> Result<(String, u64)> {
-    crate::rpm::download::file_digest(path, "sha256")
 }
 
 fn tar_cmd(
@@ -214,7 +209,7 @@ pub fn render_ovf(
 }
 
 fn blob(dir: &Path, data: &[u8]) -> Result<(String, u64)> {
-    let digest = hex::encode(Sha256::digest(data));
+    let digest = crate::util::digest::sha256_hex(data);
     let p = dir.join("blobs/sha256").join(&digest);
     fs::write(&p, data).with_context(|| format!("writing {}", p.display()))?;
     Ok((format!("sha256:{digest}"), data.len() as u64))
@@ -268,7 +263,7 @@ fn kubevirt_ociarchive(
         .arg(&layer_dir)
         .arg("disk");
     run_cmd("making the container disk layer (tar)", &mut cmd)?;
-    let (layer_sha, layer_size) = sha256_file(&layer_tar)?;
+    let (layer_sha, layer_size) = crate::util::digest::sha256_file(&layer_tar)?;
     fs::rename(&layer_tar, layout.join("blobs/sha256").join(&layer_sha))
         .context("moving the layer into the OCI layout")?;
     let created = crate::util::time::format_rfc3339(timestamp);

@@ -17,7 +17,6 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
-use sha2::{Digest, Sha256};
 
 use super::{ImageBuild, grub};
 use crate::config::image::{ImageConfig, Platforms};
@@ -83,12 +82,9 @@ pub fn volume_label(name: &str, buildid: &str) -> String {
 /// The deployment's `ostree=` argument from the kernel and initramfs it
 /// boots: ostree names the boot directory after the sha256 of both.
 pub fn ostree_karg(osname: &str, kernel: &[u8], initramfs: &[u8]) -> String {
-    let mut h = Sha256::new();
-    h.update(kernel);
-    h.update(initramfs);
     format!(
         "ostree=/ostree/boot.{BOOTVERSION}/{osname}/{}/0",
-        hex::encode(h.finalize())
+        crate::ostree::deploy::boot_checksum(kernel, Some(initramfs))
     )
 }
 

@@ -17,7 +17,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail, ensure};
 use rayon::prelude::*;
-use sha2::{Digest, Sha256};
 
 use super::objects::{DirMeta, FileMeta, ObjectType, content_checksum, parse_filez};
 use super::repo::Repo;
@@ -118,6 +117,17 @@ struct Walk {
     dirs: Vec<DirEntry>,
     files: Vec<(PathBuf, String)>,
     metadata: Vec<(String, ObjectType)>,
+}
+
+/// ostree's bootcsum: the hex sha256 of the kernel followed by the
+/// initramfs; it names the deployment's boot directory.
+pub fn boot_checksum(kernel: &[u8], initramfs: Option<&[u8]>) -> String {
+    let mut h = crate::util::digest::Hasher::sha256();
+    h.update(kernel);
+    if let Some(i) = initramfs {
+        h.update(i);
+    }
+    h.finish_hex()
 }
 
 fn walk_commit(repo: &Repo, commit: &str) -> Result<Walk> {
@@ -474,17 +484,12 @@ pub fn deploy(
 
     // Kernel and initramfs into the boot directory.
     let (kver, vmlinuz, initramfs) = find_kernel(&deploy)?;
-    let mut h = Sha256::new();
     let kdata = fs::read(&vmlinuz).with_context(|| format!("reading {}", vmlinuz.display()))?;
-    h.update(&kdata);
     let idata = initramfs
         .as_ref()
         .map(|p| fs::read(p).with_context(|| format!("reading {}", p.display())))
         .transpose()?;
-    if let Some(i) = &idata {
-        h.update(i);
-    }
-    let bootcsum = hex::encode(h.finalize());
+    let bootcsum = boot_checksum(&kdata, idata.as_deref());
     let bootcsumdir = format!("ostree/{os}-{bootcsum}");
     mkdirs(&boot.join(&bootcsumdir), 0o775)?;
     let linux = format!("/{bootcsumdir}/vmlinuz-{kver}");

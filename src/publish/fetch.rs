@@ -16,8 +16,8 @@ use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
 use super::s3::{self, Bucket};
-use crate::rpm::download::Hasher;
 use crate::store::builds::TMP_PREFIX;
+use crate::util::digest::Hasher;
 
 /// A build store to read from.
 pub enum Source {

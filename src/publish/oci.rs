@@ -30,9 +30,9 @@ use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
+use crate::util::digest::{self, HashingWriter};
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::{Value as Json, json};
-use sha2::{Digest, Sha256};
 
 use crate::ostree::export::verify_object;
 use crate::ostree::gvariant::Type;
@@ -109,33 +109,6 @@ pub struct OciImage {
     /// `sha256:...` of the uncompressed layer.
     pub diff_id: String,
     pub labels: BTreeMap<String, String>,
-}
-
-/// A writer that hashes and counts what passes through it.
-struct HashWriter<W> {
-    inner: W,
-    hasher: Sha256,
-    len: u64,
-}
-
-impl<W: Write> Write for HashWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.len += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-fn hash_writer<W>(inner: W) -> HashWriter<W> {
-    HashWriter {
-        inner,
-        hasher: Sha256::new(),
-        len: 0,
-    }
 }
 
 fn object_path(checksum: &str, ext: &str) -> String {
@@ -269,7 +242,7 @@ impl<W: Write> LayerWriter<'_, W> {
             .and_then(|t| t.get(5))
             .context("file header without xattrs")?
             .to_bytes();
-        let xsum = hex::encode(Sha256::digest(&xattrs));
+        let xsum = digest::sha256_hex(&xattrs);
         let xpath = object_path(&xsum, "file-xattrs");
         if self.wrote_xattrs.insert(xsum) {
             self.data(&xpath, &xattrs)?;
@@ -383,7 +356,7 @@ fn commit_labels(repo: &Repo, commit: &str, diff_id: &str) -> Result<BTreeMap<St
 }
 
 fn digest_of(data: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(data)))
+    format!("sha256:{}", digest::sha256_hex(data))
 }
 
 /// Write `commit` as an OCI archive at `file` (atomically).
@@ -396,20 +369,21 @@ pub fn export_ociarchive(repo: &Repo, commit: &str, arch: &str, file: &Path) -> 
     // The layer: tar -> (diffid) -> gzip -> (digest) -> temp file.
     let layer_tmp = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("creating a temp file in {}", dir.display()))?;
-    let sink = hash_writer(BufWriter::with_capacity(
+    let sink = HashingWriter::sha256(BufWriter::with_capacity(
         1 << 20,
         layer_tmp
             .reopen()
             .context("reopening the layer temp file")?,
     ));
     let gz = flate2::GzBuilder::new().write(sink, flate2::Compression::default());
-    let tarw = write_layer(repo, commit, hash_writer(gz))
+    let tarw = write_layer(repo, commit, HashingWriter::sha256(gz))
         .with_context(|| format!("writing the container layer of commit {commit}"))?;
-    let diff_id = format!("sha256:{}", hex::encode(tarw.hasher.finalize()));
-    let sink = tarw.inner.finish().context("finishing gzip")?;
-    let layer_digest = format!("sha256:{}", hex::encode(sink.hasher.finalize()));
-    let layer_size = sink.len;
-    sink.inner
+    let (gz, diff_hex, _) = tarw.finish();
+    let diff_id = format!("sha256:{diff_hex}");
+    let sink = gz.finish().context("finishing gzip")?;
+    let (layer_out, layer_hex, layer_size) = sink.finish();
+    let layer_digest = format!("sha256:{layer_hex}");
+    layer_out
         .into_inner()
         .map_err(|e| e.into_error())
         .context("flushing the layer")?;
@@ -536,10 +510,7 @@ pub struct Layout {
 }
 
 fn sha256_file(path: &Path) -> Result<String> {
-    let mut f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut h = hash_writer(io::sink());
-    io::copy(&mut f, &mut h).with_context(|| format!("reading {}", path.display()))?;
-    Ok(format!("sha256:{}", hex::encode(h.hasher.finalize())))
+    Ok(format!("sha256:{}", digest::sha256_file(path)?.0))
 }
 
 impl Layout {
@@ -692,7 +663,7 @@ fn import_layer(repo: &Repo, input: impl Read, what: &str) -> Result<Vec<String>
                 let mut data = Vec::new();
                 entry.read_to_end(&mut data)?;
                 ensure!(
-                    hex::encode(Sha256::digest(&data)) == x,
+                    digest::sha256_hex(&data) == x,
                     "{what}: {path}: xattrs checksum mismatch"
                 );
                 xattrs.insert(x.to_string(), data);
@@ -719,7 +690,7 @@ fn import_layer(repo: &Repo, input: impl Read, what: &str) -> Result<Vec<String>
                 let mut data = Vec::new();
                 entry.read_to_end(&mut data).with_context(ctx)?;
                 ensure!(
-                    hex::encode(Sha256::digest(&data)) == checksum,
+                    digest::sha256_hex(&data) == checksum,
                     "{}: xattrs checksum mismatch",
                     ctx()
                 );

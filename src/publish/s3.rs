@@ -273,7 +273,7 @@ async fn upload_one(
     let key = bucket.key(&item.rel);
     let local = item.local.clone();
     let (sha256, size) =
-        tokio::task::spawn_blocking(move || crate::rpm::download::file_digest(&local, "sha256"))
+        tokio::task::spawn_blocking(move || crate::util::digest::sha256_file(&local))
             .await
             .context("hashing task")??;
     if let Some(want) = &item.sha256

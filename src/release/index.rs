@@ -258,11 +258,6 @@ impl ReleaseIndex {
     }
 }
 
-/// Hex sha256 of a file.
-pub fn sha256_file(path: &Path) -> Result<String> {
-    Ok(crate::rpm::download::file_digest(path, "sha256")?.0)
-}
-
 /// Where an image of meta.json goes in release.json: (platform, format, role).
 fn placement(name: &str, path: &str, arch: &str) -> Result<Option<(String, String, String)>> {
     let ext = |modifier: &str| -> Result<String> {
@@ -351,7 +346,7 @@ pub fn release_from_build(
                 continue;
             };
             let file = dir.join(&img.path);
-            let actual = sha256_file(&file)
+            let (actual, _) = crate::util::digest::sha256_file(&file)
                 .with_context(|| format!("build {build_id} {arch} image {name}"))?;
             if actual != img.sha256 {
                 bail!(

@@ -21,7 +21,6 @@
 //! checked when the file enters the cache, not on every use.
 
 use std::collections::{HashMap, HashSet};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -32,6 +31,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::repodata::LoadedRepo;
 use super::types::PackageMeta;
+use crate::util::digest::Hasher;
 use crate::util::progress::Progress;
 
 /// An expected digest, with the type named as in repodata (`sha256`, ...).
@@ -429,84 +429,11 @@ fn parent_dir(path: &Path) -> &Path {
         .unwrap_or(Path::new("."))
 }
 
-/// A running digest of one of the types repodata names.
-pub(crate) enum Hasher {
-    Sha1(sha1::Sha1),
-    Sha224(sha2::Sha224),
-    Sha256(sha2::Sha256),
-    Sha384(sha2::Sha384),
-    Sha512(sha2::Sha512),
-}
-
-impl Hasher {
-    /// `kind` as in repodata: `sha` (an old name for sha1), `sha1`, `sha224`,
-    /// `sha256`, `sha384`, `sha512`.
-    pub(crate) fn new(kind: &str) -> Result<Hasher> {
-        use sha2::Digest as _;
-        Ok(match kind.to_ascii_lowercase().as_str() {
-            "sha" | "sha1" => Hasher::Sha1(<sha1::Sha1 as sha1::Digest>::new()),
-            "sha224" => Hasher::Sha224(sha2::Sha224::new()),
-            "sha256" => Hasher::Sha256(sha2::Sha256::new()),
-            "sha384" => Hasher::Sha384(sha2::Sha384::new()),
-            "sha512" => Hasher::Sha512(sha2::Sha512::new()),
-            other => bail!("unsupported checksum type {other:?}"),
-        })
-    }
-
-    fn hex_len(&self) -> usize {
-        match self {
-            Hasher::Sha1(_) => 40,
-            Hasher::Sha224(_) => 56,
-            Hasher::Sha256(_) => 64,
-            Hasher::Sha384(_) => 96,
-            Hasher::Sha512(_) => 128,
-        }
-    }
-
-    pub(crate) fn update(&mut self, data: &[u8]) {
-        use sha2::Digest as _;
-        match self {
-            Hasher::Sha1(h) => sha1::Digest::update(h, data),
-            Hasher::Sha224(h) => h.update(data),
-            Hasher::Sha256(h) => h.update(data),
-            Hasher::Sha384(h) => h.update(data),
-            Hasher::Sha512(h) => h.update(data),
-        }
-    }
-
-    pub(crate) fn finish_hex(self) -> String {
-        use sha2::Digest as _;
-        match self {
-            Hasher::Sha1(h) => hex::encode(sha1::Digest::finalize(h)),
-            Hasher::Sha224(h) => hex::encode(h.finalize()),
-            Hasher::Sha256(h) => hex::encode(h.finalize()),
-            Hasher::Sha384(h) => hex::encode(h.finalize()),
-            Hasher::Sha512(h) => hex::encode(h.finalize()),
-        }
-    }
-}
-
-/// The hex digest of a file's content.
-fn digest_file(path: &Path, kind: &str) -> Result<String> {
-    let mut h = Hasher::new(kind)?;
-    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut buf = vec![0u8; BUF_SIZE];
-    loop {
-        let n = f
-            .read(&mut buf)
-            .with_context(|| format!("reading {}", path.display()))?;
-        if n == 0 {
-            return Ok(h.finish_hex());
-        }
-        h.update(&buf[..n]);
-    }
-}
-
 /// Verify `path` against `sum`; the error names the file, expected and actual digests.
 pub fn verify_file(path: &Path, sum: &Checksum) -> Result<()> {
     sum.validate()
         .with_context(|| format!("checking {}", path.display()))?;
-    let got = digest_file(path, &sum.kind)?;
+    let (got, _) = crate::util::digest::file(path, &sum.kind)?;
     if !got.eq_ignore_ascii_case(&sum.hex) {
         bail!(
             "checksum mismatch for {}: expected {sum}, got {}:{got}",
@@ -813,55 +740,6 @@ fn check_signature(
             repo.id
         )
     })
-}
-
-/// Hex digest of a whole file and its size.
-pub fn file_digest(path: &Path, kind: &str) -> Result<(String, u64)> {
-    use std::os::unix::fs::FileExt;
-    use std::os::unix::io::AsRawFd;
-    let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let len = f
-        .metadata()
-        .with_context(|| format!("reading {}", path.display()))?
-        .len();
-    let mut h = Hasher::new(kind)?;
-    let mut buf = vec![0u8; 1 << 20];
-    let zeros = vec![0u8; 1 << 20];
-    let fd = f.as_raw_fd();
-    // Disk images are mostly holes: hash holes from a zero buffer instead of
-    // reading them (SEEK_DATA / SEEK_HOLE; files without holes are one run).
-    let mut pos = 0u64;
-    while pos < len {
-        // SAFETY: lseek on an open file descriptor.
-        let data = unsafe { libc::lseek(fd, pos as i64, libc::SEEK_DATA) };
-        let data = if data < 0 { len } else { data as u64 };
-        let mut z = data - pos;
-        while z > 0 {
-            let n = z.min(zeros.len() as u64) as usize;
-            h.update(&zeros[..n]);
-            z -= n as u64;
-        }
-        if data >= len {
-            break;
-        }
-        // SAFETY: as above.
-        let hole = unsafe { libc::lseek(fd, data as i64, libc::SEEK_HOLE) };
-        let end = if hole < 0 {
-            len
-        } else {
-            (hole as u64).min(len)
-        };
-        let mut off = data;
-        while off < end {
-            let n = ((end - off) as usize).min(buf.len());
-            f.read_exact_at(&mut buf[..n], off)
-                .with_context(|| format!("reading {}", path.display()))?;
-            h.update(&buf[..n]);
-            off += n as u64;
-        }
-        pos = end;
-    }
-    Ok((h.finish_hex(), len))
 }
 
 #[cfg(test)]

@@ -29,9 +29,10 @@ use quick_xml::{Reader, XmlVersion};
 use rayon::prelude::*;
 use url::Url;
 
-use super::download::{Checksum, Downloader, Hasher, Item};
+use super::download::{Checksum, Downloader, Item};
 use super::types::{Cmp, Dep, Evr, FileList, PackageMeta};
 use crate::config::repofile::RepoDef;
+use crate::util::digest::Hasher;
 
 /// Read buffer for metadata files and XML parsing, in bytes.
 const BUF_SIZE: usize = 256 * 1024;
@@ -286,11 +287,8 @@ fn load_from(
 
 /// The name of the derived caches for a repomd.xml `text`.
 fn derived_key(text: &str) -> String {
-    use sha2::Digest as _;
-    let mut h = sha2::Sha256::new();
-    h.update(format!("cosa derived metadata {DERIVED_CACHE_VERSION}\n"));
-    h.update(text.as_bytes());
-    hex::encode(&h.finalize()[..16])
+    let keyed = format!("cosa derived metadata {DERIVED_CACHE_VERSION}\n{text}");
+    crate::util::digest::sha256_hex(keyed.as_bytes())[..32].to_string()
 }
 
 /// Packages per independently decoded chunk of the parsed-package cache.
@@ -1116,7 +1114,7 @@ fn read_local_rpm(path: &Path, repo: &str) -> Result<Option<PackageMeta>> {
     if md.is_source_package() {
         return Ok(None);
     }
-    let (checksum, size_package) = super::download::file_digest(path, "sha256")?;
+    let (checksum, size_package) = crate::util::digest::sha256_file(path)?;
     let epoch = match md.get_epoch() {
         Ok(e) => e,
         Err(rpm::Error::TagNotFound(_)) => 0,

@@ -1,6 +1,7 @@
 //! Small helpers shared by every room: logging, atomic file writes, running
 //! external programs, progress output, architecture names.
 
+pub mod digest;
 pub mod progress;
 pub mod time;
 

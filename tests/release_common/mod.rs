@@ -104,7 +104,7 @@ impl Env {
         let name = format!("cosa-sample-{id}-qemu.x86_64.qcow2.xz");
         let file = dir.join(&name);
         std::fs::write(&file, format!("disk image of {id}")).unwrap();
-        let (sha256, size) = cosa::rpm::download::file_digest(&file, "sha256").unwrap();
+        let (sha256, size) = cosa::util::digest::sha256_file(&file).unwrap();
         let mpath = dir.join("meta.json");
         let mut m = cosa::store::Meta::read(&mpath).unwrap();
         m.images.insert(

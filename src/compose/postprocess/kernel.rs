@@ -4,11 +4,9 @@
 //! beside it, where ostree looks first.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use sha2::Digest;
 
 use super::{KernelReport, PostprocessOptions, PostprocessReport, Settings, exists, remove_any};
 
@@ -232,24 +230,11 @@ fn link_into_ostree_boot(tree: &Path, kver: &str) -> Result<()> {
     let moddir = tree.join(MODULES).join(kver);
     let kernel = moddir.join("vmlinuz");
     let initrd = moddir.join("initramfs.img");
-    let mut h = sha2::Sha256::new();
-    for p in [&kernel, &initrd] {
-        if !exists(p) {
-            continue;
-        }
-        let mut f = std::fs::File::open(p).with_context(|| format!("reading {}", p.display()))?;
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = f
-                .read(&mut buf)
-                .with_context(|| format!("reading {}", p.display()))?;
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
-        }
-    }
-    let csum = hex::encode(h.finalize());
+    let present: Vec<&Path> = [kernel.as_path(), initrd.as_path()]
+        .into_iter()
+        .filter(|p| exists(p))
+        .collect();
+    let csum = crate::util::digest::sha256_files(&present)?;
     let dir = tree.join(OSTREE_BOOT);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut links: Vec<(PathBuf, PathBuf)> =
