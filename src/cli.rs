@@ -289,6 +289,12 @@ pub struct DiffOpts {
     /// The architecture (default: the host's).
     #[arg(long)]
     pub arch: Option<String>,
+    /// Print `{"from", "to", "arch", "changes": [{"name", "kind", "old",
+    /// "new"}]}` on stdout instead of the table (kind: added, removed,
+    /// upgraded, downgraded; old/new: {name, evr: {epoch, version,
+    /// release}, arch} or null).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -712,6 +718,11 @@ pub struct VerifyOpts {
     /// The architecture (default: the host's).
     #[arg(long)]
     pub arch: Option<String>,
+    /// Print `{"build", "arch", "good", "items": [{"name", "status",
+    /// "detail"}]}` on stdout instead of one line per item (status: good,
+    /// bad, unsigned). The exit status is the same.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

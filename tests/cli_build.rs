@@ -177,6 +177,12 @@ fn build_commits_records_and_detects_no_change() {
     ));
     assert!(e.contains("invalid"), "{e}");
     run(cosa(&wd).arg("diff"), true);
+    let out = run(cosa(&wd).args(["diff", "--json"]), true);
+    let d: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(d["to"], "1.20990101.dev.9", "{d}");
+    assert!(d["from"].as_str().unwrap().ends_with(".dev.1"), "{d}");
+    // Same packages in all three builds.
+    assert_eq!(d["changes"], serde_json::json!([]), "{d}");
 
     // prune --keep 1: the store and the repo shrink, fsck stays clean.
     run(cosa(&wd).args(["prune", "--keep", "1"]), true);

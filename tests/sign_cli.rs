@@ -479,6 +479,25 @@ fn sign_everything_and_check_with_gpg_ostree_and_openssl() {
     assert!(out.contains("good     ostree commit"), "{out}");
     let e = stderr(&o);
     assert!(e.contains("image ostree") && e.contains("(bad)"), "{e}");
+    // The same verdicts as JSON, and the same exit status.
+    let o = run(
+        cosa(&wd)
+            .args(["verify", "--json", "--keyring"])
+            .arg(&keys.public),
+        false,
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["good"], false, "{v}");
+    let status = |prefix: &str| {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["name"].as_str().unwrap().starts_with(prefix))
+            .map(|i| i["status"].as_str().unwrap().to_string())
+    };
+    assert_eq!(status("image ostree").as_deref(), Some("bad"), "{v}");
+    assert_eq!(status("ostree commit").as_deref(), Some("good"), "{v}");
 
     // A keyring without the signing key: nothing verifies.
     let other = tempfile::tempdir().unwrap();

@@ -131,6 +131,16 @@ pub fn diff(global: &GlobalOpts, opts: DiffOpts) -> Result<()> {
         diff::packages_from_commitmeta(&serde_json::from_slice(&data)?)
     };
     let d = diff::diff(&pkgs(&from)?, &pkgs(&to)?);
+    if opts.json {
+        let v = serde_json::json!({
+            "from": from,
+            "to": to,
+            "arch": arch,
+            "changes": d.changes,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
     eprintln!("Packages from {from} to {to}:");
     if d.is_empty() {
         println!("no package changes");

@@ -197,6 +197,7 @@ fn sign_ostree(
 }
 
 /// One line of `cosa verify`.
+#[derive(serde::Serialize)]
 struct Item {
     name: String,
     status: &'static str,
@@ -348,11 +349,22 @@ pub fn verify(global: &GlobalOpts, opts: VerifyOpts) -> Result<()> {
         }
     }
 
-    let mut failed = Vec::new();
-    for it in &items {
-        println!("{:<8} {}: {}", it.status, it.name, it.detail);
-        if it.status != "good" {
-            failed.push(format!("{} ({})", it.name, it.status));
+    let failed: Vec<String> = items
+        .iter()
+        .filter(|it| it.status != "good")
+        .map(|it| format!("{} ({})", it.name, it.status))
+        .collect();
+    if opts.json {
+        let v = serde_json::json!({
+            "build": t.id,
+            "arch": t.arch,
+            "good": failed.is_empty(),
+            "items": items,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        for it in &items {
+            println!("{:<8} {}: {}", it.status, it.name, it.detail);
         }
     }
     if !failed.is_empty() {

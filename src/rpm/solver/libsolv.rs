@@ -556,7 +556,9 @@ mod tests {
             ("(c if d)", true),
             ("(a if c else b)", true),
             ("(a if c else d)", false),
-            ("(c unless a)", true),
+            // rpm: (A unless B) is A and not B.
+            ("(c unless a)", false),
+            ("(a unless c)", true),
             ("(c unless d)", false),
             ("(c unless a else b)", true),
             ("(c unless a else d)", false),

@@ -465,21 +465,22 @@ static int met_by(Pool *pool, Map *in, Id dep)
         case REL_COND:
         case REL_UNLESS:
           {
-            /* (A if B [else C]) needs A when B is met, else C (or nothing);
-             * (A unless B [else C]) needs A when B is not met. */
+            /* As rpm reads them: (A if B) is A or not B; (A if B else C)
+             * is A when B is met, else C; (A unless B) is A and not B;
+             * (A unless B else C) is C when B is met, else A. */
             Id cond = rd->evr, otherwise = 0;
-            int holds;
+            int b;
             if (ISRELDEP(cond) && GETRELDEP(pool, cond)->flags == REL_ELSE)
               {
                 otherwise = GETRELDEP(pool, cond)->evr;
                 cond = GETRELDEP(pool, cond)->name;
               }
-            holds = met_by(pool, in, cond);
-            if (rd->flags == REL_UNLESS)
-              holds = !holds;
-            if (holds)
-              return met_by(pool, in, rd->name);
-            return otherwise ? met_by(pool, in, otherwise) : 1;
+            b = met_by(pool, in, cond);
+            if (rd->flags == REL_COND)
+              return b ? met_by(pool, in, rd->name) : (!otherwise || met_by(pool, in, otherwise));
+            if (b)
+              return otherwise && met_by(pool, in, otherwise);
+            return met_by(pool, in, rd->name);
           }
         default:
           break;
