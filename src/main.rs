@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use cosa::cli::{BuilduploadCmd, Cli, Command, ComposeCmd, KolaCmd};
+use cosa::release::updates::Mark;
 
 fn main() {
     let cli = Cli::parse_from(cosa::cli::expand_buildextend(std::env::args_os()));
@@ -25,8 +26,8 @@ fn main() {
         Command::Release(o) => cosa::cmd::release::release(&cli.global, o),
         Command::Promote(o) => cosa::cmd::release::promote(&cli.global, o),
         Command::Rollout(o) => cosa::cmd::release::rollout(&cli.global, o),
-        Command::Barrier(o) => cosa::cmd::release::barrier(&cli.global, o),
-        Command::Deadend(o) => cosa::cmd::release::deadend(&cli.global, o),
+        Command::Barrier(o) => cosa::cmd::release::mark(&cli.global, o, Mark::Barrier),
+        Command::Deadend(o) => cosa::cmd::release::mark(&cli.global, o, Mark::Deadend),
         Command::Graph(o) => cosa::cmd::release::graph(&cli.global, o),
         Command::Buildupload(BuilduploadCmd::S3(o)) => cosa::cmd::buildupload::s3(&cli.global, o),
         Command::Buildfetch(o) => cosa::cmd::buildfetch::run(&cli.global, o),

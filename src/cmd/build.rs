@@ -126,7 +126,7 @@ pub fn run(global: &GlobalOpts, opts: BuildOpts) -> Result<()> {
         .context("creating a staging directory in tmp/")?;
     let rootfs = staging.path().join("rootfs");
     std::fs::create_dir(&rootfs)?;
-    let repo = open_repo(&wd)?;
+    let repo = crate::ostree::Repo::open_or_init(&wd.repo_dir())?;
     let (prev_passwd, prev_group) = match &previous {
         Some(p) => (
             read_commit_file(&repo, &p.meta.ostree_commit, "usr/lib/passwd")?
@@ -318,16 +318,6 @@ fn previous_build(builds_dir: &Path, builds: &BuildsJson, arch: &str) -> Result<
         id: id.to_string(),
         meta,
     }))
-}
-
-/// `tmp/repo`, made on first use.
-pub(crate) fn open_repo(wd: &Workdir) -> Result<Repo> {
-    let path = wd.tmp_dir().join("repo");
-    if path.join("config").exists() {
-        Repo::open(&path)
-    } else {
-        Repo::init_archive(&path)
-    }
 }
 
 /// The content of `path` (relative to the root) in `commit`, if it is a regular file there.

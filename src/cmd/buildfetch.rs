@@ -43,7 +43,7 @@ pub fn run(global: &GlobalOpts, opts: BuildfetchOpts) -> Result<()> {
         .context("starting the download runtime")?;
     let fetched = rt.block_on(fetch(&builds_dir, &opts, &lock))?;
     // 4. The commits, so that images can be made from the fetched build.
-    let repo = super::build::open_repo(&wd)?;
+    let repo = crate::ostree::Repo::open_or_init(&wd.repo_dir())?;
     for f in &fetched {
         if repo.has_object(&f.commit, ObjectType::Commit) {
             continue;

@@ -153,6 +153,6 @@ pub fn diff(global: &GlobalOpts, opts: DiffOpts) -> Result<()> {
 pub fn prune(global: &GlobalOpts, opts: PruneOpts) -> Result<()> {
     let (wd, builds) = load(global)?;
     let lock = WorkdirLock::acquire(&wd.root)?;
-    let repo = super::build::open_repo(&wd)?;
+    let repo = crate::ostree::Repo::open_or_init(&wd.repo_dir())?;
     super::build::prune_builds(&wd.builds_dir(), &builds, &repo, opts.keep, &lock)
 }

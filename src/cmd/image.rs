@@ -87,7 +87,7 @@ pub(crate) fn add_images(
             }
         }
     }
-    let repo = super::build::open_repo(wd)?;
+    let repo = crate::ostree::Repo::open_or_init(&wd.repo_dir())?;
     if !repo.has_object(&m.ostree_commit, ObjectType::Commit) {
         let art = m.images.get("ostree").with_context(|| {
             format!(

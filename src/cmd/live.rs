@@ -36,7 +36,7 @@ pub fn buildextend_live(global: &GlobalOpts, opts: LiveOpts) -> Result<()> {
             }
         }
     }
-    let repo = super::build::open_repo(&wd)?;
+    let repo = crate::ostree::Repo::open_or_init(&wd.repo_dir())?;
     if !repo.has_object(&m.ostree_commit, ObjectType::Commit) {
         let art = m.images.get("ostree").with_context(|| {
             format!(
@@ -114,7 +114,7 @@ pub fn kola_basic(global: &GlobalOpts, opts: &crate::cli::KolaRunOpts) -> Result
     use crate::cli::Firmware;
     use crate::testvm;
     use std::process::Command;
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     let pxe = match opts.platform.as_str() {
         "live-iso" => false,
@@ -205,29 +205,12 @@ pub fn kola_basic(global: &GlobalOpts, opts: &crate::cli::KolaRunOpts) -> Result
         "kola basic: booting {what} ({fw}, TCG, timeout {}s)",
         opts.timeout
     );
-    let mut cmd = Command::new("timeout");
-    cmd.arg("--kill-after=5")
-        .arg(opts.timeout.max(1).to_string())
-        .arg(qemu.get_program())
-        .args(qemu.get_args());
-    let started = Instant::now();
-    let out = cmd
-        .output()
-        .context("starting qemu-system-x86_64 (install Debian's qemu-system-x86)")?;
-    let elapsed: Duration = started.elapsed();
-    if let Some(d) = log.parent() {
-        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
-    }
-    std::fs::write(&log, &out.stdout).with_context(|| format!("writing {}", log.display()))?;
-    let console = String::from_utf8_lossy(&out.stdout).into_owned();
-    let timed_out = matches!(out.status.code(), Some(124) | Some(137));
-    if !timed_out && !out.status.success() {
-        anyhow::bail!(
-            "QEMU failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
+    let (console, elapsed) = testvm::run_capture(
+        &qemu,
+        "qemu-system-x86_64 (install Debian's qemu-system-x86)",
+        &log,
+        Duration::from_secs(opts.timeout),
+    )?;
     let fail = |why: String| -> anyhow::Error {
         anyhow::anyhow!(
             "kola basic FAILED on {id} {} ({fw}): {why}\n--- console (last 40 lines; full log {}) ---\n{}",

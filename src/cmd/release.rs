@@ -339,8 +339,12 @@ fn mark_stream<'a>(streams: &'a Streams, opts: &MarkOpts) -> Result<&'a Stream> 
     }
 }
 
-/// `cosa barrier --version V --reason R [--stream S]`
-pub fn barrier(global: &GlobalOpts, opts: MarkOpts) -> Result<()> {
+/// `cosa barrier` and `cosa deadend`: `--version V --reason R [--stream S]`.
+pub fn mark(
+    global: &GlobalOpts,
+    opts: MarkOpts,
+    kind: crate::release::updates::Mark,
+) -> Result<()> {
     let (wd, streams) = open(global)?;
     let stream = mark_stream(&streams, &opts)?;
     let now = time::now_secs();
@@ -350,29 +354,8 @@ pub fn barrier(global: &GlobalOpts, opts: MarkOpts) -> Result<()> {
         opts.publish.publish_dir.as_deref(),
         now,
         |u, released| {
-            u.set_barrier(
-                released,
-                &stream.code.to_string(),
-                &opts.version,
-                &opts.reason,
-                now,
-            )
-        },
-    )
-}
-
-/// `cosa deadend --version V --reason R [--stream S]`
-pub fn deadend(global: &GlobalOpts, opts: MarkOpts) -> Result<()> {
-    let (wd, streams) = open(global)?;
-    let stream = mark_stream(&streams, &opts)?;
-    let now = time::now_secs();
-    edit_updates(
-        &wd,
-        stream,
-        opts.publish.publish_dir.as_deref(),
-        now,
-        |u, released| {
-            u.set_deadend(
+            u.set_mark(
+                kind,
                 released,
                 &stream.code.to_string(),
                 &opts.version,
@@ -565,7 +548,7 @@ pub fn promote(global: &GlobalOpts, opts: PromoteOpts) -> Result<()> {
         "Promoting {id} ({}) to {new_version} ({})",
         from.name, to.name
     );
-    let repo = crate::cmd::build::open_repo(&wd)?;
+    let repo = crate::ostree::Repo::open_or_init(&wd.repo_dir())?;
     for arch in &entry.arches {
         let src_dir = builds::build_dir(&builds_dir, &id, arch);
         let src_meta = Meta::read(&src_dir.join(meta::META_JSON))?;

@@ -145,7 +145,7 @@ fn sign_ostree(
     signer: &PgpSigner,
     ed25519: Option<&ed25519_dalek::SigningKey>,
 ) -> Result<()> {
-    let repo_path = t.wd.tmp_dir().join("repo");
+    let repo_path = t.wd.repo_dir();
     let repo = Repo::open(&repo_path)?;
     let commit = m.ostree_commit.clone();
     if !repo.has_object(&commit, ObjectType::Commit) {
@@ -264,7 +264,7 @@ pub fn verify(global: &GlobalOpts, opts: VerifyOpts) -> Result<()> {
 
     // The OSTree commit.
     let commit = &m.ostree_commit;
-    let repo_path = t.wd.tmp_dir().join("repo");
+    let repo_path = t.wd.repo_dir();
     let check = Repo::open(&repo_path).and_then(|repo| {
         if !repo.has_object(commit, ObjectType::Commit) {
             bail!("commit {commit} is not in {}", repo_path.display());

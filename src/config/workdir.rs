@@ -38,6 +38,10 @@ impl Workdir {
     pub fn tmp_dir(&self) -> PathBuf {
         self.root.join("tmp")
     }
+    /// The working directory's ostree repository (archive mode), `tmp/repo`.
+    pub fn repo_dir(&self) -> PathBuf {
+        self.tmp_dir().join("repo")
+    }
     pub fn overrides_rpm(&self) -> PathBuf {
         self.root.join("overrides/rpm")
     }

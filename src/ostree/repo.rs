@@ -67,6 +67,15 @@ impl Repo {
         Repo::open(path)
     }
 
+    /// Open the archive repository at `path`, creating it on first use.
+    pub fn open_or_init(path: &Path) -> Result<Repo> {
+        if path.join("config").exists() {
+            Repo::open(path)
+        } else {
+            Repo::init_archive(path)
+        }
+    }
+
     /// Open an existing archive repository.
     pub fn open(path: &Path) -> Result<Repo> {
         let config = path.join("config");

@@ -112,6 +112,15 @@ pub fn stream_code(version: &str) -> Option<&str> {
     Some(fields[2])
 }
 
+/// What `cosa barrier` and `cosa deadend` set on a release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    /// Every update path passes through the release.
+    Barrier,
+    /// Nodes on the release are offered no update.
+    Deadend,
+}
+
 impl Updates {
     /// An empty updates file for `stream`, last modified at `now`.
     pub fn new(stream: &str, now: i64) -> Self {
@@ -171,6 +180,22 @@ impl Updates {
             duration_minutes: Some(duration_minutes),
         });
         Ok(())
+    }
+
+    /// Mark `version` as a barrier or a deadend.
+    pub fn set_mark(
+        &mut self,
+        kind: Mark,
+        released: &[String],
+        code: &str,
+        version: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<()> {
+        match kind {
+            Mark::Barrier => self.set_barrier(released, code, version, reason, now),
+            Mark::Deadend => self.set_deadend(released, code, version, reason, now),
+        }
     }
 
     /// Make `version` a barrier: every node passes through it.

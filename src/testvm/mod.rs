@@ -303,35 +303,49 @@ impl Machine {
         log: &Path,
         timeout: Duration,
     ) -> Result<(String, Duration)> {
-        let qemu = self.command(scratch, false)?;
-        let mut cmd = Command::new("timeout");
-        cmd.arg("--kill-after=5")
-            .arg(timeout.as_secs().max(1).to_string())
-            .arg(qemu.get_program())
-            .args(qemu.get_args());
-        let started = Instant::now();
         let (bin, pkg) = qemu_system(&self.arch)?;
-        let out = cmd
-            .output()
-            .with_context(|| format!("starting {bin} (install Debian's {pkg})"))?;
-        let elapsed = started.elapsed();
-        let console = String::from_utf8_lossy(&out.stdout).into_owned();
-        if let Some(d) = log.parent() {
-            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
-        }
-        std::fs::write(log, &out.stdout).with_context(|| format!("writing {}", log.display()))?;
-        if out.status.code() == Some(124) || out.status.code() == Some(137) {
-            return Ok((console, elapsed));
-        }
-        if !out.status.success() {
-            bail!(
-                "QEMU failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok((console, elapsed))
+        run_capture(
+            &self.command(scratch, false)?,
+            &format!("{bin} (install Debian's {pkg})"),
+            log,
+            timeout,
+        )
     }
+}
+
+/// Run the non-interactive QEMU command `qemu` (serial console on stdout)
+/// until the guest powers off or `timeout` passes, then kill it; returns
+/// the console output, also written to `log`, and the time it ran. `what`
+/// names the program in the error when it cannot start.
+pub fn run_capture(
+    qemu: &Command,
+    what: &str,
+    log: &Path,
+    timeout: Duration,
+) -> Result<(String, Duration)> {
+    let mut cmd = Command::new("timeout");
+    cmd.arg("--kill-after=5")
+        .arg(timeout.as_secs().max(1).to_string())
+        .arg(qemu.get_program())
+        .args(qemu.get_args());
+    let started = Instant::now();
+    let out = cmd.output().with_context(|| format!("starting {what}"))?;
+    let elapsed = started.elapsed();
+    let console = String::from_utf8_lossy(&out.stdout).into_owned();
+    if let Some(d) = log.parent() {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    std::fs::write(log, &out.stdout).with_context(|| format!("writing {}", log.display()))?;
+    // timeout's status when it had to stop QEMU (TERM, then KILL).
+    let timed_out = matches!(out.status.code(), Some(124) | Some(137));
+    if !timed_out && !out.status.success() {
+        bail!(
+            "QEMU failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok((console, elapsed))
 }
 
 /// The verdict of a `basic` boot: the booted system must report `commit`
