@@ -28,6 +28,18 @@ pub struct GlobalOpts {
     pub workdir: PathBuf,
 }
 
+/// Which build to act on: `--build` (default: the latest) and `--arch`
+/// (default: the host's).
+#[derive(Debug, Clone, Default, Args)]
+pub struct BuildSelector {
+    /// The build ID (default: the latest).
+    #[arg(long)]
+    pub build: Option<String>,
+    /// The architecture: x86_64, aarch64, s390x or ppc64le (default: the host's).
+    #[arg(long)]
+    pub arch: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Make a working directory here from a config repo (git URL or local path).
@@ -108,12 +120,8 @@ pub struct BuildextendOpts {
     /// The platform.
     #[arg(value_parser = crate::image::platform_names())]
     pub platform: String,
-    /// The build (default: latest).
-    #[arg(long)]
-    pub build: Option<String>,
-    /// The architecture (default: the host's).
-    #[arg(long)]
-    pub arch: Option<String>,
+    #[command(flatten)]
+    pub target: BuildSelector,
 }
 
 #[derive(Debug, Args)]
@@ -133,12 +141,8 @@ pub struct OsbuildOpts {
     /// Every platform.
     #[arg(long, conflicts_with = "platforms")]
     pub all: bool,
-    /// The build (default: latest).
-    #[arg(long)]
-    pub build: Option<String>,
-    /// The architecture (default: the host's).
-    #[arg(long)]
-    pub arch: Option<String>,
+    #[command(flatten)]
+    pub target: BuildSelector,
 }
 
 /// Firmware for a QEMU boot.
@@ -171,12 +175,8 @@ pub struct KolaRunOpts {
     /// The test to run.
     #[arg(value_parser = ["basic"])]
     pub test: String,
-    /// The build (default: latest).
-    #[arg(long)]
-    pub build: Option<String>,
-    /// The architecture (default: the host's).
-    #[arg(long)]
-    pub arch: Option<String>,
+    #[command(flatten)]
+    pub target: BuildSelector,
     /// Firmware to boot with.
     #[arg(long, value_enum, default_value = "uefi")]
     pub firmware: Firmware,
@@ -198,12 +198,8 @@ pub struct KolaRunOpts {
 The image is opened read-only (changes go to a temporary overlay). Quit QEMU
 with Ctrl-a x.")]
 pub struct RunOpts {
-    /// The build (default: latest).
-    #[arg(long)]
-    pub build: Option<String>,
-    /// The architecture (default: the host's).
-    #[arg(long)]
-    pub arch: Option<String>,
+    #[command(flatten)]
+    pub target: BuildSelector,
     /// Firmware to boot with.
     #[arg(long, value_enum, default_value = "uefi")]
     pub firmware: Firmware,
@@ -264,12 +260,8 @@ pub struct ListOpts {
 --set writes atomically and refuses an edit that makes meta.json invalid
 against coreos-assembler's schema.")]
 pub struct MetaOpts {
-    /// The build (default: latest).
-    #[arg(long)]
-    pub build: Option<String>,
-    /// The architecture (default: the host's).
-    #[arg(long)]
-    pub arch: Option<String>,
+    #[command(flatten)]
+    pub target: BuildSelector,
     /// Print one value (dotted key path).
     #[arg(long, conflicts_with = "set")]
     pub get: Option<String>,
@@ -684,12 +676,8 @@ pub struct SignOpts {
     /// Lookaside signature store for --oci (default: builds/<id>/<arch>/sigstore).
     #[arg(long)]
     pub sigstore: Option<PathBuf>,
-    /// The build (default: latest).
-    #[arg(long)]
-    pub build: Option<String>,
-    /// The architecture (default: the host's).
-    #[arg(long)]
-    pub arch: Option<String>,
+    #[command(flatten)]
+    pub target: BuildSelector,
 }
 
 #[derive(Debug, Args)]
@@ -712,12 +700,8 @@ pub struct VerifyOpts {
     /// Lookaside signature store for the container image (default: builds/<id>/<arch>/sigstore).
     #[arg(long)]
     pub sigstore: Option<PathBuf>,
-    /// The build (default: latest).
-    #[arg(long)]
-    pub build: Option<String>,
-    /// The architecture (default: the host's).
-    #[arg(long)]
-    pub arch: Option<String>,
+    #[command(flatten)]
+    pub target: BuildSelector,
     /// Print `{"build", "arch", "good", "items": [{"name", "status",
     /// "detail"}]}` on stdout instead of one line per item (status: good,
     /// bad, unsigned). The exit status is the same.
@@ -752,12 +736,8 @@ pub struct BuilduploadS3Opts {
     /// Canned ACL for every object (e.g. private, public-read).
     #[arg(long)]
     pub acl: Option<String>,
-    /// The build (default: latest).
-    #[arg(long)]
-    pub build: Option<String>,
-    /// The architecture (default: the host's).
-    #[arg(long)]
-    pub arch: Option<String>,
+    #[command(flatten)]
+    pub target: BuildSelector,
     /// An S3-compatible endpoint, addressed path-style.
     #[arg(long, env = "AWS_ENDPOINT_URL")]
     pub endpoint_url: Option<String>,
@@ -821,12 +801,8 @@ user:password), else the push is anonymous. Plain HTTP is used with
 pub struct PushContainerOpts {
     /// Destination: REGISTRY/REPO[:TAG].
     pub image: String,
-    /// The build (default: latest).
-    #[arg(long)]
-    pub build: Option<String>,
-    /// The architecture (default: the host's).
-    #[arg(long)]
-    pub arch: Option<String>,
+    #[command(flatten)]
+    pub target: BuildSelector,
     /// Another tag to push (repeatable).
     #[arg(long = "tag")]
     pub tags: Vec<String>,
@@ -853,12 +829,8 @@ live-kernel, live-initramfs and live-rootfs.";
 
 #[derive(Debug, Args)]
 pub struct LiveOpts {
-    /// The build (default: latest).
-    #[arg(long)]
-    pub build: Option<String>,
-    /// The architecture (default: the host's).
-    #[arg(long)]
-    pub arch: Option<String>,
+    #[command(flatten)]
+    pub target: BuildSelector,
 }
 
 #[derive(Debug, Args)]
@@ -879,12 +851,8 @@ sha256 and size plus uncompressed-sha256 and uncompressed-size, one artifact
 at a time; an artifact already compressed is left alone, so running it again
 does nothing and an interrupted run resumes.")]
 pub struct CompressOpts {
-    /// The build (default: latest).
-    #[arg(long)]
-    pub build: Option<String>,
-    /// Only this architecture (default: every arch of the build).
-    #[arg(long)]
-    pub arch: Option<String>,
+    #[command(flatten)]
+    pub target: BuildSelector,
     /// The compressor (default: image.yaml `compressor`, else gzip).
     #[arg(long, value_parser = ["xz", "zstd", "gzip"])]
     pub compressor: Option<String>,
@@ -908,12 +876,8 @@ gets back the original path, sha256 and size, and the uncompressed-* keys are
 removed. Artifacts with skip-compression are left alone; missing files are
 skipped unless named with --artifact.")]
 pub struct UncompressOpts {
-    /// The build (default: latest).
-    #[arg(long)]
-    pub build: Option<String>,
-    /// Only this architecture (default: every arch of the build).
-    #[arg(long)]
-    pub arch: Option<String>,
+    #[command(flatten)]
+    pub target: BuildSelector,
     /// Only this artifact (an images.<NAME> key); repeat for several.
     #[arg(long, value_name = "NAME")]
     pub artifact: Vec<String>,

@@ -78,8 +78,8 @@ pub fn list(global: &GlobalOpts, opts: ListOpts) -> Result<()> {
 
 pub fn meta(global: &GlobalOpts, opts: MetaOpts) -> Result<()> {
     let (wd, builds) = load(global)?;
-    let arch = util::target_arch(opts.arch.as_deref())?;
-    let id = builds.resolve(opts.build.as_deref())?;
+    let arch = util::target_arch(opts.target.arch.as_deref())?;
+    let id = builds.resolve(opts.target.build.as_deref())?;
     let path = meta::meta_path(&wd.builds_dir(), &id, &arch);
     if !opts.set.is_empty() {
         let _lock = WorkdirLock::acquire(&wd.root)?;

@@ -25,8 +25,8 @@ pub fn s3(global: &GlobalOpts, opts: BuilduploadS3Opts) -> Result<()> {
     let wd = Workdir::open(&global.workdir)?;
     let builds_dir = wd.builds_dir();
     let local = BuildsJson::load(&builds_dir)?;
-    let arch = util::target_arch(opts.arch.as_deref())?;
-    let id = local.resolve(opts.build.as_deref())?;
+    let arch = util::target_arch(opts.target.arch.as_deref())?;
+    let id = local.resolve(opts.target.build.as_deref())?;
     ensure!(
         local.has_arch(&id, &arch),
         "build {id} has no {arch} part; `cosa list` shows the builds and their arches"

@@ -163,7 +163,11 @@ impl Choice {
 
 /// `cosa compress`.
 pub fn compress(global: &GlobalOpts, opts: CompressOpts) -> Result<()> {
-    let t = target(global, opts.build.as_deref(), opts.arch.as_deref())?;
+    let t = target(
+        global,
+        opts.target.build.as_deref(),
+        opts.target.arch.as_deref(),
+    )?;
     let image = ImageConfig::load(&t.wd.config_dir())?;
     let choice = Choice::new(&opts, &image)?;
     let mut changed = false;
@@ -270,7 +274,11 @@ fn compress_arch(
 
 /// `cosa uncompress`.
 pub fn uncompress(global: &GlobalOpts, opts: UncompressOpts) -> Result<()> {
-    let t = target(global, opts.build.as_deref(), opts.arch.as_deref())?;
+    let t = target(
+        global,
+        opts.target.build.as_deref(),
+        opts.target.arch.as_deref(),
+    )?;
     let mut changed = false;
     for arch in &t.arches {
         if let Some((dir, meta_path)) = arch_dir(&t, arch) {

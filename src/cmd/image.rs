@@ -16,8 +16,8 @@ use crate::util::{self, time};
 pub fn buildextend(global: &GlobalOpts, opts: BuildextendOpts) -> Result<()> {
     extend(
         global,
-        opts.build.as_deref(),
-        opts.arch.as_deref(),
+        opts.target.build.as_deref(),
+        opts.target.arch.as_deref(),
         &[opts.platform],
     )
 }
@@ -33,8 +33,8 @@ pub fn osbuild(global: &GlobalOpts, opts: OsbuildOpts) -> Result<()> {
     };
     extend(
         global,
-        opts.build.as_deref(),
-        opts.arch.as_deref(),
+        opts.target.build.as_deref(),
+        opts.target.arch.as_deref(),
         &platforms,
     )
 }

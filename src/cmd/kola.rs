@@ -106,8 +106,8 @@ pub fn run(global: &GlobalOpts, opts: KolaRunOpts) -> Result<()> {
     let scratch = image::scratch_dir(&wd.tmp_dir())?;
     let (id, m, machine) = machine_for(
         &wd,
-        opts.build.as_deref(),
-        opts.arch.as_deref(),
+        opts.target.build.as_deref(),
+        opts.target.arch.as_deref(),
         &opts.platform,
         opts.firmware,
         1024,
@@ -163,8 +163,8 @@ pub fn interactive(global: &GlobalOpts, opts: RunOpts) -> Result<()> {
     let scratch = image::scratch_dir(&wd.tmp_dir())?;
     let (_, _, machine) = machine_for(
         &wd,
-        opts.build.as_deref(),
-        opts.arch.as_deref(),
+        opts.target.build.as_deref(),
+        opts.target.arch.as_deref(),
         "qemu",
         opts.firmware,
         opts.memory,

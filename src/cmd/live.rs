@@ -17,8 +17,8 @@ pub fn buildextend_live(global: &GlobalOpts, opts: LiveOpts) -> Result<()> {
     let wd = Workdir::open(&global.workdir)?;
     let _lock = WorkdirLock::acquire(&wd.root)?;
     let builds = BuildsJson::load(&wd.builds_dir())?;
-    let arch = util::target_arch(opts.arch.as_deref())?;
-    let id = builds.resolve(opts.build.as_deref())?;
+    let arch = util::target_arch(opts.target.arch.as_deref())?;
+    let id = builds.resolve(opts.target.build.as_deref())?;
     ensure!(
         builds.has_arch(&id, &arch),
         "build {id} has no {arch} part; `cosa list` shows the builds and their arches"
@@ -123,12 +123,12 @@ pub fn kola_basic(global: &GlobalOpts, opts: &crate::cli::KolaRunOpts) -> Result
     };
     let wd = Workdir::open(&global.workdir)?;
     let builds = BuildsJson::load(&wd.builds_dir())?;
-    let arch = util::target_arch(opts.arch.as_deref())?;
+    let arch = util::target_arch(opts.target.arch.as_deref())?;
     ensure!(
         arch == "x86_64",
         "booting {arch} live media is not supported yet (x86_64 only)"
     );
-    let id = builds.resolve(opts.build.as_deref())?;
+    let id = builds.resolve(opts.target.build.as_deref())?;
     let build_dir = builds::build_dir(&wd.builds_dir(), &id, &arch);
     let m = Meta::read(&meta::meta_path(&wd.builds_dir(), &id, &arch))?;
     let file = |key: &str| -> Result<std::path::PathBuf> {

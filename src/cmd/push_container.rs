@@ -55,8 +55,8 @@ pub fn push_container(global: &GlobalOpts, opts: PushContainerOpts) -> Result<()
     let registry = reference.registry().to_string();
     let repository = reference.repository().to_string();
     let b = BuildsJson::load(&builds_dir)?;
-    let arch = util::target_arch(opts.arch.as_deref())?;
-    let id = b.resolve(opts.build.as_deref())?;
+    let arch = util::target_arch(opts.target.arch.as_deref())?;
+    let id = b.resolve(opts.target.build.as_deref())?;
     if !b.has_arch(&id, &arch) {
         bail!("build {id} has no {arch} architecture in builds.json");
     }

@@ -75,7 +75,11 @@ pub fn sign(global: &GlobalOpts, opts: SignOpts) -> Result<()> {
     if !(opts.images || opts.ostree || opts.oci) {
         bail!("nothing to sign: give --images, --ostree and/or --oci");
     }
-    let t = target(global, opts.build.as_deref(), opts.arch.as_deref())?;
+    let t = target(
+        global,
+        opts.target.build.as_deref(),
+        opts.target.arch.as_deref(),
+    )?;
     let _lock = WorkdirLock::acquire(&t.wd.root)?;
     let meta_path = meta::meta_path(&t.wd.builds_dir(), &t.id, &t.arch);
     let mut m = Meta::read(&meta_path)?;
@@ -205,7 +209,11 @@ struct Item {
 }
 
 pub fn verify(global: &GlobalOpts, opts: VerifyOpts) -> Result<()> {
-    let t = target(global, opts.build.as_deref(), opts.arch.as_deref())?;
+    let t = target(
+        global,
+        opts.target.build.as_deref(),
+        opts.target.arch.as_deref(),
+    )?;
     let keyring = Keyring::load(&opts.keyring)?;
     let ed_keys = opts
         .ed25519_public_key
