@@ -11,6 +11,7 @@ use crate::store::builds::{self, BuildsJson};
 use crate::store::meta::{self, Meta};
 use crate::testvm::{self, Machine};
 use crate::util;
+use crate::util::cmd::CommandRunExt;
 
 fn firmware_name(f: Firmware) -> &'static str {
     match f {
@@ -54,27 +55,23 @@ fn machine_for(
     // Formats QEMU cannot attach directly are unpacked into scratch.
     let (disk, format) = match target.format {
         image::Format::GcpTarGz => {
-            util::run_cmd(
-                "unpacking disk.raw from the GCP tarball",
-                std::process::Command::new("tar")
-                    .arg("-xSzf")
-                    .arg(&disk)
-                    .arg("-C")
-                    .arg(scratch)
-                    .arg("disk.raw"),
-            )?;
+            std::process::Command::new("tar")
+                .arg("-xSzf")
+                .arg(&disk)
+                .arg("-C")
+                .arg(scratch)
+                .arg("disk.raw")
+                .run_capture("unpacking disk.raw from the GCP tarball")?;
             (scratch.join("disk.raw"), "raw")
         }
         image::Format::Ova { .. } => {
-            util::run_cmd(
-                "unpacking disk.vmdk from the OVA",
-                std::process::Command::new("tar")
-                    .arg("-xf")
-                    .arg(&disk)
-                    .arg("-C")
-                    .arg(scratch)
-                    .arg("disk.vmdk"),
-            )?;
+            std::process::Command::new("tar")
+                .arg("-xf")
+                .arg(&disk)
+                .arg("-C")
+                .arg(scratch)
+                .arg("disk.vmdk")
+                .run_capture("unpacking disk.vmdk from the OVA")?;
             (scratch.join("disk.vmdk"), "vmdk")
         }
         _ => (

@@ -15,7 +15,7 @@ use anyhow::{Context, Result, ensure};
 use super::gpt::{self, Guid};
 use super::grub;
 use super::layout::{self, Layout, MIB, Role};
-use crate::util::run_cmd;
+use crate::util::cmd::CommandRunExt;
 
 /// What goes into one disk.
 pub struct DiskInput<'a> {
@@ -96,10 +96,7 @@ fn mkfs_ext4(
         cmd.arg("-N").arg(n.to_string());
     }
     cmd.arg("-d").arg(dir).arg(disk).arg(blocks.to_string());
-    run_cmd(
-        &format!("making the {label} file system (mkfs.ext4 -d)"),
-        &mut cmd,
-    )?;
+    cmd.run_capture(&format!("making the {label} file system (mkfs.ext4 -d)"))?;
     Ok(())
 }
 
@@ -124,7 +121,7 @@ fn mkfs_esp(
         .arg(volid)
         .arg(disk)
         .arg((size / 1024).to_string());
-    run_cmd("making the EFI system partition (mkfs.fat)", &mut cmd)?;
+    cmd.run_capture("making the EFI system partition (mkfs.fat)")?;
     let mut entries: Vec<_> = fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
         .map(|e| e.map(|e| e.path()))
@@ -143,10 +140,7 @@ fn mkfs_esp(
         .arg(format!("{}@@{offset}", disk.display()))
         .args(&entries)
         .arg("::/");
-    run_cmd(
-        "copying files into the EFI system partition (mcopy)",
-        &mut cmd,
-    )?;
+    cmd.run_capture("copying files into the EFI system partition (mcopy)")?;
     Ok(())
 }
 
@@ -312,6 +306,6 @@ pub fn to_qcow2(raw: &Path, out: &Path) -> Result<()> {
     cmd.args(["convert", "-f", "raw", "-O", "qcow2", "-o", "compat=1.1"])
         .arg(raw)
         .arg(out);
-    run_cmd("converting the disk to qcow2 (qemu-img convert)", &mut cmd)?;
+    cmd.run_capture("converting the disk to qcow2 (qemu-img convert)")?;
     Ok(())
 }

@@ -10,7 +10,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result};
 
-use crate::util::run_cmd;
+use crate::util::cmd::CommandRunExt;
 
 /// What a platform's artifact is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,7 +41,7 @@ fn qemu_img(what: &str, args: &[&str], src: &Path, dst: &Path) -> Result<()> {
         .args(args)
         .arg(src)
         .arg(dst);
-    run_cmd(what, &mut cmd)?;
+    cmd.run_capture(what)?;
     Ok(())
 }
 
@@ -79,7 +79,7 @@ fn tar_cmd(
         .arg("-C")
         .arg(dir)
         .args(files);
-    run_cmd(what, &mut cmd)?;
+    cmd.run_capture(what)?;
     Ok(())
 }
 
@@ -262,7 +262,7 @@ fn kubevirt_ociarchive(
         .arg("-C")
         .arg(&layer_dir)
         .arg("disk");
-    run_cmd("making the container disk layer (tar)", &mut cmd)?;
+    cmd.run_capture("making the container disk layer (tar)")?;
     let (layer_sha, layer_size) = crate::util::digest::sha256_file(&layer_tar)?;
     fs::rename(&layer_tar, layout.join("blobs/sha256").join(&layer_sha))
         .context("moving the layer into the OCI layout")?;
@@ -318,7 +318,7 @@ fn kubevirt_ociarchive(
         .arg("-C")
         .arg(&layout)
         .args(["oci-layout", "index.json", "blobs"]);
-    run_cmd("making the OCI archive (tar)", &mut cmd)?;
+    cmd.run_capture("making the OCI archive (tar)")?;
     Ok(())
 }
 

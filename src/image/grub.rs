@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail, ensure};
 
 use crate::ostree::deploy::BlsEntry;
+use crate::util::cmd::CommandRunExt;
 
 /// Modules built into every image: enough to find the boot partition by
 /// label, read ext4, show a menu on a serial console and boot Linux.
@@ -121,7 +122,7 @@ fn mkimage(target: &str, extra: &[&str], out: &Path, work: &Path) -> Result<()> 
         .arg(&cfg)
         .args(COMMON_MODULES)
         .args(extra);
-    crate::util::run_cmd(&format!("making the GRUB {target} image"), &mut cmd)?;
+    cmd.run_capture(&format!("making the GRUB {target} image"))?;
     Ok(())
 }
 

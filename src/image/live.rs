@@ -21,7 +21,7 @@ use anyhow::{Context, Result, bail, ensure};
 use super::{ImageBuild, grub};
 use crate::config::image::{ImageConfig, Platforms};
 use crate::ostree::deploy::{self, BOOTVERSION, DeployOptions};
-use crate::util::run_cmd;
+use crate::util::cmd::CommandRunExt;
 
 /// The meta.json keys of the live artifacts, in the order they are made.
 pub const KEYS: [&str; 4] = ["live-iso", "live-kernel", "live-initramfs", "live-rootfs"];
@@ -206,10 +206,7 @@ pub fn make_squashfs(dir: &Path, out: &Path, compression: &str, mtime: i64) -> R
         .arg(mtime.max(0).to_string())
         .arg("-all-time")
         .arg(mtime.max(0).to_string());
-    run_cmd(
-        "making the live squashfs (install Debian's squashfs-tools)",
-        &mut cmd,
-    )?;
+    cmd.run_capture("making the live squashfs (install Debian's squashfs-tools)")?;
     Ok(())
 }
 
@@ -252,7 +249,7 @@ fn grub_image(target: &str, extra: &[&str], label: &str, out: &Path, work: &Path
         .args(super::grub::COMMON_MODULES)
         .args(ISO_MODULES)
         .args(extra);
-    run_cmd(&format!("making the GRUB {target} image"), &mut cmd)?;
+    cmd.run_capture(&format!("making the GRUB {target} image"))?;
     Ok(())
 }
 
@@ -284,7 +281,7 @@ fn make_efiboot(efi: &Path, file: &str, out: &Path, mtime: i64) -> Result<()> {
     mkfs.args(["--invariant", "-i", "12345678", "-n", "EFIBOOT", "-C"])
         .arg(out)
         .arg(kib.to_string());
-    run_cmd("making the EFI boot image (mkfs.fat)", &mut mkfs)?;
+    mkfs.run_capture("making the EFI boot image (mkfs.fat)")?;
     // Fixed times: files keep those of a tree made here (-m), the
     // directories mtools makes get SOURCE_DATE_EPOCH.
     let tree = efi.with_file_name("efiboot-tree");
@@ -300,10 +297,7 @@ fn make_efiboot(efi: &Path, file: &str, out: &Path, mtime: i64) -> Result<()> {
         .arg("::")
         .env("TZ", "UTC")
         .env("SOURCE_DATE_EPOCH", mtime.max(0).to_string());
-    run_cmd(
-        "copying EFI/BOOT into the EFI boot image (mtools)",
-        &mut mcopy,
-    )?;
+    mcopy.run_capture("copying EFI/BOOT into the EFI boot image (mtools)")?;
     fs::remove_dir_all(&tree).with_context(|| format!("removing {}", tree.display()))?;
     Ok(())
 }
@@ -372,7 +366,7 @@ fn make_iso(root: &Path, out: &Path, label: &str, bios: bool, efi: bool, mtime: 
         ]);
     }
     cmd.arg("-o").arg(out).arg(root);
-    run_cmd("making the live ISO (install Debian's xorriso)", &mut cmd)?;
+    cmd.run_capture("making the live ISO (install Debian's xorriso)")?;
     Ok(())
 }
 

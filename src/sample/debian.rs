@@ -7,7 +7,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use crate::util::run_cmd;
+use crate::util::cmd::CommandRunExt;
 
 /// rpm architecture names and Debian's, in one place.
 const ARCHES: &[(&str, &str)] = &[
@@ -80,10 +80,9 @@ fn apt_name(package: &str, debarch: &str) -> String {
 /// architecture as the only one (made once with `apt-get update`), so the
 /// host's dpkg configuration is left alone.
 fn apt_options(cache: &Path, debarch: &str) -> Result<Vec<String>> {
-    let host = run_cmd(
-        "asking dpkg for the host architecture",
-        Command::new("dpkg").arg("--print-architecture"),
-    )?;
+    let host = Command::new("dpkg")
+        .arg("--print-architecture")
+        .run_capture("asking dpkg for the host architecture")?;
     if String::from_utf8_lossy(&host.stdout).trim() == debarch {
         return Ok(Vec::new());
     }
@@ -111,10 +110,12 @@ fn apt_options(cache: &Path, debarch: &str) -> Result<Vec<String>> {
             "Reading Debian's {debarch} package lists into {}",
             state.display()
         );
-        run_cmd(
-            &format!("apt-get update for {debarch} (is the Debian mirror reachable?)"),
-            Command::new("apt-get").args(["-q", "update"]).args(&opts),
-        )?;
+        Command::new("apt-get")
+            .args(["-q", "update"])
+            .args(&opts)
+            .run_capture(&format!(
+                "apt-get update for {debarch} (is the Debian mirror reachable?)"
+            ))?;
     }
     Ok(opts)
 }
@@ -132,17 +133,15 @@ pub fn fetch_deb(cache: &Path, package: &str, debarch: &str) -> Result<PathBuf> 
         .tempdir_in(cache)
         .with_context(|| format!("creating a download directory in {}", cache.display()))?;
     eprintln!("Downloading {package} ({debarch}) from the Debian mirror");
-    run_cmd(
-        &format!(
+    Command::new("apt-get")
+        .args(apt_options(cache, debarch)?)
+        .args(["download", "-q"])
+        .arg(apt_name(package, debarch))
+        .current_dir(tmp.path())
+        .run_capture(&format!(
             "downloading Debian package {package} for {debarch} (is the Debian mirror reachable, \
              and is {debarch} a configured dpkg architecture?)"
-        ),
-        Command::new("apt-get")
-            .args(apt_options(cache, debarch)?)
-            .args(["download", "-q"])
-            .arg(apt_name(package, debarch))
-            .current_dir(tmp.path()),
-    )?;
+        ))?;
     let got = cached(tmp.path(), debarch, |n| n == package)?
         .pop()
         .with_context(|| format!("apt-get download {package} left no .deb"))?;
@@ -161,13 +160,13 @@ pub fn resolve_dependency(
     debarch: &str,
     want: impl Fn(&str) -> bool,
 ) -> Result<String> {
-    let out = run_cmd(
-        &format!("asking apt which package {meta} ({debarch}) depends on"),
-        Command::new("apt-cache")
-            .args(apt_options(cache, debarch)?)
-            .args(["depends", "--no-recommends", "--no-suggests"])
-            .arg(apt_name(meta, debarch)),
-    )?;
+    let out = Command::new("apt-cache")
+        .args(apt_options(cache, debarch)?)
+        .args(["depends", "--no-recommends", "--no-suggests"])
+        .arg(apt_name(meta, debarch))
+        .run_capture(&format!(
+            "asking apt which package {meta} ({debarch}) depends on"
+        ))?;
     let text = String::from_utf8_lossy(&out.stdout);
     for line in text.lines() {
         if let Some(dep) = line.trim().strip_prefix("Depends: ") {
@@ -182,10 +181,11 @@ pub fn resolve_dependency(
 
 /// A field of a .deb's control file (`dpkg-deb -f`).
 pub fn control_field(deb: &Path, field: &str) -> Result<String> {
-    let out = run_cmd(
-        &format!("reading {field} of {}", deb.display()),
-        Command::new("dpkg-deb").arg("-f").arg(deb).arg(field),
-    )?;
+    let out = Command::new("dpkg-deb")
+        .arg("-f")
+        .arg(deb)
+        .arg(field)
+        .run_capture(&format!("reading {field} of {}", deb.display()))?;
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
@@ -204,10 +204,11 @@ pub fn extract_deb(cache: &Path, deb: &Path) -> Result<PathBuf> {
         .prefix(".extract-")
         .tempdir_in(cache)
         .with_context(|| format!("creating an extraction directory in {}", cache.display()))?;
-    run_cmd(
-        &format!("unpacking {}", deb.display()),
-        Command::new("dpkg-deb").arg("-x").arg(deb).arg(tmp.path()),
-    )?;
+    Command::new("dpkg-deb")
+        .arg("-x")
+        .arg(deb)
+        .arg(tmp.path())
+        .run_capture(&format!("unpacking {}", deb.display()))?;
     let tmp = tmp.keep();
     if let Err(e) = std::fs::rename(&tmp, &dest) {
         // Another process won the race: use its copy.

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 
 use crate::cli::Firmware;
+use crate::util::cmd::CommandRunExt;
 
 pub const BOOTED_MARKER: &str = "COSA-BOOTED ";
 pub const FAILED_MARKER: &str = "COSA-BOOT-FAILED";
@@ -117,10 +118,13 @@ pub struct DirectBoot {
 
 /// One `debugfs -R REQUEST` on the file system at `dev` (`file?offset=N`).
 fn debugfs(dev: &str, request: &str) -> Result<String> {
-    let out = crate::util::run_cmd(
-        &format!("debugfs {request:?} on {dev} (install Debian's e2fsprogs)"),
-        Command::new("debugfs").arg("-R").arg(request).arg(dev),
-    )?;
+    let out = Command::new("debugfs")
+        .arg("-R")
+        .arg(request)
+        .arg(dev)
+        .run_capture(&format!(
+            "debugfs {request:?} on {dev} (install Debian's e2fsprogs)"
+        ))?;
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
@@ -172,13 +176,11 @@ pub fn direct_boot_from_disk(disk: &Path, format: &str, scratch: &Path) -> Resul
         disk.to_path_buf()
     } else {
         let raw = scratch.join("disk.raw");
-        crate::util::run_cmd(
-            &format!("converting {} to raw", disk.display()),
-            Command::new("qemu-img")
-                .args(["convert", "-f", format, "-O", "raw"])
-                .arg(disk)
-                .arg(&raw),
-        )?;
+        Command::new("qemu-img")
+            .args(["convert", "-f", format, "-O", "raw"])
+            .arg(disk)
+            .arg(&raw)
+            .run_capture(&format!("converting {} to raw", disk.display()))?;
         raw
     };
     let offset = partition_offset(&raw, "boot")?;

@@ -1,13 +1,13 @@
 //! Small helpers shared by every room: logging, atomic file writes, running
 //! external programs, progress output, architecture names.
 
+pub mod cmd;
 pub mod digest;
 pub mod progress;
 pub mod time;
 
 use std::io::Write;
 use std::path::Path;
-use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
@@ -50,28 +50,6 @@ pub fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> Result<
     let mut data = serde_json::to_vec_pretty(value)?;
     data.push(b'\n');
     write_atomic(path, &data)
-}
-
-/// Run a command to completion; on failure the error names `what`, the
-/// command line, the exit status and the last KiB of stderr.
-pub fn run_cmd(what: &str, cmd: &mut Command) -> Result<std::process::Output> {
-    tracing::debug!("{what}: {cmd:?}");
-    let out = cmd
-        .output()
-        .with_context(|| format!("{what}: starting {:?}", cmd.get_program()))?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let tail: String = {
-            let s = stderr.trim_end();
-            let start = s.len().saturating_sub(1024);
-            let start = (start..=s.len())
-                .find(|i| s.is_char_boundary(*i))
-                .unwrap_or(0);
-            s[start..].to_string()
-        };
-        bail!("{what}: {cmd:?} failed ({}): {tail}", out.status);
-    }
-    Ok(out)
 }
 
 /// The host's architecture in rpm's naming (`x86_64`, `aarch64`, `s390x`, `ppc64le`).
