@@ -92,13 +92,27 @@ pub fn run(global: &GlobalOpts, opts: BuildOpts) -> Result<()> {
     // 3. The version.
     let releasever = tf.releasever.clone().unwrap_or_else(|| "0".to_string());
     let version = match &opts.version {
-        _ if opts.stream.is_some() => crate::cmd::release::stream_build_version(
-            &wd,
-            &opts,
-            &releasever,
-            resolved.lock.as_ref(),
-            &builds,
-        )?,
+        _ if opts.stream.is_some() => {
+            use crate::release::{publish::PublishDir, streams::Streams};
+            let streams = Streams::load(&wd.config_dir())?;
+            let stream = streams.get(opts.stream.as_deref().unwrap_or_default())?;
+            let released =
+                PublishDir::resolve(&wd.root, None, stream).released_versions(&stream.name)?;
+            let generated = resolved
+                .lock
+                .as_ref()
+                .and_then(|l| l.metadata.as_ref())
+                .and_then(|m| m.generated.as_deref());
+            crate::release::version::build_version(
+                stream,
+                &released,
+                opts.version.as_deref(),
+                &releasever,
+                generated,
+                &builds,
+                &arch,
+            )?
+        }
         Some(v) => {
             version::validate_user_version(v, &builds, &arch)?;
             v.clone()

@@ -13,8 +13,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::json;
 
 use crate::cli::{
-    BuildOpts, GlobalOpts, GraphCmd, GraphOpts, MarkOpts, PromoteOpts, ReleaseOpts, RolloutCmd,
-    RolloutOpts,
+    GlobalOpts, GraphCmd, GraphOpts, MarkOpts, PromoteOpts, ReleaseOpts, RolloutCmd, RolloutOpts,
 };
 use crate::config::workdir::Workdir;
 use crate::ostree::Value;
@@ -23,74 +22,13 @@ use crate::release::index::{AddOutcome, Release};
 use crate::release::metadata;
 use crate::release::promote;
 use crate::release::publish::PublishDir;
-use crate::release::streams::{Stream, StreamType, Streams};
+use crate::release::streams::{Stream, Streams};
 use crate::release::updates::{self, Updates};
 use crate::release::version;
-use crate::rpm::lockfile::Lockfile;
 use crate::store::builds::{self, BuildsJson, StagedBuild};
 use crate::store::lock::WorkdirLock;
 use crate::store::meta::{self, Meta};
 use crate::util::{self, time};
-
-/// The version of a `cosa build --stream S`: `X.YYYYMMDD.Z.N` with X the
-/// releasever, Y the lockfile's `metadata.generated` date (today for a
-/// mechanical stream or without a lockfile), Z the stream's code and N the
-/// next free revision among the builds in builds.json and the stream's
-/// published releases. An explicit `--version` is validated instead: form,
-/// real date, the stream's code, the releasever, and no clash with a build of
-/// this arch or a published release.
-pub fn stream_build_version(
-    wd: &Workdir,
-    opts: &BuildOpts,
-    releasever: &str,
-    lock: Option<&Lockfile>,
-    builds: &BuildsJson,
-) -> Result<String> {
-    let name = opts.stream.as_deref().context("no --stream given")?;
-    let streams = Streams::load(&wd.config_dir())?;
-    let stream = streams.get(name)?;
-    let arch = util::target_arch(opts.resolve.arch.as_deref())?;
-    let pd = PublishDir::resolve(&wd.root, None, stream);
-    let released = pd.released_versions(&stream.name)?;
-    let x: u64 = releasever.parse().with_context(|| {
-        format!("releasever {releasever:?} is not a number, as stream versions X.YYYYMMDD.Z.N need")
-    })?;
-    if let Some(v) = &opts.version {
-        let sv = version::parse(v).with_context(|| format!("--version {v:?}"))?;
-        if sv.stream_code != stream.code {
-            bail!(
-                "--version {v}: stream code {} is not the code of stream {} ({})",
-                sv.stream_code,
-                stream.name,
-                stream.code
-            );
-        }
-        if sv.releasever != x {
-            bail!(
-                "--version {v}: release version {} is not the manifest's releasever {x}",
-                sv.releasever
-            );
-        }
-        if builds.has_arch(v, &arch) {
-            bail!("--version {v}: build {v} for {arch} already exists");
-        }
-        if released.contains(v) {
-            bail!(
-                "--version {v}: {v} is already released on stream {}",
-                stream.name
-            );
-        }
-        return Ok(v.clone());
-    }
-    let generated = lock
-        .and_then(|l| l.metadata.as_ref())
-        .and_then(|m| m.generated.as_deref())
-        .filter(|_| stream.kind != StreamType::Mechanical);
-    let date = crate::store::version::version_date(generated)?;
-    let mut existing: Vec<String> = builds.builds.iter().map(|b| b.id.clone()).collect();
-    existing.extend(released);
-    version::stream_version(x, &date, stream.code, &existing)
-}
 
 /// Working directory and streams.
 fn open(global: &GlobalOpts) -> Result<(Workdir, Streams)> {

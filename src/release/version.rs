@@ -9,6 +9,9 @@ use std::sync::OnceLock;
 use anyhow::{Context, Result, bail};
 use regex::Regex;
 
+use super::streams::{Stream, StreamType};
+use crate::store::builds::BuildsJson;
+
 /// A parsed stream version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct StreamVersion {
@@ -122,6 +125,59 @@ pub fn ensure_new<S: AsRef<str>>(version: &str, existing_versions: &[S]) -> Resu
     Ok(())
 }
 
+/// The version of a `cosa build --stream`: `X.YYYYMMDD.Z.N` with X the
+/// manifest's `releasever`, Y the lockfile's `metadata.generated` date
+/// (`generated`; today for a mechanical stream or without one), Z the
+/// stream's code and N the next free revision among `builds` and the
+/// stream's `released` versions. An `explicit` version (`--version`) is
+/// validated instead: form, real date, the stream's code, the releasever,
+/// and no clash with a build of `arch` or a released version.
+pub fn build_version(
+    stream: &Stream,
+    released: &[String],
+    explicit: Option<&str>,
+    releasever: &str,
+    generated: Option<&str>,
+    builds: &BuildsJson,
+    arch: &str,
+) -> Result<String> {
+    let x: u64 = releasever.parse().with_context(|| {
+        format!("releasever {releasever:?} is not a number, as stream versions X.YYYYMMDD.Z.N need")
+    })?;
+    if let Some(v) = explicit {
+        let sv = parse(v).with_context(|| format!("--version {v:?}"))?;
+        if sv.stream_code != stream.code {
+            bail!(
+                "--version {v}: stream code {} is not the code of stream {} ({})",
+                sv.stream_code,
+                stream.name,
+                stream.code
+            );
+        }
+        if sv.releasever != x {
+            bail!(
+                "--version {v}: release version {} is not the manifest's releasever {x}",
+                sv.releasever
+            );
+        }
+        if builds.has_arch(v, arch) {
+            bail!("--version {v}: build {v} for {arch} already exists");
+        }
+        if released.iter().any(|r| r == v) {
+            bail!(
+                "--version {v}: {v} is already released on stream {}",
+                stream.name
+            );
+        }
+        return Ok(v.to_string());
+    }
+    let generated = generated.filter(|_| stream.kind != StreamType::Mechanical);
+    let date = crate::store::version::version_date(generated)?;
+    let mut existing: Vec<&str> = builds.builds.iter().map(|b| b.id.as_str()).collect();
+    existing.extend(released.iter().map(String::as_str));
+    stream_version(x, &date, stream.code, &existing)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,5 +196,59 @@ mod tests {
         let v = parse("39.20231101.3.12").unwrap();
         assert_eq!(v.revision, 12);
         assert_eq!(v.to_string(), "39.20231101.3.12");
+    }
+
+    #[test]
+    fn build_version_rule() {
+        use crate::store::builds::BuildEntry;
+        let stream = |kind| Stream {
+            name: "testing".into(),
+            code: 2,
+            kind,
+            promoted_from: None,
+            bake_days: 0,
+            publish: String::new(),
+            required_arches: vec![],
+            publish_dir: None,
+        };
+        let prod = stream(StreamType::Production);
+        let builds = BuildsJson {
+            schema_version: "1.0.0".into(),
+            builds: vec![BuildEntry {
+                id: "41.20260301.2.0".into(),
+                arches: vec!["x86_64".into()],
+                extra: Default::default(),
+            }],
+            timestamp: None,
+            tags: None,
+            extra: Default::default(),
+        };
+        let released = vec!["41.20260301.2.1".to_string()];
+        let generated = Some("2026-03-01T08:00:00Z");
+        let v = |explicit, rv, kind: &Stream| {
+            build_version(kind, &released, explicit, rv, generated, &builds, "x86_64")
+        };
+        // The next revision after the builds and the released versions.
+        assert_eq!(v(None, "41", &prod).unwrap(), "41.20260301.2.2");
+        // A mechanical stream ignores the lockfile's date: today.
+        let today = crate::store::version::version_date(None).unwrap();
+        let mech = v(None, "41", &stream(StreamType::Mechanical)).unwrap();
+        assert!(mech.starts_with(&format!("41.{today}.2.")), "{mech}");
+        assert!(v(None, "fc41", &prod).is_err());
+        // --version is checked, not generated.
+        assert_eq!(
+            v(Some("41.20260302.2.0"), "41", &prod).unwrap(),
+            "41.20260302.2.0"
+        );
+        for (bad, why) in [
+            ("41.20260302.3.0", "stream code 3"),
+            ("40.20260302.2.0", "releasever 41"),
+            ("41.20260301.2.0", "already exists"),
+            ("41.20260301.2.1", "already released"),
+            ("41.20260231.2.0", "--version"),
+        ] {
+            let e = format!("{:#}", v(Some(bad), "41", &prod).unwrap_err());
+            assert!(e.contains(why), "{bad}: {e}");
+        }
     }
 }

@@ -537,7 +537,7 @@ mod tests {
         let repo = pool.add_repo("r", 0, 0).unwrap();
         let (evr1, evr2, arch) = (pool.str("1-1"), pool.str("2-1"), pool.str("x86_64"));
         let eq = rel_flags().1;
-        let mut pkg = |pool: &mut Pool, name: &str, evr: Id| {
+        let pkg = |pool: &mut Pool, name: &str, evr: Id| {
             let n = pool.str(name);
             let p = pool.add_solvable(repo, n, evr, arch);
             let prov = pool.rel(n, evr, eq);
