@@ -14,10 +14,22 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use anyhow::{Context, Result, bail};
+use std::path::Path;
 
+use anyhow::{Context, Result, bail};
+use serde_json::json;
+
+use super::index::Release;
+use super::publish::PublishDir;
+use super::streams::Stream;
+use super::version;
+use crate::config::workdir::Workdir;
 use crate::ostree::objects::parse_filez;
 use crate::ostree::{Commit, DirTree, ObjectType, Repo, Value};
+use crate::store::builds::{self, BuildsJson, StagedBuild};
+use crate::store::lock::WorkdirLock;
+use crate::store::meta::{self, Meta};
+use crate::util::{self, time};
 
 /// The files a promotion rewrites (relative to the tree's root).
 pub const OS_RELEASE_PATHS: [&str; 2] = ["usr/lib/os-release", "usr/etc/os-release"];
@@ -284,4 +296,223 @@ pub fn promote_config(
             .with_context(|| format!("updating the work tree of {to}"))?;
     }
     Ok(Some(id.to_string()))
+}
+/// Promote build `build` (default: the newest release of `from`) from
+/// stream `from` to stream `to` in the working directory `wd`, at time
+/// `now`: checks that `to` is promoted from `from` (streams.yaml) and that
+/// the build is released on `from` and has baked `from.bake_days`
+/// (`force` overrides both, and the promotion records it); commits the
+/// same tree with only os-release changed under the next version of `to`
+/// for every arch of the build, proves the trees equal otherwise, and adds
+/// the new build (meta.json, commitmeta.json, the ostree artifact,
+/// promotion.json) to builds.json. Returns the new version.
+pub fn promote_build(
+    wd: &Workdir,
+    from: &Stream,
+    to: &Stream,
+    build: Option<&str>,
+    force: bool,
+    publish_dir: Option<&Path>,
+    now: i64,
+) -> Result<String> {
+    let mut forced = Vec::new();
+    if to.promoted_from.as_deref() != Some(from.name.as_str()) {
+        let msg = format!(
+            "stream {} is promoted from {}, not {}",
+            to.name,
+            to.promoted_from.as_deref().unwrap_or("nothing"),
+            from.name
+        );
+        if !force {
+            bail!("{msg} (streams.yaml); use --force to promote anyway");
+        }
+        eprintln!("warning: {msg}; promoting anyway (--force)");
+        forced.push(msg);
+    }
+    let lock = WorkdirLock::acquire(&wd.root)?;
+    let builds_dir = wd.builds_dir();
+    let builds = BuildsJson::load(&builds_dir)?;
+    let pd_from = PublishDir::resolve(&wd.root, publish_dir, from);
+    let released = pd_from.released_versions(&from.name)?;
+    let id = match build {
+        Some(b) => b.to_string(),
+        None => released
+            .last()
+            .cloned()
+            .with_context(|| format!("stream {} has no release to promote", from.name))?,
+    };
+    let sv = version::parse(&id).with_context(|| format!("build {id}"))?;
+    if sv.stream_code != from.code {
+        bail!(
+            "build {id} has stream code {}, not the code of stream {} ({})",
+            sv.stream_code,
+            from.name,
+            from.code
+        );
+    }
+    if !released.contains(&id) {
+        bail!(
+            "build {id} is not released on stream {}; run `cosa release --stream {} --build {id}` first",
+            from.name,
+            from.name
+        );
+    }
+    let rel = Release::read(&pd_from.release_json(&from.name, &id))?;
+    let released_at = time::parse_rfc3339(&rel.metadata.last_modified)
+        .with_context(|| format!("release.json of {id}: metadata.last-modified"))?;
+    let need = i64::from(from.bake_days) * 86_400;
+    if now - released_at < need {
+        let msg = format!(
+            "build {id} was released on {} at {} and has baked {:.1} of the {} days {} requires",
+            from.name,
+            rel.metadata.last_modified,
+            (now - released_at) as f64 / 86_400.0,
+            from.bake_days,
+            from.name
+        );
+        if !force {
+            bail!("{msg}; wait, or use --force");
+        }
+        eprintln!("warning: {msg}; promoting anyway (--force)");
+        forced.push(msg);
+    }
+    let entry = builds.get(&id).cloned().with_context(|| {
+        format!(
+            "build {id} is released on {} but is not in this working directory's builds.json",
+            from.name
+        )
+    })?;
+    let pd_to = PublishDir::resolve(&wd.root, publish_dir, to);
+    let mut existing: Vec<String> = builds.builds.iter().map(|b| b.id.clone()).collect();
+    existing.extend(pd_to.released_versions(&to.name)?);
+    let new_version = version::stream_version(
+        sv.releasever,
+        &format!("{:08}", sv.date),
+        to.code,
+        &existing,
+    )?;
+    eprintln!(
+        "Promoting {id} ({}) to {new_version} ({})",
+        from.name, to.name
+    );
+    let repo = crate::ostree::Repo::open_or_init(&wd.repo_dir())?;
+    for arch in &entry.arches {
+        let src_dir = builds::build_dir(&builds_dir, &id, arch);
+        let src_meta = Meta::read(&src_dir.join(meta::META_JSON))?;
+        let src_commit = src_meta.ostree_commit.clone();
+        let mut extra = BTreeMap::new();
+        extra.insert(PROMOTED_FROM_BUILD.to_string(), Value::str(id.clone()));
+        extra.insert(
+            PROMOTED_FROM_STREAM.to_string(),
+            Value::str(from.name.clone()),
+        );
+        extra.insert(
+            PROMOTED_FROM_COMMIT.to_string(),
+            Value::str(src_commit.clone()),
+        );
+        extra.insert(
+            PROMOTION_FORCED.to_string(),
+            Value::Bool(!forced.is_empty()),
+        );
+        let (commit, changed) = promote_commit(
+            &repo,
+            &src_commit,
+            &id,
+            &new_version,
+            &extra,
+            now.max(0) as u64,
+        )?;
+        compare_trees(&repo, &src_commit, &commit)
+            .with_context(|| format!("proving {commit} is {src_commit} but for os-release"))?;
+        repo.sync()?;
+        eprintln!(
+            "{arch}: commit {commit} = {src_commit} but /{} (packages and every other file identical)",
+            changed.join(", /")
+        );
+
+        let staged = StagedBuild::new(&builds_dir, &lock)?;
+        for f in [
+            format!("manifest-lock.generated.{arch}.json"),
+            "compose-report.json".to_string(),
+        ] {
+            let src = src_dir.join(&f);
+            if src.exists() {
+                let data =
+                    std::fs::read(&src).with_context(|| format!("reading {}", src.display()))?;
+                util::write_atomic(&staged.path().join(&f), &data)?;
+            }
+        }
+        let c = repo.read_commit(&commit)?;
+        let commitmeta: serde_json::Map<String, serde_json::Value> = c
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), v.metadata_json()))
+            .collect();
+        util::write_json_atomic(&staged.path().join("commitmeta.json"), &commitmeta)?;
+        let ostree_file = src_meta
+            .images
+            .get("ostree")
+            .map(|a| a.path.replace(&id, &new_version))
+            .unwrap_or_else(|| {
+                crate::publish::oci::artifact_name(&src_meta.name, &new_version, &arch)
+            });
+        crate::publish::oci::export_artifact(
+            &repo,
+            &commit,
+            &arch,
+            &staged.path().join(&ostree_file),
+        )?;
+        let (sha256, size) = crate::util::digest::sha256_file(&staged.path().join(&ostree_file))?;
+        let dropped: Vec<&String> = src_meta.images.keys().filter(|k| *k != "ostree").collect();
+        if !dropped.is_empty() {
+            eprintln!(
+                "note: {arch}: images {} of {id} hold the old os-release and are not carried over; build them again",
+                dropped
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        let mut m = src_meta.clone();
+        m.buildid = new_version.clone();
+        m.ostree_commit = commit.clone();
+        m.ostree_version = new_version.clone();
+        m.ostree_timestamp = time::format_rfc3339(now);
+        m.build_timestamp = Some(time::format_rfc3339(now));
+        m.ostree_content_checksum = None;
+        m.pkgdiff = None;
+        m.parent_pkgdiff = None;
+        m.parent_version = Some(id.clone());
+        m.parent_commit = Some(src_commit.clone());
+        m.extra = serde_json::Map::new();
+        m.images = BTreeMap::from([(
+            "ostree".to_string(),
+            meta::Artifact {
+                path: ostree_file.clone(),
+                sha256,
+                size: Some(size),
+                ..Default::default()
+            },
+        )]);
+        m.write(&staged.path().join(meta::META_JSON))?;
+        let record = json!({
+            "from": {"build": id, "stream": from.name, "commit": src_commit},
+            "to": {"build": new_version, "stream": to.name, "commit": commit},
+            "released-at": rel.metadata.last_modified,
+            "bake-days": from.bake_days,
+            "promoted-at": time::format_rfc3339(now),
+            "forced": !forced.is_empty(),
+            "overridden": forced,
+            "rewritten": changed.iter().map(|p| format!("/{p}")).collect::<Vec<_>>(),
+        });
+        util::write_json_atomic(&staged.path().join("promotion.json"), &record)?;
+        staged.publish(&builds_dir, &new_version, arch, &lock)?;
+    }
+    repo.update_summary()?;
+    eprintln!(
+        "Build {new_version} is in {}",
+        builds_dir.join(&new_version).display()
+    );
+    Ok(new_version)
 }
