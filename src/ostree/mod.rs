@@ -1,7 +1,7 @@
 //! Native OSTree: GVariant objects, an archive-mode repository writer and
 //! reader, commit metadata, refs, summary, detached metadata, prune, and
 //! export/import of one commit as a tarball. Verified against Debian's
-//! `ostree` in tests/ostree_*.rs.
+//! `ostree` in tests/cli/ostree_writer.rs.
 
 pub mod deploy;
 pub mod export;

@@ -2,9 +2,10 @@
 //! field kept as read, and validation against coreos-assembler's schema
 //! (`src/v1.json`, draft-07, `additionalProperties: false`).
 //!
-//! The schema is embedded from `cosa-meta-v1.schema.json` beside this file, a
-//! byte-for-byte copy of `../shared/reference/cosa-meta-v1.schema.json`; a
-//! test fails if the two drift.
+//! The schema is embedded from `cosa-meta-v1.schema.json` beside this file
+//! (coreos-assembler's `src/v1.json`, as the reference the project was
+//! given holds it); tests/lib/store_meta.rs validates against that file
+//! with its own compiled validator.
 //!
 //! `cosa meta --get KEY` / `--set KEY=VALUE` work on the raw JSON so that no
 //! field is ever dropped, and an edit that would make meta.json invalid is

@@ -1,0 +1,234 @@
+//! Foreign architectures on this x86_64 host: `cosa build --arch aarch64`
+//! and `--arch s390x` compose the sample OS from Debian's arm64 / s390x
+//! kernel and busybox, make the qemu image with that architecture's layout
+//! (checked with sgdisk, qemu-img, mtools, debugfs), and `cosa kola run
+//! basic --arch A` boots it in QEMU TCG: aarch64 through AAVMF and GRUB's
+//! arm64-efi image, s390x by direct kernel boot of the kernel, initramfs and
+//! BLS options read from the image's own boot partition.
+
+use crate::common;
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+const MIB: u64 = 1024 * 1024;
+const TYPE_LINUX: &str = "0FC63DAF-8483-4772-8E79-3D69D8477DE4";
+const TYPE_ESP: &str = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B";
+const TYPE_RESERVED: &str = "8DA63339-0007-60C0-C436-083AC8230908";
+
+fn sh(what: &str, cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what}: {cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+struct Built {
+    t: tempfile::TempDir,
+    wd: PathBuf,
+    qcow2: PathBuf,
+    meta: serde_json::Value,
+}
+
+/// `cosa init`, `fetch --arch`, `build --arch` of the sample OS for `arch`.
+fn build(arch: &str) -> Built {
+    let start = Instant::now();
+    let t = tempfile::tempdir().unwrap();
+    let repo = t.path().join("sample-repo");
+    cosa::sample::make_sample_repo(&repo, arch).unwrap();
+    let wd = t.path().join("wd");
+    let manifests = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
+    run(cosa(&wd).args(["init", "--transient"]).arg(manifests), true);
+    for verb in ["fetch", "build"] {
+        run(
+            cosa(&wd)
+                .env("DNF_VAR_cosa_sample_repo", &repo)
+                .args([verb, "--arch", arch]),
+            true,
+        );
+    }
+    let bj: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(wd.join("builds/builds.json")).unwrap()).unwrap();
+    let id = bj["builds"][0]["id"].as_str().unwrap().to_string();
+    assert!(
+        bj["builds"][0]["arches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == arch),
+        "{bj}"
+    );
+    let dir = wd.join(format!("builds/{id}/{arch}"));
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("meta.json")).unwrap()).unwrap();
+    cosa::store::meta::validate(&meta).unwrap();
+    assert_eq!(meta["coreos-assembler.basearch"], arch, "{meta}");
+    let name = meta["name"].as_str().unwrap();
+    let path = meta["images"]["qemu"]["path"].as_str().unwrap();
+    assert_eq!(path, format!("{name}-{id}-qemu.{arch}.qcow2"));
+    let qcow2 = dir.join(path);
+    sh(
+        "qemu-img check",
+        Command::new("qemu-img")
+            .args(["check", "-f", "qcow2"])
+            .arg(&qcow2),
+    );
+    eprintln!(
+        "{arch}: sample repo + fetch + build in {:?}",
+        start.elapsed()
+    );
+    Built { t, wd, qcow2, meta }
+}
+
+/// The raw form of the qcow2 (sparse), checked by `sgdisk -v`.
+fn raw(b: &Built) -> PathBuf {
+    let raw = b.t.path().join("disk.raw");
+    sh(
+        "qemu-img convert",
+        Command::new("qemu-img")
+            .args(["convert", "-O", "raw"])
+            .arg(&b.qcow2)
+            .arg(&raw),
+    );
+    let v = sh("sgdisk -v", Command::new("sgdisk").arg("-v").arg(&raw));
+    assert!(v.contains("No problems found"), "{v}");
+    raw
+}
+
+/// `sgdisk -i N`: (type GUID, name, first MiB, size MiB), or None when the
+/// partition does not exist.
+fn partition(disk: &Path, n: usize) -> Option<(String, String, u64, u64)> {
+    let out = sh(
+        "sgdisk -i",
+        Command::new("sgdisk").arg(format!("-i={n}")).arg(disk),
+    );
+    if out.contains("does not exist") {
+        return None;
+    }
+    let field = |k: &str| -> String {
+        out.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .unwrap_or_else(|| panic!("no {k} in {out}"))
+            .trim()
+            .to_string()
+    };
+    let num = |k: &str| -> u64 { field(k).split_whitespace().next().unwrap().parse().unwrap() };
+    let (first, last) = (num("First sector:"), num("Last sector:"));
+    Some((
+        field("Partition GUID code:")
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string(),
+        field("Partition name:").trim_matches('\'').to_string(),
+        first * 512 / MIB,
+        (last + 1 - first) * 512 / MIB,
+    ))
+}
+
+/// `cosa kola run basic --arch A`: passes, and says so.
+fn kola(b: &Built, arch: &str, timeout: u64) {
+    let start = Instant::now();
+    let out = run(
+        cosa(&b.wd).args([
+            "kola",
+            "run",
+            "basic",
+            "--arch",
+            arch,
+            "--timeout",
+            &timeout.to_string(),
+        ]),
+        true,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("PASS: basic (qemu"), "{stdout}");
+    assert!(
+        stdout.contains(&b.meta["ostree-commit"].as_str().unwrap()[..12]),
+        "{stdout}"
+    );
+    eprintln!(
+        "{arch}: {} (kola wall {:?})",
+        stdout.trim(),
+        start.elapsed()
+    );
+}
+
+#[test]
+fn aarch64_image_has_the_fcos_layout_and_boots_under_aavmf() {
+    let b = build("aarch64");
+    let raw = raw(&b);
+    let parts: Vec<_> = (1..=4).map(|n| partition(&raw, n).unwrap()).collect();
+    let want = [
+        (TYPE_RESERVED, "reserved", 1, 1),
+        (TYPE_ESP, "EFI-SYSTEM", 2, 127),
+        (TYPE_LINUX, "boot", 129, 384),
+    ];
+    for (got, (ty, name, start, size)) in parts.iter().zip(want) {
+        assert_eq!(
+            got,
+            &(ty.to_string(), name.to_string(), start, size),
+            "{parts:?}"
+        );
+    }
+    assert_eq!(
+        (parts[3].0.as_str(), parts[3].1.as_str(), parts[3].2),
+        (TYPE_LINUX, "root", 513)
+    );
+    // The ESP holds GRUB for arm64 UEFI: a PE image for machine 0xAA64.
+    let efi = b.t.path().join("BOOTAA64.EFI");
+    sh(
+        "mcopy",
+        Command::new("mcopy")
+            .arg("-i")
+            .arg(format!("{}@@{}", raw.display(), 2 * MIB))
+            .arg("::/EFI/BOOT/BOOTAA64.EFI")
+            .arg(&efi),
+    );
+    let pe = std::fs::read(&efi).unwrap();
+    let off = u32::from_le_bytes(pe[0x3c..0x40].try_into().unwrap()) as usize;
+    assert_eq!(&pe[off..off + 4], b"PE\0\0");
+    assert_eq!(
+        u16::from_le_bytes([pe[off + 4], pe[off + 5]]),
+        0xaa64,
+        "BOOTAA64.EFI is not an arm64 image"
+    );
+    std::fs::remove_file(&raw).unwrap();
+    kola(&b, "aarch64", 600);
+}
+
+#[test]
+fn s390x_image_has_boot_and_root_and_boots_its_own_kernel() {
+    let b = build("s390x");
+    let raw = raw(&b);
+    assert_eq!(partition(&raw, 1), None);
+    assert_eq!(partition(&raw, 2), None);
+    assert_eq!(
+        partition(&raw, 3).unwrap(),
+        (TYPE_LINUX.to_string(), "boot".to_string(), 1, 384)
+    );
+    let root = partition(&raw, 4).unwrap();
+    assert_eq!(
+        (root.0.as_str(), root.1.as_str(), root.2),
+        (TYPE_LINUX, "root", 385)
+    );
+    // What kola boots comes from the boot partition: its BLS entry has the
+    // s390x console, and the kernel it names is an s390 kernel.
+    let d = cosa::testvm::direct_boot_from_disk(&raw, "raw", b.t.path()).unwrap();
+    assert!(d.append.contains("console=ttysclp0"), "{}", d.append);
+    assert!(
+        d.append.contains("ignition.platform.id=qemu"),
+        "{}",
+        d.append
+    );
+    let k = std::fs::read(&d.kernel).unwrap();
+    assert!(k.len() > MIB as usize, "kernel of {} bytes", k.len());
+    assert!(d.initrd.is_some());
+    std::fs::remove_file(&raw).unwrap();
+    kola(&b, "s390x", 300);
+}
