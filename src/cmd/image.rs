@@ -2,12 +2,11 @@
 //! build`: make disk images from a build's commit and record them in its
 //! meta.json.
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
 
 use crate::cli::{BuildextendOpts, GlobalOpts, OsbuildOpts};
 use crate::config::workdir::Workdir;
 use crate::image::{self, ImageBuild};
-use crate::ostree::ObjectType;
 use crate::store::builds::{self, BuildsJson};
 use crate::store::lock::WorkdirLock;
 use crate::store::meta::{self, Artifact, Meta};
@@ -78,37 +77,9 @@ pub(crate) fn add_images(
     let build_dir = builds::build_dir(&builds_dir, id, arch);
     let meta_path = meta::meta_path(&builds_dir, id, arch);
     let m = Meta::read(&meta_path)?;
-    // Leftovers of an interrupted image build (artifacts are renamed into
-    // place only when complete).
-    if let Ok(rd) = std::fs::read_dir(&build_dir) {
-        for e in rd.flatten() {
-            if e.file_name().to_string_lossy().starts_with(".tmp-") {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
-    }
+    builds::remove_partial_artifacts(&build_dir);
     let repo = crate::ostree::Repo::open_or_init(&wd.repo_dir())?;
-    if !repo.has_object(&m.ostree_commit, ObjectType::Commit) {
-        let art = m.images.get("ostree").with_context(|| {
-            format!(
-                "commit {} of build {id} is not in tmp/repo and the build has no ostree artifact to import it from",
-                m.ostree_commit
-            )
-        })?;
-        let tar = build_dir.join(&art.path);
-        eprintln!(
-            "Importing commit {} from {}",
-            m.ostree_commit,
-            tar.display()
-        );
-        let got = crate::publish::oci::import_artifact(&repo, &tar)?;
-        anyhow::ensure!(
-            got == m.ostree_commit,
-            "{} holds commit {got}, but build {id} is commit {}",
-            tar.display(),
-            m.ostree_commit
-        );
-    }
+    crate::publish::oci::ensure_build_commit(&repo, &m, &build_dir)?;
     let scratch = image::scratch_dir(&wd.tmp_dir())?;
     let timestamp = time::parse_rfc3339(&m.ostree_timestamp).unwrap_or(0);
     let ostree_ref = m

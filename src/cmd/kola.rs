@@ -128,29 +128,18 @@ pub fn run(global: &GlobalOpts, opts: KolaRunOpts) -> Result<()> {
     let (console, elapsed) =
         machine.boot_capture(scratch.path(), &log, Duration::from_secs(opts.timeout))?;
     let platform_id = image::target(&opts.platform)?.ignition_id();
-    let fail = |why: String| -> anyhow::Error {
-        anyhow::anyhow!(
-            "kola basic FAILED on {id} {} ({fw}): {why}\n--- console (last 40 lines; full log {}) ---\n{}",
-            opts.platform,
-            log.display(),
-            testvm::tail(&console, 40)
-        )
-    };
     let want = [format!("ignition.platform.id={platform_id}")];
-    let b = testvm::check_booted(
-        &console,
+    let boot = testvm::BasicBoot {
+        build: &id,
+        platform: &opts.platform,
+        firmware: fw,
+        console: &console,
+        log: &log,
         elapsed,
-        &m.ostree_commit,
-        &m.ostree_version,
-        &want,
-    )
-    .map_err(fail)?;
+    };
     println!(
-        "PASS: basic ({} {fw}) booted {} commit {} in {:.1}s",
-        opts.platform,
-        b.version,
-        &b.commit[..12.min(b.commit.len())],
-        elapsed.as_secs_f64()
+        "{}",
+        testvm::basic_verdict(&boot, &m.ostree_commit, &m.ostree_version, &want)?
     );
     Ok(())
 }

@@ -7,7 +7,6 @@ use anyhow::{Context, Result, ensure};
 use crate::cli::{GlobalOpts, LiveOpts};
 use crate::config::workdir::Workdir;
 use crate::image::{self, ImageBuild, live};
-use crate::ostree::ObjectType;
 use crate::store::builds::{self, BuildsJson};
 use crate::store::lock::WorkdirLock;
 use crate::store::meta::{self, Artifact, Meta};
@@ -27,31 +26,9 @@ pub fn buildextend_live(global: &GlobalOpts, opts: LiveOpts) -> Result<()> {
     let build_dir = builds::build_dir(&builds_dir, &id, &arch);
     let meta_path = meta::meta_path(&builds_dir, &id, &arch);
     let m = Meta::read(&meta_path)?;
-    // Leftovers of an interrupted run (artifacts are renamed into place only
-    // when complete).
-    if let Ok(rd) = std::fs::read_dir(&build_dir) {
-        for e in rd.flatten() {
-            if e.file_name().to_string_lossy().starts_with(".tmp-") {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
-    }
+    builds::remove_partial_artifacts(&build_dir);
     let repo = crate::ostree::Repo::open_or_init(&wd.repo_dir())?;
-    if !repo.has_object(&m.ostree_commit, ObjectType::Commit) {
-        let art = m.images.get("ostree").with_context(|| {
-            format!(
-                "commit {} of build {id} is not in tmp/repo and the build has no ostree artifact to import it from",
-                m.ostree_commit
-            )
-        })?;
-        let tar = build_dir.join(&art.path);
-        eprintln!(
-            "Importing commit {} from {}",
-            m.ostree_commit,
-            tar.display()
-        );
-        crate::publish::oci::import_artifact(&repo, &tar)?;
-    }
+    crate::publish::oci::ensure_build_commit(&repo, &m, &build_dir)?;
     let scratch = image::scratch_dir(&wd.tmp_dir())?;
     let timestamp = time::parse_rfc3339(&m.ostree_timestamp).unwrap_or(0);
     let ostree_ref = m
@@ -211,14 +188,6 @@ pub fn kola_basic(global: &GlobalOpts, opts: &crate::cli::KolaRunOpts) -> Result
         &log,
         Duration::from_secs(opts.timeout),
     )?;
-    let fail = |why: String| -> anyhow::Error {
-        anyhow::anyhow!(
-            "kola basic FAILED on {id} {} ({fw}): {why}\n--- console (last 40 lines; full log {}) ---\n{}",
-            opts.platform,
-            log.display(),
-            testvm::tail(&console, 40)
-        )
-    };
     let mut want = vec!["ignition.platform.id=metal".to_string()];
     if !pxe {
         want.push(format!(
@@ -226,20 +195,17 @@ pub fn kola_basic(global: &GlobalOpts, opts: &crate::cli::KolaRunOpts) -> Result
             live::volume_label(&m.name, &id)
         ));
     }
-    let b = testvm::check_booted(
-        &console,
+    let boot = testvm::BasicBoot {
+        build: &id,
+        platform: &opts.platform,
+        firmware: fw,
+        console: &console,
+        log: &log,
         elapsed,
-        &m.ostree_commit,
-        &m.ostree_version,
-        &want,
-    )
-    .map_err(fail)?;
+    };
     println!(
-        "PASS: basic ({} {fw}) booted {} commit {} in {:.1}s",
-        opts.platform,
-        b.version,
-        &b.commit[..12.min(b.commit.len())],
-        elapsed.as_secs_f64()
+        "{}",
+        testvm::basic_verdict(&boot, &m.ostree_commit, &m.ostree_version, &want)?
     );
     Ok(())
 }

@@ -82,6 +82,40 @@ pub fn export_artifact(repo: &Repo, commit: &str, arch: &str, file: &Path) -> Re
 }
 
 /// Import a build's ostree artifact (either format, by extension); returns the commit.
+/// Make sure `repo` holds the commit of the build `m` (in `build_dir`):
+/// when it does not, import it from the build's ostree artifact, which must
+/// hold exactly that commit.
+pub fn ensure_build_commit(
+    repo: &Repo,
+    m: &crate::store::meta::Meta,
+    build_dir: &Path,
+) -> Result<()> {
+    if repo.has_object(&m.ostree_commit, ObjectType::Commit) {
+        return Ok(());
+    }
+    let art = m.images.get("ostree").with_context(|| {
+        format!(
+            "commit {} of build {} is not in tmp/repo and the build has no ostree artifact to import it from",
+            m.ostree_commit, m.buildid
+        )
+    })?;
+    let tar = build_dir.join(&art.path);
+    eprintln!(
+        "Importing commit {} from {}",
+        m.ostree_commit,
+        tar.display()
+    );
+    let got = import_artifact(repo, &tar)?;
+    ensure!(
+        got == m.ostree_commit,
+        "{} holds commit {got}, but build {} is commit {}",
+        tar.display(),
+        m.buildid,
+        m.ostree_commit
+    );
+    Ok(())
+}
+
 pub fn import_artifact(repo: &Repo, file: &Path) -> Result<String> {
     if is_ociarchive(file) {
         import_ociarchive(repo, file)

@@ -85,6 +85,19 @@ pub fn build_dir(builds_dir: &Path, id: &str, arch: &str) -> PathBuf {
     builds_dir.join(id).join(arch)
 }
 
+/// Remove what an interrupted artifact writer left in `build_dir`: its
+/// `.tmp-*` files (artifacts are renamed into place only when complete).
+pub fn remove_partial_artifacts(build_dir: &Path) {
+    let Ok(rd) = std::fs::read_dir(build_dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        if e.file_name().to_string_lossy().starts_with(".tmp-") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 impl BuildsJson {
     /// Parse builds.json text, refusing a schema major version other than 1.
     pub fn parse(text: &str) -> Result<BuildsJson> {

@@ -350,6 +350,45 @@ pub fn run_capture(
     Ok((console, elapsed))
 }
 
+/// One `kola basic` boot, for its verdict.
+pub struct BasicBoot<'a> {
+    pub build: &'a str,
+    pub platform: &'a str,
+    /// The firmware, as the log name and messages say it (bios, uefi, direct).
+    pub firmware: &'a str,
+    pub console: &'a str,
+    pub log: &'a Path,
+    pub elapsed: Duration,
+}
+
+/// The `kola basic` verdict of `boot` (see [`check_booted`]): the PASS line
+/// to print, or an error with what differed and the end of the console.
+pub fn basic_verdict(
+    boot: &BasicBoot,
+    commit: &str,
+    version: &str,
+    kargs: &[String],
+) -> Result<String> {
+    let b = check_booted(boot.console, boot.elapsed, commit, version, kargs).map_err(|why| {
+        anyhow::anyhow!(
+            "kola basic FAILED on {} {} ({}): {why}\n--- console (last 40 lines; full log {}) ---\n{}",
+            boot.build,
+            boot.platform,
+            boot.firmware,
+            boot.log.display(),
+            tail(boot.console, 40)
+        )
+    })?;
+    Ok(format!(
+        "PASS: basic ({} {}) booted {} commit {} in {:.1}s",
+        boot.platform,
+        boot.firmware,
+        b.version,
+        &b.commit[..12.min(b.commit.len())],
+        boot.elapsed.as_secs_f64()
+    ))
+}
+
 /// The verdict of a `basic` boot: the booted system must report `commit`
 /// and `version`, and its command line must carry every one of `kargs`.
 /// The error says what differed (the caller adds the console).
