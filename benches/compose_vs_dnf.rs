@@ -43,6 +43,7 @@ const GOAL_RATIO: f64 = 3.0;
 
 mod common;
 use common::{cosa_bin, env_num, median, target_dir};
+use cosa::util::cmd::CommandRunExt;
 
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
@@ -178,16 +179,11 @@ fn run() -> Result<()> {
 fn rebuild_timing(bin: &Path, wd: &Path) -> Result<()> {
     settle()?;
     let t = Instant::now();
-    run_full(
-        "cosa build",
-        &mut cosa_cmd(bin, wd, &["build", "--skip-scripts", "--skip-prune"]),
-    )?;
+    cosa_cmd(bin, wd, &["build", "--skip-scripts", "--skip-prune"]).run_capture("cosa build")?;
     let first = t.elapsed();
     let t = Instant::now();
-    let out = run_full(
-        "cosa build (no change)",
-        &mut cosa_cmd(bin, wd, &["build", "--skip-scripts"]),
-    )?;
+    let out =
+        cosa_cmd(bin, wd, &["build", "--skip-scripts"]).run_capture("cosa build (no change)")?;
     let again = t.elapsed();
     let err = String::from_utf8_lossy(&out.stderr);
     ensure!(
@@ -731,37 +727,11 @@ impl Side {
     }
 }
 
-/// Run a command, failing with its stderr tail when it fails; its stdout.
-fn run_cmd(what: &str, cmd: &mut Command) -> Result<String> {
-    let out = run_full(what, cmd)?;
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// Run a command, failing with its stderr tail when it fails.
-fn run_full(what: &str, cmd: &mut Command) -> Result<std::process::Output> {
-    let out = cmd
-        .output()
-        .with_context(|| format!("{what}: starting {:?}", cmd.get_program()))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let tail: String = err
-            .chars()
-            .rev()
-            .take(3000)
-            .collect::<String>()
-            .chars()
-            .rev()
-            .collect();
-        bail!("{what} failed ({}): {cmd:?}\n{tail}", out.status);
-    }
-    Ok(out)
-}
-
 /// Write back what the previous run left dirty (without dropping the page
 /// cache), so that no run pays for the one before it.
 fn settle() -> Result<()> {
     let t = Instant::now();
-    run_cmd("sync", &mut Command::new("sync"))?;
+    Command::new("sync").run_stdout("sync")?;
     if t.elapsed() > Duration::from_millis(100) {
         eprintln!(
             "compose_vs_dnf:   (sync {:.1}s, untimed)",
@@ -772,7 +742,7 @@ fn settle() -> Result<()> {
 }
 
 fn du_bytes(path: &Path) -> Result<u64> {
-    let out = run_cmd("du", Command::new("du").arg("-sb").arg(path))?;
+    let out = Command::new("du").arg("-sb").arg(path).run_stdout("du")?;
     out.split_whitespace()
         .next()
         .and_then(|s| s.parse().ok())
@@ -814,12 +784,11 @@ impl Tool {
     fn warm_up(&self, cx: &Ctx) -> Result<()> {
         if let Tool::Cosa { bin, wd, config } = self {
             eprintln!("compose_vs_dnf: cosa = {}", bin.display());
-            run_cmd(
-                "cosa init",
-                cosa_cmd(bin, wd, &["init", "--transient"]).arg(config),
-            )?;
+            cosa_cmd(bin, wd, &["init", "--transient"])
+                .arg(config)
+                .run_stdout("cosa init")?;
             let t = Instant::now();
-            run_cmd("cosa fetch", &mut cosa_cmd(bin, wd, &["fetch"]))?;
+            cosa_cmd(bin, wd, &["fetch"]).run_stdout("cosa fetch")?;
             eprintln!(
                 "compose_vs_dnf: cosa fetch (warm-up, untimed) {:.2}s",
                 t.elapsed().as_secs_f64()
@@ -855,7 +824,7 @@ impl Tool {
         };
         settle()?;
         let t = Instant::now();
-        let out = run_full(&format!("{} install", self.name()), &mut cmd)?;
+        let out = cmd.run_capture(&format!("{} install", self.name()))?;
         let el = t.elapsed();
         // cosa's own summary ("Composed N packages (F files, B) into ...").
         let err = String::from_utf8_lossy(&out.stderr);
@@ -961,10 +930,11 @@ fn dnf_cmd(root: &Path, cache: &Path, repo: &Repo, arch: &str) -> Command {
 }
 
 fn rpm_count(root: &Path) -> Result<usize> {
-    let out = run_cmd(
-        "rpm -qa",
-        Command::new("rpm").arg("--root").arg(root).arg("-qa"),
-    )?;
+    let out = Command::new("rpm")
+        .arg("--root")
+        .arg(root)
+        .arg("-qa")
+        .run_stdout("rpm -qa")?;
     Ok(out.lines().filter(|l| !l.starts_with("gpg-pubkey")).count())
 }
 

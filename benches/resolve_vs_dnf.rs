@@ -58,6 +58,7 @@ const CORE: usize = 3000;
 
 mod common;
 use common::{cosa_bin, env_num, median, target_dir};
+use cosa::util::cmd::CommandRunExt;
 
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
@@ -101,14 +102,12 @@ fn run() -> Result<()> {
         .tempdir_in(&data)?;
     let config = write_config(run.path(), &repo)?;
     let wd = run.path().join("cosa-workdir");
-    run_cmd(
-        "cosa init",
-        Command::new(&bin)
-            .arg("--workdir")
-            .arg(&wd)
-            .args(["init", "--transient"])
-            .arg(&config),
-    )?;
+    Command::new(&bin)
+        .arg("--workdir")
+        .arg(&wd)
+        .args(["init", "--transient"])
+        .arg(&config)
+        .run_capture("cosa init")?;
     let dnf_cache = run.path().join("dnf-cache");
     let dnf_root = run.path().join("dnf-root");
     std::fs::create_dir_all(&dnf_root)?;
@@ -191,7 +190,7 @@ fn run() -> Result<()> {
 /// Time `cosa fetch --dry-run --json`; the number of packages it resolved.
 fn time_cosa(cmd: &mut Command) -> Result<(Duration, usize)> {
     let t = Instant::now();
-    let out = run_cmd("cosa fetch --dry-run", cmd)?;
+    let out = cmd.run_capture("cosa fetch --dry-run")?;
     let el = t.elapsed();
     let v: serde_json::Value =
         serde_json::from_slice(&out.stdout).context("parsing cosa's --json output")?;
@@ -252,20 +251,6 @@ fn dnf_cmd(root: &Path, cache: &Path, repo: &Repo) -> Command {
         .args(["--assumeno", "install"])
         .args(&repo.request);
     c
-}
-
-fn run_cmd(what: &str, cmd: &mut Command) -> Result<std::process::Output> {
-    let out = cmd
-        .output()
-        .with_context(|| format!("{what}: starting {:?}", cmd.get_program()))?;
-    if !out.status.success() {
-        bail!(
-            "{what} failed ({}): {cmd:?}\n{}",
-            out.status,
-            tail(&String::from_utf8_lossy(&out.stderr))
-        );
-    }
-    Ok(out)
 }
 
 fn write_config(run: &Path, repo: &Repo) -> Result<PathBuf> {

@@ -182,7 +182,8 @@ impl Updates {
         Ok(())
     }
 
-    /// Mark `version` as a barrier or a deadend.
+    /// Mark `version` as a barrier (every node passes through it) or a
+    /// deadend (nodes on it are offered no update), with `reason`.
     pub fn set_mark(
         &mut self,
         kind: Mark,
@@ -192,60 +193,19 @@ impl Updates {
         reason: &str,
         now: i64,
     ) -> Result<()> {
-        match kind {
-            Mark::Barrier => self.set_barrier(released, code, version, reason, now),
-            Mark::Deadend => self.set_deadend(released, code, version, reason, now),
-        }
-    }
-
-    /// Make `version` a barrier: every node passes through it.
-    pub fn set_barrier(
-        &mut self,
-        released: &[String],
-        code: &str,
-        version: &str,
-        reason: &str,
-        now: i64,
-    ) -> Result<()> {
-        self.set_reason("barrier", released, code, version, reason, now, |m, r| {
-            m.barrier = Some(r)
-        })
-    }
-
-    /// Make `version` a deadend: nodes on it are offered no update.
-    pub fn set_deadend(
-        &mut self,
-        released: &[String],
-        code: &str,
-        version: &str,
-        reason: &str,
-        now: i64,
-    ) -> Result<()> {
-        self.set_reason("deadend", released, code, version, reason, now, |m, r| {
-            m.deadend = Some(r)
-        })
-    }
-
-    /// Shared by barrier and deadend: check the reason, find or add the entry, set it.
-    #[allow(clippy::too_many_arguments)]
-    fn set_reason(
-        &mut self,
-        kind: &str,
-        released: &[String],
-        code: &str,
-        version: &str,
-        reason: &str,
-        now: i64,
-        set: impl FnOnce(&mut UpdateMetadata, Reason),
-    ) -> Result<()> {
-        check_reason(kind, version, reason)?;
+        let name = match kind {
+            Mark::Barrier => "barrier",
+            Mark::Deadend => "deadend",
+        };
+        check_reason(name, version, reason)?;
         let meta = self.entry_mut(released, code, version, now)?;
-        set(
-            meta,
-            Reason {
-                reason: reason.to_string(),
-            },
-        );
+        let r = Some(Reason {
+            reason: reason.to_string(),
+        });
+        match kind {
+            Mark::Barrier => meta.barrier = r,
+            Mark::Deadend => meta.deadend = r,
+        }
         Ok(())
     }
 

@@ -2,7 +2,7 @@
 //! reference's barriers, one plain release after each, then the two rollout releases.
 
 use cosa::release::graph::{self, Graph, Problem, build_graph, check, check_graph};
-use cosa::release::updates::Updates;
+use cosa::release::updates::{Mark, Updates};
 use std::collections::BTreeMap;
 
 /// The project's own updates metadata in the upstream format (tests/data/release).
@@ -107,7 +107,7 @@ fn deadend_has_no_outgoing_edges() {
     let mut u = reference();
     let (rel, barriers, plain) = index(&u);
     let dead = plain[5].clone();
-    u.set_deadend(&rel, "3", &dead, "https://example/dead", 0)
+    u.set_mark(Mark::Deadend, &rel, "3", &dead, "https://example/dead", 0)
         .unwrap();
     let g = build_graph(&rel, &u, 0.0, R2_END);
     assert!(targets(&g, &dead).is_empty());
@@ -157,7 +157,7 @@ fn check_names_stranded_releases() {
 fn check_strands_releases_behind_a_deadend_barrier() {
     let mut u = reference();
     let (rel, barriers, plain) = index(&u);
-    u.set_deadend(&rel, "3", &barriers[10], "broken", 0)
+    u.set_mark(Mark::Deadend, &rel, "3", &barriers[10], "broken", 0)
         .unwrap();
     let problems = check(&rel, &u).unwrap_err();
     let stranded: Vec<&str> = problems

@@ -1,6 +1,6 @@
 //! Updates metadata: round trip of the reference file, each operation and its refusals.
 
-use cosa::release::updates::{Rollout, Updates};
+use cosa::release::updates::{Mark, Rollout, Updates};
 use cosa::util::time;
 
 /// The project's own updates metadata in the upstream format (tests/data/release).
@@ -51,10 +51,24 @@ fn barrier_and_deadend_inserted_in_release_order() {
     let (mut u, _) = reference();
     let rel = released(&u);
     let now = 1_800_000_000;
-    u.set_barrier(&rel, "3", "44.20260720.3.0", "https://example/b", now)
-        .unwrap();
-    u.set_deadend(&rel, "3", "43.20260501.3.0", "https://example/d", now)
-        .unwrap();
+    u.set_mark(
+        Mark::Barrier,
+        &rel,
+        "3",
+        "44.20260720.3.0",
+        "https://example/b",
+        now,
+    )
+    .unwrap();
+    u.set_mark(
+        Mark::Deadend,
+        &rel,
+        "3",
+        "43.20260501.3.0",
+        "https://example/d",
+        now,
+    )
+    .unwrap();
     let order: Vec<&str> = u.releases.iter().map(|e| e.version.as_str()).collect();
     let pos = |v: &str| order.iter().position(|x| *x == v).unwrap();
     assert!(pos("43.20260413.3.2") < pos("43.20260501.3.0"));
@@ -72,7 +86,8 @@ fn barrier_and_deadend_inserted_in_release_order() {
     );
     assert_eq!(u.metadata.last_modified, time::format_rfc3339(now));
     // A barrier on an existing entry keeps its rollout.
-    u.set_barrier(&rel, "3", R2, "why", now).unwrap();
+    u.set_mark(Mark::Barrier, &rel, "3", R2, "why", now)
+        .unwrap();
     let m = &u.entry(R2).unwrap().metadata;
     assert!(m.barrier.is_some() && m.rollout.is_some());
 }
@@ -105,20 +120,20 @@ fn operations_refuse_bad_versions_and_values() {
     let before = u.clone();
     let now = 1_800_000_000;
     let errs = [
-        u.set_barrier(&rel, "3", "44.20260707.2.0", "r", now),
-        u.set_deadend(&rel, "3", "44.20260707.2.0", "r", now),
+        u.set_mark(Mark::Barrier, &rel, "3", "44.20260707.2.0", "r", now),
+        u.set_mark(Mark::Deadend, &rel, "3", "44.20260707.2.0", "r", now),
         u.set_rollout(&rel, "3", "44.20260707.2.0", now, 60, 0.0, now),
-        u.set_barrier(&rel, "3", "44.20260799.3.0", "r", now),
-        u.set_deadend(&rel, "3", "44.20260799.3.0", "r", now),
+        u.set_mark(Mark::Barrier, &rel, "3", "44.20260799.3.0", "r", now),
+        u.set_mark(Mark::Deadend, &rel, "3", "44.20260799.3.0", "r", now),
         u.set_rollout(&rel, "3", "44.20260799.3.0", now, 60, 0.0, now),
-        u.set_barrier(&rel, "3", "44.2026", "r", now),
-        u.set_barrier(&rel, "3", R2, "  ", now),
-        u.set_deadend(&rel, "3", R2, "", now),
+        u.set_mark(Mark::Barrier, &rel, "3", "44.2026", "r", now),
+        u.set_mark(Mark::Barrier, &rel, "3", R2, "  ", now),
+        u.set_mark(Mark::Deadend, &rel, "3", R2, "", now),
         u.set_rollout(&rel, "3", R2, now, 60, 1.5, now),
         u.set_rollout(&rel, "3", R2, now, 60, f64::NAN, now),
         u.set_rollout(&rel, "3", R2, now, 0, 0.0, now),
         // Right version, but the stream's code is another one.
-        u.set_barrier(&rel, "2", R2, "r", now),
+        u.set_mark(Mark::Barrier, &rel, "2", R2, "r", now),
     ];
     for (i, e) in errs.iter().enumerate() {
         assert!(e.is_err(), "operation {i} was accepted");
@@ -159,7 +174,8 @@ fn rollout_clean_keeps_only_the_newest_completed_rollout() {
 fn rollout_clean_keeps_other_metadata_of_cleaned_releases() {
     let (mut u, _) = reference();
     let rel = released(&u);
-    u.set_barrier(&rel, "3", R1, "keep me", 0).unwrap();
+    u.set_mark(Mark::Barrier, &rel, "3", R1, "keep me", 0)
+        .unwrap();
     u.rollout_clean(R2_END);
     let m = &u.entry(R1).expect("barrier entry kept").metadata;
     assert!(m.rollout.is_none());
