@@ -54,6 +54,13 @@ pub fn run(global: &GlobalOpts, opts: BuildOpts) -> Result<()> {
         crate::image::requested_platforms(&opts.targets)?
     };
 
+    // image.yaml is read first so that a bad key stops the build at once.
+    let image_config = crate::config::image::ImageConfig::load(&wd.config_dir())?;
+    for w in &image_config.warnings {
+        eprintln!("warning: {w}");
+    }
+    let (image_json, image_checksum) = image_config.to_json()?;
+
     // 1. Resolve and fetch.
     let dl = Downloader::new(opts.resolve.jobs)?;
     let resolved = resolve::resolve(&wd, &arch, opts.resolve.strict, &dl)?;
@@ -182,6 +189,11 @@ pub fn run(global: &GlobalOpts, opts: BuildOpts) -> Result<()> {
     for w in &pp.warnings {
         eprintln!("warning: {w}");
     }
+    // The flattened image.yaml goes into the commit, where
+    // coreos-assembler keeps it.
+    let ij = rootfs.join("usr/share/coreos-assembler/image.json");
+    std::fs::create_dir_all(ij.parent().unwrap())?;
+    std::fs::write(&ij, &image_json).with_context(|| format!("writing {}", ij.display()))?;
 
     // 5. Commit.
     let ref_ = tf
@@ -286,6 +298,12 @@ pub fn run(global: &GlobalOpts, opts: BuildOpts) -> Result<()> {
         ),
         pkgdiff,
         images,
+        extra: [(
+            "coreos-assembler.image-config-checksum".to_string(),
+            serde_json::Value::String(image_checksum),
+        )]
+        .into_iter()
+        .collect(),
         ..Default::default()
     };
     m.write(&staged.path().join(meta::META_JSON))?;

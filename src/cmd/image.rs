@@ -86,6 +86,11 @@ pub(crate) fn add_images(
         .ostree_ref
         .clone()
         .unwrap_or_else(|| m.ostree_commit.clone());
+    let ostree_archive = m
+        .images
+        .get("ostree")
+        .map(|a| a.path.clone())
+        .unwrap_or_default();
     let made = image::build_images(
         &ImageBuild {
             repo: &repo,
@@ -93,6 +98,7 @@ pub(crate) fn add_images(
             name: &m.name,
             buildid: id,
             ostree_ref: &ostree_ref,
+        ostree_archive: &ostree_archive,
             arch,
             config_dir: &wd.config_dir(),
             build_dir: &build_dir,

@@ -35,12 +35,18 @@ pub fn buildextend_live(global: &GlobalOpts, opts: LiveOpts) -> Result<()> {
         .ostree_ref
         .clone()
         .unwrap_or_else(|| m.ostree_commit.clone());
+    let ostree_archive = m
+        .images
+        .get("ostree")
+        .map(|a| a.path.clone())
+        .unwrap_or_default();
     let made = live::build_live(&ImageBuild {
         repo: &repo,
         commit: &m.ostree_commit,
         name: &m.name,
         buildid: &id,
         ostree_ref: &ostree_ref,
+        ostree_archive: &ostree_archive,
         arch: &arch,
         config_dir: &wd.config_dir(),
         build_dir: &build_dir,

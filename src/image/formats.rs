@@ -53,6 +53,8 @@ pub struct OvfInfo {
     pub arch: String,
     pub os_type: String,
     pub hw_version: u32,
+    /// image.yaml `vmware-secure-boot`: UEFI Secure Boot on in the VM.
+    pub secure_boot: bool,
 }
 
 fn tar_cmd(
@@ -199,6 +201,7 @@ pub fn render_ovf(
     ctx.insert("os_type", &o.os_type);
     ctx.insert("os_cim_id", &101); // "Linux 64-Bit" in the CIM OS list
     ctx.insert("hw_version", &o.hw_version);
+    ctx.insert("secure_boot", &o.secure_boot);
     ctx.insert("cpus", &2);
     ctx.insert("memory_mib", &4096);
     ctx.insert("disk_file", disk_file);
@@ -334,6 +337,7 @@ mod tests {
             arch: "x86_64".into(),
             os_type: "rhel9_64Guest".into(),
             hw_version: 13,
+            secure_boot: true,
         };
         let v = render_ovf(false, &o, "disk.vmdk", 123, 456).unwrap();
         assert!(

@@ -394,12 +394,7 @@ pub fn build_live(b: &ImageBuild) -> Result<MadeLive> {
     let image = ImageConfig::load(b.config_dir)?;
     let plat = Platforms::load(b.config_dir)?;
     let osname = image.osname.clone().unwrap_or_else(|| b.name.to_string());
-    let compression = image
-        .other
-        .get("squashfs-compression")
-        .and_then(|v| v.as_str())
-        .unwrap_or("zstd")
-        .to_string();
+    let compression = image.squashfs_compression.clone();
 
     let sysroot = b.work.join("sysroot");
     let boot = b.work.join("boot");
@@ -410,7 +405,7 @@ pub fn build_live(b: &ImageBuild) -> Result<MadeLive> {
         &boot,
         &DeployOptions {
             osname: osname.clone(),
-            refspec: b.ostree_ref.to_string(),
+            origin: image.origin(b.ostree_ref, b.ostree_archive).keyfile(),
             kargs: Vec::new(),
         },
     )

@@ -178,6 +178,9 @@ pub struct ImageBuild<'a> {
     pub name: &'a str,
     pub buildid: &'a str,
     pub ostree_ref: &'a str,
+    /// The file name of the build's ostree container (meta.json
+    /// `images.ostree.path`), for `deploy-via-container` origins.
+    pub ostree_archive: &'a str,
     pub arch: &'a str,
     pub config_dir: &'a Path,
     /// The build's directory: artifacts land here.
@@ -197,7 +200,9 @@ pub struct MadeImage {
 }
 
 /// The kernel arguments of a platform's image: image.yaml's extra-kargs,
-/// `ignition.platform.id`, the platform's console kargs, `rw`, `ostree=`.
+/// `ignition.platform.id`, the platform's console kargs, `rw`,
+/// `$ignition_firstboot` (expanded by GRUB, see [`grub::FIRSTBOOT_CFG`]),
+/// `ostree=`.
 pub fn platform_kargs(
     image: &ImageConfig,
     platforms: &Platforms,
@@ -210,6 +215,7 @@ pub fn platform_kargs(
     k.push(format!("ignition.platform.id={id}"));
     k.extend(platforms.get(arch, id).kernel_arguments);
     k.push("rw".to_string());
+    k.push("$ignition_firstboot".to_string());
     k.push(ostree_karg.to_string());
     k
 }
@@ -274,7 +280,10 @@ fn prepare_boot(
             &serde_json::to_vec_pretty(table)?,
         )?;
     }
-    write_file(&boot.join("ignition.firstboot"), b"")?;
+    write_file(
+        &boot.join("ignition.firstboot"),
+        image.ignition_firstboot().as_bytes(),
+    )?;
     Ok(bls)
 }
 
@@ -308,7 +317,7 @@ pub fn build_images(b: &ImageBuild, platforms: &[String]) -> Result<Vec<MadeImag
         &boot,
         &DeployOptions {
             osname: osname.clone(),
-            refspec: b.ostree_ref.to_string(),
+            origin: image.origin(b.ostree_ref, b.ostree_archive).keyfile(),
             kargs: Vec::new(),
         },
     )
@@ -364,17 +373,9 @@ pub fn build_images(b: &ImageBuild, platforms: &[String]) -> Result<Vec<MadeImag
         name: b.name.to_string(),
         version: b.buildid.to_string(),
         arch: b.arch.to_string(),
-        os_type: image
-            .other
-            .get("vmware-os-type")
-            .and_then(|v| v.as_str())
-            .unwrap_or("rhel9_64Guest")
-            .to_string(),
-        hw_version: image
-            .other
-            .get("vmware-hw-version")
-            .and_then(|v| v.as_u64())
-            .unwrap_or(13) as u32,
+        os_type: image.vmware_os_type.clone(),
+        hw_version: image.vmware_hw_version,
+        secure_boot: image.vmware_secure_boot,
     };
     let mut made = Vec::new();
     for (gi, ((sector, size), members)) in groups.iter().enumerate() {

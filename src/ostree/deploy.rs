@@ -33,8 +33,9 @@ const BARE_CONFIG: &str =
 pub struct DeployOptions {
     /// The stateroot (`fedora-coreos` upstream).
     pub osname: String,
-    /// Written as `refspec=` in the deployment's `.origin`.
-    pub refspec: String,
+    /// The deployment's `.origin` keyfile (`[origin]` with `refspec=` or
+    /// `container-image-reference=`).
+    pub origin: String,
     /// Kernel arguments for the BLS entry, before `ostree=`.
     pub kargs: Vec<String>,
 }
@@ -479,7 +480,7 @@ pub fn deploy(
     }
     crate::util::write_atomic(
         &sysroot.join(format!("ostree/deploy/{os}/deploy/{commit}.0.origin")),
-        format!("[origin]\nrefspec={}\n", opts.refspec).as_bytes(),
+        opts.origin.as_bytes(),
     )?;
 
     // Kernel and initramfs into the boot directory.

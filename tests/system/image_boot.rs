@@ -320,6 +320,14 @@ fn sample_images_have_the_fcos_layout_and_boot() {
         }
         let grub = std::fs::read_to_string(boot.join("grub2/grub.cfg")).unwrap();
         assert!(grub.contains("serial --speed=115200"), "{grub}");
+        // First boot: the stamp file (empty: image.yaml has
+        // `ignition-network-kcmdline: []`) turns `$ignition_firstboot` on.
+        assert!(opts.contains(&"$ignition_firstboot"), "{bls}");
+        assert!(grub.contains("source \"/ignition.firstboot\""), "{grub}");
+        assert_eq!(
+            std::fs::read_to_string(boot.join("ignition.firstboot")).unwrap(),
+            ""
+        );
         assert!(grub.contains(&format!("linux {} {}", fields["linux"], fields["options"])));
 
         // The root partition: an OSTree sysroot; with the boot partition
