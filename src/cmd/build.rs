@@ -66,6 +66,9 @@ pub fn run(global: &GlobalOpts, opts: BuildOpts) -> Result<()> {
     let resolved = resolve::resolve(&wd, &arch, opts.resolve.strict, &dl)?;
     let pkgs = resolve::fetch(&wd, &dl, &resolved)?;
     let tf = &resolved.treefile;
+    for w in tf.not_acted() {
+        eprintln!("warning: {w}");
+    }
 
     // 2. Nothing changed? Compare the input hash with the newest build's.
     let previous = previous_build(&builds_dir, &builds, &arch)?;
@@ -130,12 +133,24 @@ pub fn run(global: &GlobalOpts, opts: BuildOpts) -> Result<()> {
                 .as_ref()
                 .and_then(|l| l.metadata.as_ref())
                 .and_then(|m| m.generated.clone());
-            let date = version::version_date(generated.as_deref())?;
-            version::next_dev_version(
-                &releasever,
-                &date,
-                builds.builds.iter().map(|b| b.id.as_str()),
-            )?
+            match &tf.automatic_version_prefix {
+                Some(prefix) => version::auto_version_for(
+                    prefix,
+                    tf.other
+                        .get("automatic-version-suffix")
+                        .and_then(|v| v.as_str()),
+                    generated.as_deref(),
+                    &builds,
+                )?,
+                None => {
+                    let date = version::version_date(generated.as_deref())?;
+                    version::next_dev_version(
+                        &releasever,
+                        &date,
+                        builds.builds.iter().map(|b| b.id.as_str()),
+                    )?
+                }
+            }
         }
     };
     eprintln!("Building {version} for {arch}");
@@ -232,9 +247,13 @@ pub fn run(global: &GlobalOpts, opts: BuildOpts) -> Result<()> {
 
     // 6. The build directory, staged then published.
     let staged = StagedBuild::new(&builds_dir, &lock)?;
+    // The build's name as coreos-assembler takes it: `rojig.name`
+    // (fedora-coreos-config), then `metadata.name`, then the ref's first part.
     let name = tf
-        .metadata
-        .get("name")
+        .other
+        .get("rojig")
+        .and_then(|r| r.get("name"))
+        .or_else(|| tf.metadata.get("name"))
         .and_then(|v| v.as_str())
         .map(str::to_string)
         .unwrap_or_else(|| ref_.split('/').next().unwrap_or("cosa").to_string());
@@ -442,7 +461,14 @@ fn commit_metadata(
             e
         })
         .collect();
-    m.insert("rpmostree.rpmmd-repos".into(), Value::dict_array(&repos));
+    let tf = &resolved.treefile;
+    if tf.other.get("repo-metadata").and_then(|v| v.as_str()) != Some("disabled") {
+        m.insert("rpmostree.rpmmd-repos".into(), Value::dict_array(&repos));
+    }
+    if let Some(cmd) = tf.other.get("container-cmd").and_then(|v| v.as_array()) {
+        let cmd: Vec<&str> = cmd.iter().filter_map(|s| s.as_str()).collect();
+        m.insert("ostree.container-cmd".into(), Value::string_array(&cmd));
+    }
     m.insert("ostree.bootable".into(), Value::Bool(kernel.is_some()));
     if let Some(k) = kernel {
         m.insert("ostree.linux".into(), Value::str(k));

@@ -47,6 +47,7 @@ pub mod passwd;
 pub mod sandbox;
 pub mod settings;
 pub mod tmpfiles;
+pub mod units;
 
 pub use settings::Settings;
 
@@ -97,6 +98,10 @@ pub struct PostprocessReport {
     /// Users and groups that are new since the previous build.
     pub new_users: Vec<String>,
     pub new_groups: Vec<String>,
+    /// Files whose write bits `readonly-executables` removed.
+    pub readonly_executables: u64,
+    /// `units` linked into multi-user.target.wants.
+    pub units_enabled: Vec<String>,
     pub warnings: Vec<String>,
 }
 
@@ -124,6 +129,15 @@ pub fn postprocess(
     layout::refuse_both_etc(tree).with_context(ctx)?;
 
     // 1. Treefile postprocessing, /etc still in place.
+    units::enable(tree, &s.units, &mut r).with_context(ctx)?;
+    if let Some(t) = &s.default_target {
+        units::default_target(tree, t).with_context(ctx)?;
+    }
+    if !s.units.is_empty() && !s.machineid_compat {
+        r.warn(
+            "treefile key units with machineid-compat: false: systemd runs `preset-all` on first boot, which may disable these units (rpm-ostree says to use a preset file instead)",
+        );
+    }
     files::mutate_os_release(tree, tf.mutate_os_release.as_deref(), opts, &mut r)
         .with_context(ctx)?;
     files::remove_files(tree, &tf.remove_files, &mut r).with_context(ctx)?;
@@ -153,6 +167,11 @@ pub fn postprocess(
 
     // 6. uid/gid stability.
     passwd::check(tree, &s, opts, &mut r).with_context(ctx)?;
+
+    // 7. readonly-executables.
+    if s.readonly_executables {
+        r.readonly_executables = files::readonly_executables(tree).with_context(ctx)?;
+    }
     Ok(r)
 }
 

@@ -429,11 +429,21 @@ pub fn export_ociarchive(repo: &Repo, commit: &str, arch: &str, file: &Path) -> 
     } else {
         c.subject.clone()
     };
+    // The treefile's container-cmd, kept in the commit as rpm-ostree does.
+    let cmd: Option<Vec<&str>> = c
+        .metadata
+        .get("ostree.container-cmd")
+        .and_then(|v| v.as_array())
+        .map(|a| a.iter().filter_map(|s| s.as_str()).collect());
+    let mut inner = json!({"Labels": labels});
+    if let Some(cmd) = cmd {
+        inner["Cmd"] = json!(cmd);
+    }
     let config = json!({
         "architecture": goarch(arch),
         "os": "linux",
         "created": created,
-        "config": {"Labels": labels},
+        "config": inner,
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
         "history": [{"created": created, "created_by": description}],
     });

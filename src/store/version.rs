@@ -21,14 +21,43 @@ use crate::util::time;
 /// `YYYYMMDD` for the version: the lockfile's generation date when there is
 /// one, else today.
 pub fn version_date(lock_generated: Option<&str>) -> Result<String> {
+    Ok(time::yyyymmdd(version_secs(lock_generated)?))
+}
+
+/// The time a version's date comes from: the lockfile's generation time
+/// when there is one, else now (`SOURCE_DATE_EPOCH` honoured).
+pub fn version_secs(lock_generated: Option<&str>) -> Result<i64> {
     match lock_generated {
-        Some(g) => {
-            let secs = time::parse_rfc3339(g)
-                .with_context(|| format!("reading the lockfile's metadata.generated {g:?}"))?;
-            Ok(time::yyyymmdd(secs))
-        }
-        None => Ok(time::yyyymmdd(time::now_secs())),
+        Some(g) => time::parse_rfc3339(g)
+            .with_context(|| format!("reading the lockfile's metadata.generated {g:?}")),
+        None => Ok(time::now_secs()),
     }
+}
+
+/// The version of a new build from the treefile's
+/// `automatic-version-prefix` and `automatic-version-suffix` (default `.`).
+pub fn auto_version_for(
+    prefix: &str,
+    suffix: Option<&str>,
+    lock_generated: Option<&str>,
+    builds: &BuildsJson,
+) -> Result<String> {
+    let suffix = match suffix {
+        None => '.',
+        Some(s) if s.len() == 1 && s.is_ascii() => s.chars().next().unwrap_or('.'),
+        Some(s) => bail!("automatic-version-suffix {s:?} must be one ASCII character"),
+    };
+    let (rendered, dated) = render_version_prefix(prefix, version_secs(lock_generated)?)?;
+    let v = next_auto_version(
+        &rendered,
+        suffix,
+        dated,
+        builds.builds.iter().map(|b| b.id.as_str()),
+    );
+    check_build_id(&v).with_context(|| {
+        format!("automatic-version-prefix {prefix:?} gives version {v:?}, which is not a usable build id")
+    })?;
+    Ok(v)
 }
 
 /// The N of `id` if it is `<prefix>.N` or `<prefix>.N-<genver>`.
@@ -66,6 +95,61 @@ pub fn next_dev_version<'a>(
     Ok(format!("{prefix}.{next}"))
 }
 
+/// rpm-ostree's `automatic-version-prefix` rendered at `secs`: every
+/// `<date:FORMAT>` becomes the UTC date in that strftime format. Returns the
+/// prefix and whether it had a date tag.
+pub fn render_version_prefix(prefix: &str, secs: i64) -> Result<(String, bool)> {
+    let mut out = String::new();
+    let mut rest = prefix;
+    let mut dated = false;
+    while let Some(i) = rest.find("<date:") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 6..];
+        let end = after.find('>').with_context(|| {
+            format!("automatic-version-prefix {prefix:?}: <date: is not closed by >")
+        })?;
+        out.push_str(
+            &time::strftime_utc(&after[..end], secs)
+                .with_context(|| format!("automatic-version-prefix {prefix:?}"))?,
+        );
+        dated = true;
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok((out, dated))
+}
+
+/// The next version after `existing` for a rendered prefix, as rpm-ostree's
+/// `util_next_version` does with the previous version, but over every
+/// existing build: without a date tag the first version is the prefix
+/// itself, with one it is `<prefix><suffix>0`; after that one more than the
+/// highest number found after `<prefix><suffix>` (its leading digits, so
+/// `41.20240520.dev.2-1` counts as 2).
+pub fn next_auto_version<'a>(
+    prefix: &str,
+    suffix: char,
+    dated: bool,
+    existing: impl IntoIterator<Item = &'a str>,
+) -> String {
+    let with_sep = format!("{prefix}{suffix}");
+    let highest = existing
+        .into_iter()
+        .filter_map(|id| {
+            if id == prefix {
+                return Some(0);
+            }
+            let rest = id.strip_prefix(&with_sep)?;
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            Some(digits.parse::<u64>().unwrap_or(0))
+        })
+        .max();
+    match highest {
+        None if !dated => prefix.to_string(),
+        None => format!("{with_sep}0"),
+        Some(n) => format!("{with_sep}{}", n + 1),
+    }
+}
+
 /// The dev version for a new build in a store: `lock_generated` is the
 /// lockfile's `metadata.generated`, if any.
 pub fn dev_version_for(
@@ -100,6 +184,34 @@ pub fn validate_user_version(version: &str, builds: &BuildsJson, arch: &str) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn automatic_version_prefix_as_rpm_ostree() {
+        // 2024-05-20T01:02:03Z
+        let t = 1_716_166_923;
+        let (p, dated) = render_version_prefix("41.<date:%Y%m%d>.dev", t).unwrap();
+        assert_eq!((p.as_str(), dated), ("41.20240520.dev", true));
+        assert_eq!(next_auto_version(&p, '.', dated, []), "41.20240520.dev.0");
+        assert_eq!(
+            next_auto_version(&p, '.', dated, ["41.20240520.dev.0", "41.20240520.dev.2-1", "41.20240519.dev.7"]),
+            "41.20240520.dev.3"
+        );
+        let (p, dated) = render_version_prefix("10", t).unwrap();
+        assert!(!dated);
+        for v in [&[][..], &["xyz", "9", "10001", "101.1"][..]] {
+            assert_eq!(next_auto_version(&p, '.', dated, v.iter().copied()), "10");
+        }
+        assert_eq!(next_auto_version("10", '.', false, ["10"]), "10.1");
+        assert_eq!(next_auto_version("10", '.', false, ["10.1.5"]), "10.2");
+        assert_eq!(next_auto_version("10.1", '.', false, ["10.1.2x"]), "10.1.3");
+        assert_eq!(next_auto_version("10", '-', false, ["10-1"]), "10-2");
+        assert_eq!(
+            render_version_prefix("a.<date: %y-%j %H:%M:%S %%>", t).unwrap().0,
+            "a. 24-141 01:02:03 %"
+        );
+        assert!(render_version_prefix("1.<date:%Q>", t).is_err());
+        assert!(render_version_prefix("1.<date:%Y", t).is_err());
+    }
 
     #[test]
     fn numbering_starts_at_zero_and_takes_the_highest() {

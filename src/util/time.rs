@@ -58,6 +58,36 @@ pub fn yyyymmdd(secs: i64) -> String {
     format!("{y:04}{m:02}{d:02}")
 }
 
+/// `strftime` of a UTC timestamp for the specifiers version prefixes use
+/// (`%Y %y %m %d %j %H %M %S %%`); any other specifier is an error.
+pub fn strftime_utc(fmt: &str, secs: i64) -> Result<String> {
+    let days = secs.div_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let s = secs.rem_euclid(86_400);
+    let mut out = String::new();
+    let mut it = fmt.chars();
+    while let Some(c) = it.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match it.next() {
+            Some('Y') => out.push_str(&format!("{y:04}")),
+            Some('y') => out.push_str(&format!("{:02}", y.rem_euclid(100))),
+            Some('m') => out.push_str(&format!("{m:02}")),
+            Some('d') => out.push_str(&format!("{d:02}")),
+            Some('j') => out.push_str(&format!("{:03}", days - days_from_civil(y, 1, 1) + 1)),
+            Some('H') => out.push_str(&format!("{:02}", s / 3600)),
+            Some('M') => out.push_str(&format!("{:02}", s / 60 % 60)),
+            Some('S') => out.push_str(&format!("{:02}", s % 60)),
+            Some('%') => out.push('%'),
+            Some(o) => bail!("unsupported date format %{o} in {fmt:?} (supported: %Y %y %m %d %j %H %M %S %%)"),
+            None => bail!("date format {fmt:?} ends with a lone %"),
+        }
+    }
+    Ok(out)
+}
+
 /// Parse RFC 3339 with a `Z` or `+hh:mm` offset and optional fractional seconds.
 pub fn parse_rfc3339(s: &str) -> Result<i64> {
     let bad = || anyhow::anyhow!("invalid RFC 3339 timestamp {s:?}");

@@ -113,6 +113,35 @@ pub fn add_files(
 
 /// Make the directory `comps` inside the tree (following the tree's own
 /// symlinks, never leaving it) and return its host path.
+/// `readonly-executables`: remove the write bits of every regular file
+/// with an execute bit; returns how many files changed.
+pub fn readonly_executables(tree: &Path) -> Result<u64> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut n = 0;
+    let mut stack = vec![tree.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+            let e = e.with_context(|| format!("reading {}", dir.display()))?;
+            let ft = e.file_type()?;
+            if ft.is_dir() {
+                stack.push(e.path());
+            } else if ft.is_file() {
+                let md = e.metadata()?;
+                let mode = md.permissions().mode() & 0o7777;
+                if mode & 0o111 != 0 && mode & 0o222 != 0 {
+                    std::fs::set_permissions(
+                        e.path(),
+                        std::fs::Permissions::from_mode(mode & !0o222),
+                    )
+                    .with_context(|| format!("setting the mode of {}", e.path().display()))?;
+                    n += 1;
+                }
+            }
+        }
+    }
+    Ok(n)
+}
+
 fn ensure_dir_in(tree: &Path, comps: &[String]) -> Result<PathBuf> {
     use std::os::unix::fs::DirBuilderExt;
     let mut cur: Vec<String> = Vec::new();

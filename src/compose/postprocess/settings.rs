@@ -56,6 +56,12 @@ pub struct Settings {
     pub check_groups: Check,
     pub ignore_removed_users: BTreeSet<String>,
     pub ignore_removed_groups: BTreeSet<String>,
+    /// `units`: enabled in multi-user.target.
+    pub units: Vec<String>,
+    /// `default-target`.
+    pub default_target: Option<String>,
+    /// `readonly-executables`: no write bits on files with an exec bit.
+    pub readonly_executables: bool,
 }
 
 fn get_bool(tf: &Treefile, key: &str) -> Result<Option<bool>> {
@@ -181,6 +187,9 @@ impl Settings {
             ignore_removed_groups: get_str_list(tf, "ignore-removed-groups")?
                 .into_iter()
                 .collect(),
+            units: get_str_list(tf, "units")?,
+            default_target: get_str(tf, "default-target")?.map(str::to_string),
+            readonly_executables: get_bool(tf, "readonly-executables")?.unwrap_or(false),
         })
     }
 }

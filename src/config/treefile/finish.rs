@@ -151,6 +151,7 @@ pub(super) fn finish(
         metadata,
         variables,
         other: layer.other,
+        other_at: layer.other_at,
     })
 }
 

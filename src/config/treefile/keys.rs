@@ -310,3 +310,29 @@ mod tests {
         }
     }
 }
+
+/// Why cosa does not act on `key` set to `value`, or `None` when it does
+/// (the list in README, "Real configs").
+pub(super) fn not_acted(key: &str, value: &Value) -> Option<String> {
+    let why = match key {
+        "ima" if value == &Value::Bool(true) => {
+            "IMA signatures from the RPM headers are not written as security.ima xattrs"
+        }
+        "gpg-key" => "commits are signed with `cosa sign` (OpenPGP detached metadata), not at compose",
+        "sysusers" => {
+            "systemd-sysusers is not run at compose; users come from the packages' scriptlets and /usr/lib/passwd"
+        }
+        "install-langs" => "every language's files are installed (rpm's %_install_langs is not applied)",
+        "platform-module" | "modules" => "RPM modularity was removed from rpm-ostree and is not supported",
+        "cliwrap" if value == &Value::Bool(true) => "rpm-ostree's cliwrap wrappers are not installed",
+        "cliwrap-binaries" => "rpm-ostree's cliwrap wrappers are not installed",
+        "advisories-metadata" if value.as_str() != Some("disabled") => {
+            "updateinfo advisories are not read, so rpmostree.advisories is not written"
+        }
+        "repo-metadata" if value.as_str() == Some("detached") => {
+            "rpmostree.rpmmd-repos is written inline (in the commit), not in detached metadata"
+        }
+        _ => return None,
+    };
+    Some(why.to_string())
+}

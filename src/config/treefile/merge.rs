@@ -83,6 +83,9 @@ pub(super) fn merge_layer(dest: &mut Layer, src: &mut Layer) {
     );
     merge_fields!(merge_map: add_commit_metadata, metadata);
     merge_other(&mut dest.other, &mut src.other);
+    for (k, at) in std::mem::take(&mut src.other_at) {
+        dest.other_at.entry(k).or_insert(at);
+    }
 }
 
 #[cfg(test)]

@@ -85,8 +85,26 @@ pub struct Treefile {
     pub add_commit_metadata: serde_json::Map<String, serde_json::Value>,
     pub metadata: serde_json::Map<String, serde_json::Value>,
     pub variables: BTreeMap<String, serde_json::Value>,
-    /// Other rpm-ostree treefile keys cosa accepts but does not act on yet.
+    /// The rpm-ostree treefile keys that have no typed field (validated
+    /// against the key table; see [`Treefile::not_acted`]).
     pub other: BTreeMap<String, serde_json::Value>,
+    /// `file:line` where each key of `other` was set.
+    pub other_at: BTreeMap<String, String>,
+}
+
+impl Treefile {
+    /// One warning per key this treefile sets that cosa does not act on,
+    /// naming the key, where it was set and why.
+    pub fn not_acted(&self) -> Vec<String> {
+        self.other
+            .iter()
+            .filter_map(|(k, v)| {
+                let why = keys::not_acted(k, v)?;
+                let at = self.other_at.get(k).map(String::as_str).unwrap_or("?");
+                Some(format!("treefile key {k} ({at}) is not acted on: {why}"))
+            })
+            .collect()
+    }
 }
 
 /// Load the treefile at `path` for `basearch`.

@@ -41,6 +41,8 @@ pub(super) struct Layer {
     pub(super) metadata: Option<Map<String, Value>>,
     pub(super) variables: Option<BTreeMap<String, Value>>,
     pub(super) other: BTreeMap<String, Value>,
+    /// `file:line` where each key of `other` was set (for warnings).
+    pub(super) other_at: BTreeMap<String, String>,
     pub(super) include: Vec<String>,
     pub(super) arch_include: BTreeMap<String, Vec<String>>,
     pub(super) conditional_include: Vec<CondInclude>,
@@ -213,6 +215,7 @@ pub(super) fn parse_key(
             };
             let v = check_shape(src, key, shape, v)?;
             layer.other.insert(key.to_string(), v);
+            layer.other_at.insert(key.to_string(), src.at(key));
         }
     }
     Ok(())
