@@ -48,6 +48,8 @@ pub struct InstallOptions {
     /// the scriptlets run, so that `useradd` in `%pre` finds existing users
     /// and uids and gids stay what they were (rpm-ostree's `preserve-passwd`).
     pub previous_ids: Option<(String, String)>,
+    /// treefile `sysusers`: systemd-sysusers before the scriptlets.
+    pub sysusers: super::sysusers::Sysusers,
 }
 
 /// What happened, for the compose report.
@@ -56,6 +58,8 @@ pub struct InstallReport {
     pub packages: usize,
     pub files: u64,
     pub bytes: u64,
+    /// Whether systemd-sysusers ran (treefile `sysusers`).
+    pub sysusers_ran: bool,
     /// "package %pre" entries that ran.
     pub scripts_run: Vec<String>,
     /// ("package %post", reason) entries that were skipped.
@@ -751,6 +755,7 @@ pub fn install(
     if let Some((passwd, group)) = &opts.previous_ids {
         super::users::merge_previous(dest, passwd, group)?;
     }
+    report.sysusers_ran = super::sysusers::run(dest, opts.sysusers)?;
     let skip = scripts::skip_reason(&opts.scripts, &opts.basearch);
     let of_kind = |k: Kind| -> Vec<&Scriptlet> {
         plans

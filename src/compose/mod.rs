@@ -8,5 +8,6 @@ pub mod overlay;
 pub mod postprocess;
 pub mod resolve;
 pub mod scripts;
+pub mod sysusers;
 pub mod tree;
 pub mod users;

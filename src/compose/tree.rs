@@ -46,12 +46,67 @@ pub fn compose_tree(
         },
         basearch: resolved.arch.clone(),
         previous_ids,
+        sysusers: super::sysusers::Sysusers::from_treefile(
+            tf.other.get("sysusers").and_then(|v| v.as_str()),
+        )?,
     };
     let report = install::install(tree, pkgs, &iopts)?;
     let overlays = overlay_dirs(wd)?;
-    overlay::apply(tree, &overlays)?;
+    let (config_overlays, rootfs_override) = overlays.split_at(overlays.len() - 1);
+    overlay::apply(tree, config_overlays)?;
+    apply_ostree_layers(wd, tf, tree)?;
+    overlay::apply(tree, rootfs_override)?;
 
     Ok(report)
+}
+
+/// `ostree-layers` then `ostree-override-layers`: refs in the working
+/// directory's repository checked out over the tree (a file the tree has is
+/// an error for the first, replaced for the second). `overlay/NAME` entries
+/// whose `overlay.d/NAME` exists in the config are that directory, which
+/// coreos-assembler commits as ref `overlay/NAME` and which is applied with
+/// the other overlay.d directories.
+fn apply_ostree_layers(wd: &Workdir, tf: &crate::config::treefile::Treefile, tree: &Path) -> Result<()> {
+    use crate::ostree::deploy::{LayerConflict, checkout_layer};
+    let list = |key: &str| -> Vec<String> {
+        tf.other
+            .get(key)
+            .and_then(|v| v.as_array())
+            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+            .unwrap_or_default()
+    };
+    let mut repo = None;
+    for (key, conflict) in [
+        ("ostree-layers", LayerConflict::Error),
+        ("ostree-override-layers", LayerConflict::Override),
+    ] {
+        for layer in list(key) {
+            if let Some(name) = layer.strip_prefix("overlay/")
+                && !name.is_empty()
+                && !name.contains('/')
+                && wd.config_dir().join("overlay.d").join(name).is_dir()
+            {
+                continue;
+            }
+            if repo.is_none() {
+                repo = Some(crate::ostree::Repo::open(&wd.repo_dir()).with_context(|| {
+                    format!("{key}: {layer} is not an overlay.d directory, and the repository holding refs cannot be opened")
+                })?);
+            }
+            let r = repo.as_ref().expect("opened above");
+            let commit = r.resolve_ref(&layer)?.with_context(|| {
+                format!(
+                    "treefile key {key}: layer {layer:?} is neither overlay.d/{} of the config nor a ref in {}",
+                    layer.trim_start_matches("overlay/"),
+                    wd.repo_dir().display()
+                )
+            })?;
+            let n = checkout_layer(r, &commit, tree, conflict)
+                .with_context(|| format!("treefile key {key}: applying layer {layer}"))?;
+            eprintln!("Applied layer {layer} ({n} files)");
+        }
+    }
+    Ok(())
 }
 
 /// `overlay.d/*` of the config (sorted), then `overrides/rootfs`.

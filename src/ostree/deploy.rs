@@ -579,3 +579,73 @@ mod tests {
         assert_eq!(shell_unquote("plain"), "plain");
     }
 }
+
+/// How [`checkout_layer`] treats a path the destination already has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayerConflict {
+    /// Refuse (rpm-ostree's `ostree-layers`).
+    Error,
+    /// Replace it (`ostree-override-layers`).
+    Override,
+}
+
+/// Check `commit` out over the directory `dest`, as rpm-ostree applies
+/// `ostree-layers`: directories merge (created with the commit's mode and
+/// owner when missing), files and symlinks are written with their owner,
+/// mode and xattrs; a file or symlink `dest` already has is an error, or
+/// replaced with [`LayerConflict::Override`]. A parent that is a symlink in
+/// `dest` is refused, so a layer never writes outside it. Returns the
+/// number of files written.
+pub fn checkout_layer(
+    repo: &Repo,
+    commit: &str,
+    dest: &Path,
+    conflict: LayerConflict,
+) -> Result<u64> {
+    let w = walk_commit(repo, commit)?;
+    for d in &w.dirs {
+        let p = dest.join(&d.path);
+        match fs::symlink_metadata(&p) {
+            Ok(md) if md.is_dir() => {}
+            Ok(_) => bail!(
+                "layer commit {commit}: /{} is a directory in the layer but not in the tree",
+                d.path.display()
+            ),
+            Err(_) => {
+                mkdirs(&p, d.meta.mode & 0o7777)?;
+                set_owner(&p, d.meta.uid, d.meta.gid)?;
+                fs::set_permissions(&p, fs::Permissions::from_mode(d.meta.mode & 0o7777))
+                    .with_context(|| format!("setting the mode of {}", p.display()))?;
+                set_xattrs(&p, &d.meta.xattrs)?;
+            }
+        }
+    }
+    let mut n = 0;
+    for (path, csum) in &w.files {
+        let p = dest.join(path);
+        if fs::symlink_metadata(&p).is_ok() {
+            match conflict {
+                LayerConflict::Error => bail!(
+                    "layer commit {commit}: /{} is already in the tree (use ostree-override-layers to replace files)",
+                    path.display()
+                ),
+                LayerConflict::Override => {
+                    if fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()) {
+                        bail!(
+                            "layer commit {commit}: /{} is a directory in the tree and a file in the layer",
+                            path.display()
+                        );
+                    }
+                    fs::remove_file(&p).with_context(|| format!("removing {}", p.display()))?;
+                }
+            }
+        }
+        let data = repo.read_object(csum, ObjectType::File)?;
+        let (meta, content) =
+            parse_filez(&data).with_context(|| format!("reading content object {csum}"))?;
+        write_bare_object(&p, &meta, &content)
+            .with_context(|| format!("checking out /{} of layer {commit}", path.display()))?;
+        n += 1;
+    }
+    Ok(n)
+}

@@ -148,3 +148,50 @@ fn unknown_owner_names_package_file_and_user() {
         assert!(msg.contains(want), "{want} missing from: {msg}");
     }
 }
+
+/// A package declaring its user in /usr/lib/sysusers.d (no %pre), as
+/// Fedora's packages do since rpm 4.19, and owning a file by it.
+fn sysusers_app(with_macro: bool) -> Vec<PkgSpec> {
+    let mut rpm = PkgSpec::new("rpm-macros", "1");
+    if with_macro {
+        rpm = rpm.file(FileSpec::file(
+            "/usr/lib/rpm/macros.d/macros.systemd",
+            "%__systemd_sysusers /usr/bin/systemd-sysusers\n",
+        ));
+    }
+    vec![
+        base(),
+        rpm,
+        PkgSpec::new("daemon", "1")
+            .file(FileSpec::file(
+                "/usr/lib/sysusers.d/daemon.conf",
+                "g daemond 950\nu daemond 950:950 \"The daemon\" /var/lib/daemond\n",
+            ))
+            .file(FileSpec::file("/usr/libexec/daemond", "d").mode(0o750).owner("daemond", "daemond")),
+    ]
+}
+
+#[test]
+fn sysusers_runs_before_owners_when_the_tree_asks_or_forced() {
+    use cosa::compose::sysusers::Sysusers;
+    let t = tempfile::tempdir().unwrap();
+    // The tree's rpm defines %__systemd_sysusers: compose-auto runs it.
+    let pkgs = build(&t.path().join("rpms-auto"), &sysusers_app(true));
+    let dest = t.path().join("auto");
+    let r = install(&dest, &pkgs, &opts()).unwrap();
+    assert!(r.sysusers_ran);
+    let passwd = std::fs::read_to_string(dest.join("etc/passwd")).unwrap();
+    assert!(passwd.contains("daemond:x:950:950:The daemon:/var/lib/daemond:"), "{passwd}");
+    let m = std::fs::metadata(dest.join("usr/libexec/daemond")).unwrap();
+    assert_eq!((m.uid(), m.gid()), (950, 950));
+
+    // No macro: compose-auto does nothing, so the owner is unknown...
+    let pkgs = build(&t.path().join("rpms-none"), &sysusers_app(false));
+    let e = format!("{:#}", install(&t.path().join("none"), &pkgs, &opts()).unwrap_err());
+    assert!(e.contains("daemond"), "{e}");
+    // ...and compose-forced runs it anyway.
+    let mut o = opts();
+    o.sysusers = Sysusers::ComposeForced;
+    let r = install(&t.path().join("forced"), &pkgs, &o).unwrap();
+    assert!(r.sysusers_ran);
+}

@@ -218,3 +218,46 @@ fn scripts_skipped_visibly() {
         r.scripts_skipped
     );
 }
+
+#[test]
+fn units_default_target_and_readonly_executables() {
+    let d = tempfile::tempdir().unwrap();
+    let t = base_tree(d.path());
+    for u in ["sshd.service", "multi-user.target", "graphical.target"] {
+        write(&t, &format!("usr/lib/systemd/system/{u}"), "[Unit]\n");
+    }
+    write(&t, "usr/bin/tool", "#!/bin/sh\n");
+    mode(&t, "usr/bin/tool", 0o775);
+    write(&t, "usr/lib/data", "d");
+    mode(&t, "usr/lib/data", 0o664);
+    let mut tf = treefile();
+    set(&mut tf, "units", serde_json::json!(["sshd.service"]));
+    set(&mut tf, "default-target", serde_json::json!("multi-user.target"));
+    set(&mut tf, "readonly-executables", serde_json::json!(true));
+    let r = run(&t, &tf, &opts());
+    // systemctl itself agrees the unit is enabled and the default target
+    // set (with /etc where a booted system has it).
+    std::os::unix::fs::symlink("usr/etc", t.join("etc")).unwrap();
+    let systemctl = |args: &[&str]| {
+        let out = std::process::Command::new("systemctl")
+            .arg(format!("--root={}", t.display()))
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(systemctl(&["is-enabled", "sshd.service"]), "enabled");
+    assert_eq!(systemctl(&["get-default"]), "multi-user.target");
+    std::fs::remove_file(t.join("etc")).unwrap();
+    assert_eq!(r.units_enabled, ["sshd.service"]);
+    let m = |rel: &str| std::fs::metadata(t.join(rel)).unwrap().mode() & 0o7777;
+    assert_eq!(m("usr/bin/tool"), 0o555);
+    assert_eq!(m("usr/lib/data"), 0o664);
+    assert!(r.readonly_executables >= 1);
+    // A unit the tree lacks is an error naming it.
+    let mut tf = treefile();
+    set(&mut tf, "units", serde_json::json!(["nope.service"]));
+    let d2 = tempfile::tempdir().unwrap();
+    let e = err(&base_tree(d2.path()), &tf, &opts());
+    assert!(e.contains("nope.service has no unit file"), "{e}");
+}

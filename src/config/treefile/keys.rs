@@ -319,9 +319,6 @@ pub(super) fn not_acted(key: &str, value: &Value) -> Option<String> {
             "IMA signatures from the RPM headers are not written as security.ima xattrs"
         }
         "gpg-key" => "commits are signed with `cosa sign` (OpenPGP detached metadata), not at compose",
-        "sysusers" => {
-            "systemd-sysusers is not run at compose; users come from the packages' scriptlets and /usr/lib/passwd"
-        }
         "install-langs" => "every language's files are installed (rpm's %_install_langs is not applied)",
         "platform-module" | "modules" => "RPM modularity was removed from rpm-ostree and is not supported",
         "cliwrap" if value == &Value::Bool(true) => "rpm-ostree's cliwrap wrappers are not installed",
