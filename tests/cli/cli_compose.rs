@@ -418,3 +418,78 @@ fn fetch_dry_run_resolves_without_downloading() {
     // --json alone is refused: it only shapes --dry-run's output.
     run(cosa(&wd).args(["fetch", "--json"]), false);
 }
+
+#[test]
+fn ostree_layers_are_checked_out_over_the_packages() {
+    use cosa::rpm::fixture::*;
+    let t = tempfile::tempdir().unwrap();
+    let repo = t.path().join("repo");
+    make_repo(
+        &repo,
+        &[PkgSpec::new("app", "1.0")
+            .file(FileSpec::file("/usr/share/app/v", "1.0\n"))
+            .file(FileSpec::file("/usr/share/app/conf", "pkg\n"))],
+        RepoCompression::Gz,
+    )
+    .unwrap();
+    let cfg = config_dir(
+        t.path(),
+        "ref: test/${basearch}\nrepos: [test]\npackages: [app]\n\
+         ostree-layers: [overlay/05core, extra/layer]\nostree-override-layers: [dev/override]\n",
+        &repo,
+    );
+    std::fs::create_dir_all(cfg.join("overlay.d/05core/usr/lib/core")).unwrap();
+    std::fs::write(cfg.join("overlay.d/05core/usr/lib/core/c"), "core\n").unwrap();
+    let wd = init_transient(t.path(), &cfg);
+    // Two layers committed with the real ostree into the working repo.
+    let commit_layer = |branch: &str, files: &[(&str, &str)]| {
+        let src = t.path().join(branch.replace('/', "-"));
+        for (p, c) in files {
+            let f = src.join(p);
+            std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+            std::fs::write(f, c).unwrap();
+        }
+        let repo = wd.join("tmp/repo");
+        if !repo.join("config").exists() {
+            run(
+                Command::new("ostree").arg(format!("--repo={}", repo.display())).args(["init", "--mode=archive"]),
+                true,
+            );
+        }
+        run(
+            Command::new("ostree")
+                .arg(format!("--repo={}", repo.display()))
+                .args(["commit", "--owner-uid=0", "--owner-gid=0", "-b", branch])
+                .arg(format!("--tree=dir={}", src.display())),
+            true,
+        );
+    };
+    commit_layer("extra/layer", &[("usr/share/extra/x", "layer\n")]);
+    commit_layer("dev/override", &[("usr/share/app/conf", "override\n")]);
+    let dest = t.path().join("rootfs");
+    let out = run(cosa(&wd).args(["compose", "rootfs"]).arg(&dest), true);
+    let e = stderr(&out);
+    assert_eq!(std::fs::read_to_string(dest.join("usr/lib/core/c")).unwrap(), "core\n");
+    assert_eq!(std::fs::read_to_string(dest.join("usr/share/extra/x")).unwrap(), "layer\n");
+    assert_eq!(std::fs::read_to_string(dest.join("usr/share/app/conf")).unwrap(), "override\n", "{e}");
+    assert_eq!(std::fs::read_to_string(dest.join("usr/share/app/v")).unwrap(), "1.0\n");
+
+    // A layer that conflicts with a package file is refused, naming both.
+    commit_layer("bad/layer", &[("usr/share/app/v", "clash\n")]);
+    std::fs::write(
+        cfg.join("manifest.yaml"),
+        "ref: test/${basearch}\nrepos: [test]\npackages: [app]\nostree-layers: [bad/layer]\n",
+    )
+    .unwrap();
+    let dest = t.path().join("rootfs2");
+    let e = stderr(&run(cosa(&wd).args(["compose", "rootfs"]).arg(&dest), false));
+    assert!(e.contains("ostree-layers") && e.contains("bad/layer") && e.contains("/usr/share/app/v"), "{e}");
+    // A layer that is neither overlay.d nor a ref is named.
+    std::fs::write(
+        cfg.join("manifest.yaml"),
+        "ref: test/${basearch}\nrepos: [test]\npackages: [app]\nostree-layers: [overlay/99missing]\n",
+    )
+    .unwrap();
+    let e = stderr(&run(cosa(&wd).args(["compose", "rootfs"]).arg(t.path().join("rootfs3")), false));
+    assert!(e.contains("overlay/99missing") && e.contains("overlay.d/99missing"), "{e}");
+}
