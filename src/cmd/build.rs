@@ -237,6 +237,10 @@ pub fn run(global: &GlobalOpts, opts: BuildOpts) -> Result<()> {
         metadata: metadata.clone(),
         root,
     })?;
+    if let Some(key) = tf.other.get("gpg-key").and_then(|v| v.as_str()) {
+        crate::sign::ostree::sign_commit_with_gpg(&repo, &commit, key, None)?;
+        eprintln!("Signed {commit} with GPG key {key} (treefile key gpg-key)");
+    }
     repo.sync()?;
     repo.set_ref(&ref_, &commit)?;
     repo.update_summary()?;

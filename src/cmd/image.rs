@@ -98,7 +98,7 @@ pub(crate) fn add_images(
             name: &m.name,
             buildid: id,
             ostree_ref: &ostree_ref,
-        ostree_archive: &ostree_archive,
+            ostree_archive: &ostree_archive,
             arch,
             config_dir: &wd.config_dir(),
             build_dir: &build_dir,

@@ -29,7 +29,9 @@ impl Sysusers {
         match v {
             None | Some("compose-auto") => Ok(Sysusers::ComposeAuto),
             Some("compose-forced") => Ok(Sysusers::ComposeForced),
-            Some(o) => bail!("treefile key sysusers: unknown value {o:?} (compose-auto or compose-forced)"),
+            Some(o) => {
+                bail!("treefile key sysusers: unknown value {o:?} (compose-auto or compose-forced)")
+            }
         }
     }
 }

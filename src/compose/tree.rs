@@ -66,13 +66,21 @@ pub fn compose_tree(
 /// whose `overlay.d/NAME` exists in the config are that directory, which
 /// coreos-assembler commits as ref `overlay/NAME` and which is applied with
 /// the other overlay.d directories.
-fn apply_ostree_layers(wd: &Workdir, tf: &crate::config::treefile::Treefile, tree: &Path) -> Result<()> {
+fn apply_ostree_layers(
+    wd: &Workdir,
+    tf: &crate::config::treefile::Treefile,
+    tree: &Path,
+) -> Result<()> {
     use crate::ostree::deploy::{LayerConflict, checkout_layer};
     let list = |key: &str| -> Vec<String> {
         tf.other
             .get(key)
             .and_then(|v| v.as_array())
-            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let mut repo = None;

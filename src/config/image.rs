@@ -185,7 +185,10 @@ fn flatten(
         let canon = p
             .canonicalize()
             .with_context(|| format!("reading {}", p.display()))?;
-        if files.iter().any(|f| f.canonicalize().ok().as_ref() == Some(&canon)) {
+        if files
+            .iter()
+            .any(|f| f.canonicalize().ok().as_ref() == Some(&canon))
+        {
             bail!(
                 "{}: include cycle: {} is included again",
                 files[0].display(),
@@ -261,7 +264,10 @@ fn take<T: DeserializeOwned>(
     let Some(v) = m.get(key) else {
         return Ok(None);
     };
-    let file = origin.get(key).map(|p| p.display().to_string()).unwrap_or_default();
+    let file = origin
+        .get(key)
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
     serde_yaml::from_value(v.clone())
         .map(Some)
         .map_err(|e| anyhow::anyhow!("{file}: key {key}: {e}"))
@@ -397,7 +403,10 @@ impl ImageConfig {
     pub fn ignition_network(&self) -> Vec<String> {
         match &self.ignition_network_kcmdline {
             Some(v) => v.clone(),
-            None => DEFAULT_IGNITION_NETWORK.iter().map(|s| s.to_string()).collect(),
+            None => DEFAULT_IGNITION_NETWORK
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         }
     }
 
@@ -474,7 +483,6 @@ impl Platforms {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -539,7 +547,8 @@ mod tests {
         assert_eq!(i.ignition_firstboot(), "");
         assert_eq!(i.files.len(), 3);
         assert_eq!(
-            i.origin("fedora/x86_64/coreos/stable", "x.ociarchive").keyfile(),
+            i.origin("fedora/x86_64/coreos/stable", "x.ociarchive")
+                .keyfile(),
             "[origin]\nrefspec=fedora:fedora/x86_64/coreos/stable\n"
         );
         assert!(i.warnings.is_empty(), "{:?}", i.warnings);
@@ -558,7 +567,9 @@ mod tests {
         };
         assert_eq!(
             c.origin("r", "os-1-ostree.x86_64.ociarchive"),
-            Origin::Container("ostree-image-signed:oci-archive:/os-1-ostree.x86_64.ociarchive".into())
+            Origin::Container(
+                "ostree-image-signed:oci-archive:/os-1-ostree.x86_64.ociarchive".into()
+            )
         );
         let c = ImageConfig {
             deploy_via_container: true,
@@ -578,7 +589,11 @@ mod tests {
         write(d.path(), "base.yaml", "aws-volume-type: gp3\nsizee: 3\n");
         let e = format!("{:#}", ImageConfig::load(d.path()).unwrap_err());
         assert!(e.contains("base.yaml") && e.contains("\"sizee\""), "{e}");
-        write(d.path(), "base.yaml", "aws-volume-type: gp3\nrootfs-args: -m bigtime=1\n");
+        write(
+            d.path(),
+            "base.yaml",
+            "aws-volume-type: gp3\nrootfs-args: -m bigtime=1\n",
+        );
         let i = ImageConfig::load(d.path()).unwrap();
         assert_eq!(i.warnings.len(), 2, "{:?}", i.warnings);
         assert!(i.warnings[0].contains("aws-volume-type") && i.warnings[0].contains("base.yaml"));
@@ -597,7 +612,11 @@ mod tests {
     #[test]
     fn bad_yaml_names_file_and_line() {
         let d = tempfile::tempdir().unwrap();
-        write(d.path(), "platforms.yaml", "x86_64:\n  qemu:\n    bogus: 1\n");
+        write(
+            d.path(),
+            "platforms.yaml",
+            "x86_64:\n  qemu:\n    bogus: 1\n",
+        );
         let e = format!("{:#}", Platforms::load(d.path()).unwrap_err());
         assert!(e.contains("platforms.yaml:3"), "{e}");
         write(d.path(), "image.yaml", "size: 0\n");

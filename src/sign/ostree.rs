@@ -164,6 +164,58 @@ pub fn sign_commit(
     Ok(md)
 }
 
+/// Sign `commit` with the key `keyid` of the build user's GnuPG keyring
+/// (`GNUPGHOME` or ~/.gnupg), as rpm-ostree does for the treefile's
+/// `gpg-key`: `gpg --detach-sign` of the commit object, added to
+/// `ostree.gpgsigs` in the detached metadata (replacing an older signature
+/// by the same key).
+pub fn sign_commit_with_gpg(
+    repo: &Repo,
+    commit: &str,
+    keyid: &str,
+    homedir: Option<&Path>,
+) -> Result<()> {
+    let data = commit_bytes(repo, commit)?;
+    let mut gpg = duct::cmd!(
+        "gpg",
+        "--batch",
+        "--no-tty",
+        "--local-user",
+        keyid,
+        "--detach-sign",
+        "--output",
+        "-"
+    );
+    if let Some(h) = homedir {
+        gpg = gpg.env("GNUPGHOME", h);
+    }
+    let out = gpg
+        .stdin_bytes(data)
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked()
+        .run()
+        .context("running gpg to sign the commit (treefile key gpg-key)")?;
+    if !out.status.success() {
+        bail!(
+            "gpg could not sign commit {commit} with key {keyid:?} (treefile key gpg-key): {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let sig = out.stdout;
+    let issuer = signature_issuer(&sig);
+    let mut md = repo
+        .read_commit_detached_metadata(commit)?
+        .unwrap_or_default();
+    let mut sigs = signatures(&md, GPGSIGS)?;
+    if issuer.is_some() {
+        sigs.retain(|old| signature_issuer(old) != issuer);
+    }
+    sigs.push(sig);
+    md.insert(GPGSIGS.into(), aay(sigs));
+    repo.write_commit_detached_metadata(commit, &md)
+}
+
 fn ed25519_ok(key: &VerifyingKey, data: &[u8], sig: &[u8]) -> bool {
     let Ok(sig) = ed25519_dalek::Signature::from_slice(sig) else {
         return false;

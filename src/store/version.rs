@@ -193,7 +193,16 @@ mod tests {
         assert_eq!((p.as_str(), dated), ("41.20240520.dev", true));
         assert_eq!(next_auto_version(&p, '.', dated, []), "41.20240520.dev.0");
         assert_eq!(
-            next_auto_version(&p, '.', dated, ["41.20240520.dev.0", "41.20240520.dev.2-1", "41.20240519.dev.7"]),
+            next_auto_version(
+                &p,
+                '.',
+                dated,
+                [
+                    "41.20240520.dev.0",
+                    "41.20240520.dev.2-1",
+                    "41.20240519.dev.7"
+                ]
+            ),
             "41.20240520.dev.3"
         );
         let (p, dated) = render_version_prefix("10", t).unwrap();
@@ -206,7 +215,9 @@ mod tests {
         assert_eq!(next_auto_version("10.1", '.', false, ["10.1.2x"]), "10.1.3");
         assert_eq!(next_auto_version("10", '-', false, ["10-1"]), "10-2");
         assert_eq!(
-            render_version_prefix("a.<date: %y-%j %H:%M:%S %%>", t).unwrap().0,
+            render_version_prefix("a.<date: %y-%j %H:%M:%S %%>", t)
+                .unwrap()
+                .0,
             "a. 24-141 01:02:03 %"
         );
         assert!(render_version_prefix("1.<date:%Q>", t).is_err());

@@ -81,7 +81,9 @@ pub fn strftime_utc(fmt: &str, secs: i64) -> Result<String> {
             Some('M') => out.push_str(&format!("{:02}", s / 60 % 60)),
             Some('S') => out.push_str(&format!("{:02}", s % 60)),
             Some('%') => out.push('%'),
-            Some(o) => bail!("unsupported date format %{o} in {fmt:?} (supported: %Y %y %m %d %j %H %M %S %%)"),
+            Some(o) => bail!(
+                "unsupported date format %{o} in {fmt:?} (supported: %Y %y %m %d %j %H %M %S %%)"
+            ),
             None => bail!("date format {fmt:?} ends with a lone %"),
         }
     }

@@ -452,7 +452,9 @@ fn ostree_layers_are_checked_out_over_the_packages() {
         let repo = wd.join("tmp/repo");
         if !repo.join("config").exists() {
             run(
-                Command::new("ostree").arg(format!("--repo={}", repo.display())).args(["init", "--mode=archive"]),
+                Command::new("ostree")
+                    .arg(format!("--repo={}", repo.display()))
+                    .args(["init", "--mode=archive"]),
                 true,
             );
         }
@@ -469,10 +471,23 @@ fn ostree_layers_are_checked_out_over_the_packages() {
     let dest = t.path().join("rootfs");
     let out = run(cosa(&wd).args(["compose", "rootfs"]).arg(&dest), true);
     let e = stderr(&out);
-    assert_eq!(std::fs::read_to_string(dest.join("usr/lib/core/c")).unwrap(), "core\n");
-    assert_eq!(std::fs::read_to_string(dest.join("usr/share/extra/x")).unwrap(), "layer\n");
-    assert_eq!(std::fs::read_to_string(dest.join("usr/share/app/conf")).unwrap(), "override\n", "{e}");
-    assert_eq!(std::fs::read_to_string(dest.join("usr/share/app/v")).unwrap(), "1.0\n");
+    assert_eq!(
+        std::fs::read_to_string(dest.join("usr/lib/core/c")).unwrap(),
+        "core\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dest.join("usr/share/extra/x")).unwrap(),
+        "layer\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dest.join("usr/share/app/conf")).unwrap(),
+        "override\n",
+        "{e}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dest.join("usr/share/app/v")).unwrap(),
+        "1.0\n"
+    );
 
     // A layer that conflicts with a package file is refused, naming both.
     commit_layer("bad/layer", &[("usr/share/app/v", "clash\n")]);
@@ -482,14 +497,28 @@ fn ostree_layers_are_checked_out_over_the_packages() {
     )
     .unwrap();
     let dest = t.path().join("rootfs2");
-    let e = stderr(&run(cosa(&wd).args(["compose", "rootfs"]).arg(&dest), false));
-    assert!(e.contains("ostree-layers") && e.contains("bad/layer") && e.contains("/usr/share/app/v"), "{e}");
+    let e = stderr(&run(
+        cosa(&wd).args(["compose", "rootfs"]).arg(&dest),
+        false,
+    ));
+    assert!(
+        e.contains("ostree-layers") && e.contains("bad/layer") && e.contains("/usr/share/app/v"),
+        "{e}"
+    );
     // A layer that is neither overlay.d nor a ref is named.
     std::fs::write(
         cfg.join("manifest.yaml"),
         "ref: test/${basearch}\nrepos: [test]\npackages: [app]\nostree-layers: [overlay/99missing]\n",
     )
     .unwrap();
-    let e = stderr(&run(cosa(&wd).args(["compose", "rootfs"]).arg(t.path().join("rootfs3")), false));
-    assert!(e.contains("overlay/99missing") && e.contains("overlay.d/99missing"), "{e}");
+    let e = stderr(&run(
+        cosa(&wd)
+            .args(["compose", "rootfs"])
+            .arg(t.path().join("rootfs3")),
+        false,
+    ));
+    assert!(
+        e.contains("overlay/99missing") && e.contains("overlay.d/99missing"),
+        "{e}"
+    );
 }

@@ -167,7 +167,11 @@ fn sysusers_app(with_macro: bool) -> Vec<PkgSpec> {
                 "/usr/lib/sysusers.d/daemon.conf",
                 "g daemond 950\nu daemond 950:950 \"The daemon\" /var/lib/daemond\n",
             ))
-            .file(FileSpec::file("/usr/libexec/daemond", "d").mode(0o750).owner("daemond", "daemond")),
+            .file(
+                FileSpec::file("/usr/libexec/daemond", "d")
+                    .mode(0o750)
+                    .owner("daemond", "daemond"),
+            ),
     ]
 }
 
@@ -181,13 +185,19 @@ fn sysusers_runs_before_owners_when_the_tree_asks_or_forced() {
     let r = install(&dest, &pkgs, &opts()).unwrap();
     assert!(r.sysusers_ran);
     let passwd = std::fs::read_to_string(dest.join("etc/passwd")).unwrap();
-    assert!(passwd.contains("daemond:x:950:950:The daemon:/var/lib/daemond:"), "{passwd}");
+    assert!(
+        passwd.contains("daemond:x:950:950:The daemon:/var/lib/daemond:"),
+        "{passwd}"
+    );
     let m = std::fs::metadata(dest.join("usr/libexec/daemond")).unwrap();
     assert_eq!((m.uid(), m.gid()), (950, 950));
 
     // No macro: compose-auto does nothing, so the owner is unknown...
     let pkgs = build(&t.path().join("rpms-none"), &sysusers_app(false));
-    let e = format!("{:#}", install(&t.path().join("none"), &pkgs, &opts()).unwrap_err());
+    let e = format!(
+        "{:#}",
+        install(&t.path().join("none"), &pkgs, &opts()).unwrap_err()
+    );
     assert!(e.contains("daemond"), "{e}");
     // ...and compose-forced runs it anyway.
     let mut o = opts();

@@ -488,3 +488,51 @@ fn unsupported_files_are_refused_with_their_path() {
     assert!(Repo::open(&bare).is_err());
     assert!(repo.set_ref("../escape", &"0".repeat(64)).is_err());
 }
+
+/// The treefile's `gpg-key`: the commit is signed with a key of a GnuPG
+/// keyring, and the real ostree finds a good signature.
+#[test]
+fn gpg_key_signs_the_commit_for_ostree() {
+    let t = tempfile::tempdir().unwrap();
+    let home = t.path().join("gnupg");
+    fs::create_dir(&home).unwrap();
+    fs::set_permissions(&home, fs::Permissions::from_mode(0o700)).unwrap();
+    let gpg = |args: &[&str]| {
+        let out = Command::new("gpg")
+            .env("GNUPGHOME", &home)
+            .args(["--batch", "--pinentry-mode", "loopback", "--passphrase", ""])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    gpg(&["--quick-gen-key", "Cosa Compose <compose@example.org>", "ed25519", "sign", "never"]);
+    let repo = Repo::init_archive(&t.path().join("repo")).unwrap();
+    let src = t.path().join("src");
+    fs::create_dir_all(src.join("usr")).unwrap();
+    fs::write(src.join("usr/f"), "x").unwrap();
+    let c = commit_tree(&repo, &src, None, TS);
+    cosa::sign::ostree::sign_commit_with_gpg(&repo, &c, "compose@example.org", Some(&home))
+        .unwrap();
+    // Twice: the same key's signature is replaced, not added.
+    cosa::sign::ostree::sign_commit_with_gpg(&repo, &c, "compose@example.org", Some(&home))
+        .unwrap();
+    // ostree reads the *.gpg keyrings of the directory it is given.
+    let ring = t.path().join("ring");
+    fs::create_dir(&ring).unwrap();
+    gpg(&["--output", ring.join("key.gpg").to_str().unwrap(), "--export", "compose@example.org"]);
+    let out = Command::new("ostree")
+        .arg(repo_arg(repo.path()))
+        .args(["show", &c])
+        .arg(format!("--gpg-homedir={}", ring.display()))
+        .output()
+        .unwrap();
+    let so = String::from_utf8_lossy(&out.stdout);
+    assert!(so.contains("Good signature from \"Cosa Compose <compose@example.org>\""), "{so}");
+    assert_eq!(so.matches("Good signature").count(), 1, "{so}");
+    let e = cosa::sign::ostree::sign_commit_with_gpg(&repo, &c, "nobody@example.org", Some(&home))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("nobody@example.org") && e.contains("gpg-key"), "{e}");
+    let _ = Command::new("gpgconf").env("GNUPGHOME", &home).args(["--kill", "gpg-agent"]).status();
+}

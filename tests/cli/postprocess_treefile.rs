@@ -232,7 +232,11 @@ fn units_default_target_and_readonly_executables() {
     mode(&t, "usr/lib/data", 0o664);
     let mut tf = treefile();
     set(&mut tf, "units", serde_json::json!(["sshd.service"]));
-    set(&mut tf, "default-target", serde_json::json!("multi-user.target"));
+    set(
+        &mut tf,
+        "default-target",
+        serde_json::json!("multi-user.target"),
+    );
     set(&mut tf, "readonly-executables", serde_json::json!(true));
     let r = run(&t, &tf, &opts());
     // systemctl itself agrees the unit is enabled and the default target

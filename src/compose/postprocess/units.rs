@@ -14,8 +14,17 @@ use super::{PostprocessReport, exists, remove_any};
 /// Unit names as systemd accepts them: `name[@instance].type`.
 fn check_unit_name(what: &str, unit: &str) -> Result<()> {
     const TYPES: &[&str] = &[
-        "service", "socket", "target", "timer", "path", "mount", "automount", "swap", "slice",
-        "scope", "device",
+        "service",
+        "socket",
+        "target",
+        "timer",
+        "path",
+        "mount",
+        "automount",
+        "swap",
+        "slice",
+        "scope",
+        "device",
     ];
     let ok = unit.rsplit_once('.').is_some_and(|(stem, ty)| {
         TYPES.contains(&ty)
@@ -38,10 +47,19 @@ fn find_unit(tree: &Path, unit: &str) -> Option<String> {
         let ty = rest.rsplit_once('.')?.1;
         Some(format!("{p}@.{ty}"))
     });
-    ["usr/lib/systemd/system", "etc/systemd/system", "usr/etc/systemd/system"]
-        .iter()
-        .flat_map(|d| [Some(unit.to_string()), template.clone()].into_iter().flatten().map(move |u| format!("{d}/{u}")))
-        .find(|p| exists(&tree.join(p)))
+    [
+        "usr/lib/systemd/system",
+        "etc/systemd/system",
+        "usr/etc/systemd/system",
+    ]
+    .iter()
+    .flat_map(|d| {
+        [Some(unit.to_string()), template.clone()]
+            .into_iter()
+            .flatten()
+            .map(move |u| format!("{d}/{u}"))
+    })
+    .find(|p| exists(&tree.join(p)))
 }
 
 /// Enable `units` in `tree` (before /etc moves to /usr/etc).
@@ -49,8 +67,14 @@ pub fn enable(tree: &Path, units: &[String], r: &mut PostprocessReport) -> Resul
     if units.is_empty() {
         return Ok(());
     }
-    let etc = if tree.join("etc").is_dir() { "etc" } else { "usr/etc" };
-    let wants = tree.join(etc).join("systemd/system/multi-user.target.wants");
+    let etc = if tree.join("etc").is_dir() {
+        "etc"
+    } else {
+        "usr/etc"
+    };
+    let wants = tree
+        .join(etc)
+        .join("systemd/system/multi-user.target.wants");
     std::fs::create_dir_all(&wants).with_context(|| format!("creating {}", wants.display()))?;
     for unit in units {
         check_unit_name("treefile key units", unit)?;
@@ -82,8 +106,7 @@ pub fn default_target(tree: &Path, target: &str) -> Result<()> {
     }
     let link = dir.join("default.target");
     remove_any(&link)?;
-    std::os::unix::fs::symlink(target, &link)
-        .with_context(|| format!("linking {}", link.display()))
+    std::os::unix::fs::symlink(target, &link).with_context(|| format!("linking {}", link.display()))
 }
 
 #[cfg(test)]
@@ -97,12 +120,22 @@ mod tests {
         let sys = t.join("usr/lib/systemd/system");
         std::fs::create_dir_all(&sys).unwrap();
         std::fs::create_dir_all(t.join("etc")).unwrap();
-        for u in ["a.service", "getty@.service", "multi-user.target", "graphical.target"] {
+        for u in [
+            "a.service",
+            "getty@.service",
+            "multi-user.target",
+            "graphical.target",
+        ] {
             std::fs::write(sys.join(u), "[Unit]\n").unwrap();
         }
         std::os::unix::fs::symlink("graphical.target", sys.join("default.target")).unwrap();
         let mut r = PostprocessReport::default();
-        enable(t, &["a.service".into(), "getty@tty1.service".into()], &mut r).unwrap();
+        enable(
+            t,
+            &["a.service".into(), "getty@tty1.service".into()],
+            &mut r,
+        )
+        .unwrap();
         let w = t.join("etc/systemd/system/multi-user.target.wants");
         assert_eq!(
             std::fs::read_link(w.join("a.service")).unwrap(),
@@ -110,7 +143,9 @@ mod tests {
         );
         assert!(exists(&w.join("getty@tty1.service")));
         assert_eq!(r.units_enabled, ["a.service", "getty@tty1.service"]);
-        let e = enable(t, &["missing.service".into()], &mut r).unwrap_err().to_string();
+        let e = enable(t, &["missing.service".into()], &mut r)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("missing.service has no unit file"), "{e}");
         assert!(enable(t, &["../x.service".into()], &mut r).is_err());
         default_target(t, "multi-user.target").unwrap();

@@ -318,10 +318,15 @@ pub(super) fn not_acted(key: &str, value: &Value) -> Option<String> {
         "ima" if value == &Value::Bool(true) => {
             "IMA signatures from the RPM headers are not written as security.ima xattrs"
         }
-        "gpg-key" => "commits are signed with `cosa sign` (OpenPGP detached metadata), not at compose",
-        "install-langs" => "every language's files are installed (rpm's %_install_langs is not applied)",
-        "platform-module" | "modules" => "RPM modularity was removed from rpm-ostree and is not supported",
-        "cliwrap" if value == &Value::Bool(true) => "rpm-ostree's cliwrap wrappers are not installed",
+        "install-langs" => {
+            "every language's files are installed (rpm's %_install_langs is not applied)"
+        }
+        "platform-module" | "modules" => {
+            "RPM modularity was removed from rpm-ostree and is not supported"
+        }
+        "cliwrap" if value == &Value::Bool(true) => {
+            "rpm-ostree's cliwrap wrappers are not installed"
+        }
         "cliwrap-binaries" => "rpm-ostree's cliwrap wrappers are not installed",
         "advisories-metadata" if value.as_str() != Some("disabled") => {
             "updateinfo advisories are not read, so rpmostree.advisories is not written"
