@@ -46,6 +46,15 @@ pub fn compose_tree(
         },
         basearch: resolved.arch.clone(),
         previous_ids,
+        install_langs: tf
+            .other
+            .get("install-langs")
+            .and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            }),
         sysusers: super::sysusers::Sysusers::from_treefile(
             tf.other.get("sysusers").and_then(|v| v.as_str()),
         )?,

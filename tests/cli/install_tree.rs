@@ -173,3 +173,104 @@ fn matches_rpm_install_including_caps_and_mtimes() {
     assert_eq!(ca, getcap(&theirs));
     assert!(run(&format!("getcap {}/usr/bin/capped", ours.display())).contains("cap_net_raw=ep"));
 }
+
+/// `install-langs` leaves out what rpm's `%_install_langs` leaves out, on
+/// a package with `%lang` files built by the real rpmbuild, compared with
+/// the real rpm installing the same package into a root.
+#[test]
+fn install_langs_matches_rpm() {
+    use std::process::Command;
+    let t = tempfile::tempdir().unwrap();
+    let top = t.path().join("rpmbuild");
+    for d in ["SPECS", "SOURCES", "BUILD", "RPMS", "SRPMS", "BUILDROOT"] {
+        std::fs::create_dir_all(top.join(d)).unwrap();
+    }
+    let spec = top.join("SPECS/langs.spec");
+    std::fs::write(
+        &spec,
+        "Name: langs\nVersion: 1\nRelease: 1\nSummary: l\nLicense: MIT\nBuildArch: noarch\n\
+         %description\nl\n%install\n\
+         for l in de de_AT en_US fr pt_BR; do mkdir -p %{buildroot}/usr/share/locale/$l; echo $l > %{buildroot}/usr/share/locale/$l/m.mo; done\n\
+         mkdir -p %{buildroot}/usr/share/langs; echo x > %{buildroot}/usr/share/langs/plain\n\
+         %files\n/usr/share/langs/plain\n\
+         %lang(de) /usr/share/locale/de/m.mo\n%lang(de_AT) /usr/share/locale/de_AT/m.mo\n\
+         %lang(en_US) /usr/share/locale/en_US/m.mo\n%lang(fr) /usr/share/locale/fr/m.mo\n\
+         %lang(pt_BR) /usr/share/locale/pt_BR/m.mo\n",
+    )
+    .unwrap();
+    let out = Command::new("rpmbuild")
+        .arg("--define")
+        .arg(format!("_topdir {}", top.display()))
+        .args(["--define", "_dbpath /nonexistent-db", "-bb"])
+        .arg(&spec)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rpm = top.join("RPMS/noarch/langs-1-1.noarch.rpm");
+    let langs = ["de_DE".to_string(), "en".to_string(), "pt_BR".to_string()];
+
+    let mut o = opts();
+    o.install_langs = Some(langs.to_vec());
+    let meta = cosa::rpm::PackageMeta {
+        name: "langs".into(),
+        version: "1".into(),
+        release: "1".into(),
+        arch: "noarch".into(),
+        ..Default::default()
+    };
+    let ours = t.path().join("ours");
+    let r = cosa::compose::install::install(&ours, &[(meta, rpm.clone())], &o).unwrap();
+    assert_eq!(r.not_installed.values().map(Vec::len).sum::<usize>(), 3);
+
+    let theirs = t.path().join("theirs");
+    std::fs::create_dir_all(&theirs).unwrap();
+    let out = Command::new("rpm")
+        .arg("--root")
+        .arg(&theirs)
+        .args(["--dbpath", "/var/lib/rpm"])
+        .arg("--define")
+        .arg(format!("_install_langs {}", langs.join(":")))
+        .args(["-i", "--nodeps", "--noscripts", "--nosignature"])
+        .arg(&rpm)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let files = |root: &std::path::Path| -> Vec<String> {
+        let mut v: Vec<String> = walk_files(&root.join("usr/share"))
+            .into_iter()
+            .map(|p| p.strip_prefix(root).unwrap().display().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    let ours_files = files(&ours);
+    assert_eq!(ours_files, files(&theirs));
+    // `de` is a prefix of de_DE; `en_US` is not one of `en`.
+    assert!(
+        ours_files.contains(&"usr/share/locale/de/m.mo".to_string()),
+        "{ours_files:?}"
+    );
+    assert!(ours_files.contains(&"usr/share/locale/pt_BR/m.mo".to_string()));
+    assert!(!ours_files.contains(&"usr/share/locale/fr/m.mo".to_string()));
+}
+
+fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk_files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

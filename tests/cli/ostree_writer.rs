@@ -504,9 +504,19 @@ fn gpg_key_signs_the_commit_for_ostree() {
             .args(args)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
-    gpg(&["--quick-gen-key", "Cosa Compose <compose@example.org>", "ed25519", "sign", "never"]);
+    gpg(&[
+        "--quick-gen-key",
+        "Cosa Compose <compose@example.org>",
+        "ed25519",
+        "sign",
+        "never",
+    ]);
     let repo = Repo::init_archive(&t.path().join("repo")).unwrap();
     let src = t.path().join("src");
     fs::create_dir_all(src.join("usr")).unwrap();
@@ -520,7 +530,12 @@ fn gpg_key_signs_the_commit_for_ostree() {
     // ostree reads the *.gpg keyrings of the directory it is given.
     let ring = t.path().join("ring");
     fs::create_dir(&ring).unwrap();
-    gpg(&["--output", ring.join("key.gpg").to_str().unwrap(), "--export", "compose@example.org"]);
+    gpg(&[
+        "--output",
+        ring.join("key.gpg").to_str().unwrap(),
+        "--export",
+        "compose@example.org",
+    ]);
     let out = Command::new("ostree")
         .arg(repo_arg(repo.path()))
         .args(["show", &c])
@@ -528,11 +543,20 @@ fn gpg_key_signs_the_commit_for_ostree() {
         .output()
         .unwrap();
     let so = String::from_utf8_lossy(&out.stdout);
-    assert!(so.contains("Good signature from \"Cosa Compose <compose@example.org>\""), "{so}");
+    assert!(
+        so.contains("Good signature from \"Cosa Compose <compose@example.org>\""),
+        "{so}"
+    );
     assert_eq!(so.matches("Good signature").count(), 1, "{so}");
     let e = cosa::sign::ostree::sign_commit_with_gpg(&repo, &c, "nobody@example.org", Some(&home))
         .unwrap_err()
         .to_string();
-    assert!(e.contains("nobody@example.org") && e.contains("gpg-key"), "{e}");
-    let _ = Command::new("gpgconf").env("GNUPGHOME", &home).args(["--kill", "gpg-agent"]).status();
+    assert!(
+        e.contains("nobody@example.org") && e.contains("gpg-key"),
+        "{e}"
+    );
+    let _ = Command::new("gpgconf")
+        .env("GNUPGHOME", &home)
+        .args(["--kill", "gpg-agent"])
+        .status();
 }

@@ -35,6 +35,7 @@ pub fn opts() -> InstallOptions {
         scripts: ScriptPolicy::Run,
         basearch: cosa::util::host_arch().to_string(),
         previous_ids: None,
+        install_langs: None,
         sysusers: cosa::compose::sysusers::Sysusers::ComposeAuto,
     }
 }
