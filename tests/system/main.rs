@@ -5,6 +5,9 @@
 #[path = "../common/mod.rs"]
 mod common;
 #[allow(dead_code)]
+#[path = "../download_common/mod.rs"]
+mod download_common;
+#[allow(dead_code)]
 #[path = "../install_common/mod.rs"]
 mod install_common;
 #[allow(dead_code)]
@@ -14,6 +17,7 @@ mod release_common;
 mod arch_boot;
 mod cli_build;
 mod compress_sample;
+mod fcos_shape;
 mod image_boot;
 mod image_platforms;
 mod install_preserve;
