@@ -1032,29 +1032,25 @@ fn merge_filelists(pkgs: &mut [PackageMeta], mut lists: HashMap<String, FileList
 /// The packages a repo offers after its `includepkgs=` and `excludepkgs=`
 /// (and `exclude=`), as libdnf's `process_excludes` applies them: each
 /// pattern selects among this repo's packages by the NEVRA steps
-/// ([`super::nevra`]); includes restrict the repo only when some pattern
-/// matched a package (dnf ignores an `includepkgs=` that matches nothing);
-/// excludes win over includes.
+/// ([`super::nevra`]); with `includepkgs=`, only what it selects is offered
+/// (nothing, when it matches nothing: dnf 4 does so, checked in
+/// tests/cli/repos_options.rs); excludes win over includes.
 fn offered(def: &RepoDef, packages: Vec<PackageMeta>) -> Vec<PackageMeta> {
     if def.includepkgs.is_empty() && def.exclude.is_empty() {
         return packages;
     }
     let mut keep = vec![def.includepkgs.is_empty(); packages.len()];
-    let mut any_included = false;
     for pattern in &def.includepkgs {
         for i in super::nevra::select(&packages, pattern) {
             keep[i] = true;
-            any_included = true;
         }
     }
-    if !def.includepkgs.is_empty() && !any_included {
+    if !def.includepkgs.is_empty() && !keep.contains(&true) {
         tracing::warn!(
-            "includepkgs of repo {} ({}) matches none of its packages; as dnf does, \
-             the repo is not restricted",
+            "includepkgs of repo {} ({}) matches none of its packages: the repo offers nothing",
             def.id,
             def.source.display()
         );
-        keep.fill(true);
     }
     for pattern in &def.exclude {
         for i in super::nevra::select(&packages, pattern) {
