@@ -162,7 +162,7 @@ impl Metalink {
     pub fn bases(&self) -> (Vec<Url>, Vec<String>) {
         let mut urls: Vec<&MetalinkUrl> = self.urls.iter().collect();
         // Stable: equal preferences keep the metalink's order.
-        urls.sort_by(|a, b| b.preference.cmp(&a.preference));
+        urls.sort_by_key(|u| std::cmp::Reverse(u.preference));
         let mut bases = Vec::new();
         let mut skipped = Vec::new();
         for u in urls {
