@@ -138,6 +138,9 @@ impl Metalink {
                 _ => {}
             }
         }
+        if let Some(open) = path.last() {
+            bail!("truncated: <{open}> is not closed");
+        }
         if !saw_metalink {
             bail!("not a metalink document (no <metalink> root element)");
         }
