@@ -55,14 +55,13 @@ impl Resolved {
 fn load_config(wd: &Workdir, arch: &str) -> Result<(Treefile, Vec<RepoDef>)> {
     let manifest = wd.manifest()?;
     let tf = treefile::load(&manifest, arch)?;
-    // dnf's convention: DNF_VAR_foo=bar in the environment defines $foo.
-    let mut vars: BTreeMap<String, String> = std::env::vars()
-        .filter_map(|(k, v)| k.strip_prefix("DNF_VAR_").map(|k| (k.to_string(), v)))
-        .collect();
-    vars.insert("basearch".to_string(), arch.to_string());
-    if let Some(rv) = &tf.releasever {
-        vars.insert("releasever".to_string(), rv.clone());
-    }
+    let repovars: BTreeMap<String, String> = match tf.other.get("repovars") {
+        Some(v) => serde_json::from_value(v.clone()).with_context(|| {
+            format!("{}: repovars must map names to strings", manifest.display())
+        })?,
+        None => BTreeMap::new(),
+    };
+    let vars = repofile::repo_vars(arch, tf.releasever.as_deref(), &repovars, std::env::vars())?;
     let dir = manifest
         .parent()
         .map(PathBuf::from)
@@ -78,7 +77,19 @@ fn load_config(wd: &Workdir, arch: &str) -> Result<(Treefile, Vec<RepoDef>)> {
     let mut chosen = Vec::new();
     for id in wanted {
         match defs.iter().find(|d| &d.id == id) {
-            Some(d) => chosen.push(d.clone()),
+            Some(d) => {
+                if !d.enabled {
+                    // rpm-ostree enables every repo the manifest names
+                    // (enable_one_repo in rpmostree-core.cxx), whatever
+                    // the file says; say so, since dnf would not use it.
+                    eprintln!(
+                        "Note: repo {id} has enabled=0 in {}, but the manifest names it, so it \
+                         is used (as rpm-ostree does)",
+                        d.source.display()
+                    );
+                }
+                chosen.push(d.clone())
+            }
             None => bail!(
                 "{} names repo {id:?}, but no .repo file in {} defines it (defined: {})",
                 manifest.display(),
@@ -105,10 +116,7 @@ pub fn resolve(wd: &Workdir, arch: &str, strict: bool, dl: &Downloader) -> Resul
     let (tf, defs) = load_config(wd, arch)?;
     let t = Instant::now();
     let cache = wd.cache_dir();
-    let mut repos: Vec<LoadedRepo> = defs
-        .par_iter()
-        .map(|d| repodata::load(d, &cache, dl))
-        .collect::<Result<_>>()?;
+    let mut repos = load_repos(&defs, &cache, dl)?;
     let npkgs: usize = repos.iter().map(|r| r.packages.len()).sum();
     eprintln!(
         "Loaded {} repo(s) ({}) with {npkgs} packages in {:.1}s",
@@ -175,6 +183,43 @@ pub fn resolve(wd: &Workdir, arch: &str, strict: bool, dl: &Downloader) -> Resul
         lock,
         packages,
     })
+}
+
+/// Load every repo in parallel. One that fails is left out with a warning
+/// when it has `skip_if_unavailable=1` (dnf: "disable the repository that
+/// couldn't be synchronized for any reason"), else it fails the build.
+fn load_repos(
+    defs: &[RepoDef],
+    cache: &std::path::Path,
+    dl: &Downloader,
+) -> Result<Vec<LoadedRepo>> {
+    let results: Vec<Result<LoadedRepo>> = defs
+        .par_iter()
+        .map(|d| repodata::load(d, cache, dl))
+        .collect();
+    let mut repos = Vec::new();
+    for (d, r) in defs.iter().zip(results) {
+        match r {
+            Ok(r) => repos.push(r),
+            Err(e) if d.skip_if_unavailable => tracing::warn!(
+                "skipping repo {} (skip_if_unavailable=1 in {}): {e:#}",
+                d.id,
+                d.source.display()
+            ),
+            Err(e) => {
+                return Err(e.context(format!(
+                    "repo {} is required (skip_if_unavailable=0, dnf's default); set \
+                     skip_if_unavailable=1 in {} to build without it",
+                    d.id,
+                    d.source.display()
+                )));
+            }
+        }
+    }
+    if repos.is_empty() {
+        bail!("no repo could be loaded (every one was skipped as unavailable)");
+    }
+    Ok(repos)
 }
 
 fn has_rpms(dir: &std::path::Path) -> Result<bool> {

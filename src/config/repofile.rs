@@ -1,11 +1,20 @@
 //! dnf `.repo` files (INI) beside the manifest: the repositories a treefile's
-//! `repos` names, with `$basearch`/`$releasever` substituted.
+//! `repos` names, with dnf's variables substituted.
 //!
 //! The syntax follows libdnf's INI parser: `[id]` sections, `key=value`
 //! lines, `#`/`;` comment lines, and continuation lines that start with
 //! whitespace. List options (`baseurl`, `gpgkey`, `exclude`, ...) split on
 //! commas and whitespace, as libdnf's `OptionStringList` does. Options cosa
-//! does not use (`skip_if_unavailable`, `metadata_expire`, ...) are ignored.
+//! does not use (`metadata_expire`, `fastestmirror`, ...) are ignored.
+//!
+//! Variables (`$name`, `${name}`, `${name:-default}`, `${name:+alt}`) come
+//! from [`repo_vars`]: `basearch`, `arch` and `releasever` that cosa sets,
+//! the manifest's `repovars`, and `DNF_VAR_<name>` (and `DNF0`..`DNF9`) in
+//! the environment, which win over `repovars` as libdnf's environment wins
+//! over its vars directories (rpm-ostree hands `repovars` to libdnf as one).
+//! dnf leaves an unknown variable in place; in a URL (`baseurl`,
+//! `metalink`, `mirrorlist`, `gpgkey`) cosa refuses it instead, naming the
+//! file, line, repo and variable, since such a URL can only fail later.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -31,12 +40,45 @@ pub struct RepoDef {
     pub priority: u32,
     /// default 1000.
     pub cost: u32,
-    /// Package name globs never taken from this repo.
+    /// `excludepkgs=` and `exclude=`: package specs (NEVRA globs, as dnf)
+    /// never taken from this repo.
     pub exclude: Vec<String>,
-    /// When non-empty, only package names matching these globs are taken.
+    /// When one of these specs matches, only the packages they match are
+    /// taken from this repo.
     pub includepkgs: Vec<String>,
+    /// `repo_gpgcheck=1`: repomd.xml must carry a good detached signature
+    /// (`repomd.xml.asc`) by one of `gpgkeys`.
+    pub repo_gpgcheck: bool,
+    /// `skip_if_unavailable=1`: a repo whose metadata cannot be loaded is
+    /// left out with a warning instead of failing the build. dnf's default
+    /// is false (since dnf 4.2; dnf5 keeps it), and Fedora's repo files say
+    /// so explicitly.
+    pub skip_if_unavailable: bool,
     /// The file the section came from (for error messages).
     pub source: PathBuf,
+}
+
+impl RepoDef {
+    /// A repo with dnf's defaults and nothing to fetch from yet.
+    pub fn new(id: &str, source: &Path) -> RepoDef {
+        RepoDef {
+            id: id.to_string(),
+            name: None,
+            baseurls: Vec::new(),
+            metalink: None,
+            mirrorlist: None,
+            enabled: true,
+            gpgcheck: false,
+            gpgkeys: Vec::new(),
+            priority: DEFAULT_PRIORITY,
+            cost: DEFAULT_COST,
+            exclude: Vec::new(),
+            includepkgs: Vec::new(),
+            repo_gpgcheck: false,
+            skip_if_unavailable: false,
+            source: source.to_path_buf(),
+        }
+    }
 }
 
 /// dnf's default repo priority.
@@ -44,8 +86,59 @@ const DEFAULT_PRIORITY: u32 = 99;
 /// dnf's default repo cost.
 pub const DEFAULT_COST: u32 = 1000;
 
-/// Read every `*.repo` file in `dir`. `vars` holds `basearch`, `releasever`
-/// and any other `$var` to substitute.
+/// The variables repo files are read with: `basearch` and `arch` (the build's
+/// arch: cosa's arches are their own base arches), `releasever` (the
+/// manifest's, or else `DNF_VAR_releasever`), the manifest's `repovars`, then
+/// `env`'s `DNF_VAR_<name>` and `DNF0`..`DNF9` over them. An environment
+/// value that contradicts the arch or the manifest's releasever is refused.
+pub fn repo_vars(
+    basearch: &str,
+    releasever: Option<&str>,
+    repovars: &BTreeMap<String, String>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<BTreeMap<String, String>> {
+    let mut vars = repovars.clone();
+    let mut fixed: BTreeMap<&str, String> = BTreeMap::new();
+    fixed.insert("basearch", basearch.to_string());
+    fixed.insert("arch", basearch.to_string());
+    if let Some(rv) = releasever {
+        fixed.insert("releasever", rv.to_string());
+    }
+    for (key, value) in env {
+        let name = match key.strip_prefix("DNF_VAR_") {
+            Some(n) if VAR_NAME_RE.is_match(n) => n.to_string(),
+            Some(_) => continue,
+            None if key.len() == 4
+                && key.starts_with("DNF")
+                && key.as_bytes()[3].is_ascii_digit() =>
+            {
+                key.clone()
+            }
+            None => continue,
+        };
+        if let Some(own) = fixed.get(name.as_str()) {
+            if *own != value {
+                bail!(
+                    "the environment sets {key}={value:?}, but cosa sets ${name} to {own:?} \
+                     (from --arch or the manifest's releasever); unset {key}"
+                );
+            }
+            continue;
+        }
+        vars.insert(name, value);
+    }
+    for (k, v) in fixed {
+        vars.insert(k.to_string(), v);
+    }
+    Ok(vars)
+}
+
+/// dnf variable names.
+static VAR_NAME_RE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[A-Za-z0-9_]+$").expect("valid regex"));
+
+/// Read every `*.repo` file in `dir`. `vars` holds the variables to
+/// substitute (see [`repo_vars`]).
 pub fn load_repo_dir(dir: &Path, vars: &BTreeMap<String, String>) -> Result<Vec<RepoDef>> {
     let entries = std::fs::read_dir(dir)
         .with_context(|| format!("reading repo directory {}", dir.display()))?;
@@ -170,38 +263,33 @@ fn section_to_repo(
     section: Section,
     vars: &BTreeMap<String, String>,
 ) -> Result<RepoDef> {
-    let mut repo = RepoDef {
-        id: section.id,
-        name: None,
-        baseurls: Vec::new(),
-        metalink: None,
-        mirrorlist: None,
-        enabled: true,
-        gpgcheck: false,
-        gpgkeys: Vec::new(),
-        priority: DEFAULT_PRIORITY,
-        cost: DEFAULT_COST,
-        exclude: Vec::new(),
-        includepkgs: Vec::new(),
-        source: file.to_path_buf(),
-    };
+    let mut repo = RepoDef::new(&section.id, file);
     let mut excludes: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for (key, raw, line) in &section.options {
-        let value = substitute(raw, vars);
+        let mut unknown = Vec::new();
+        let value = substitute(raw, vars, &mut unknown);
         let at = || format!("{}:{line}: [{}] {key}", file.display(), repo.id);
+        if let Some(name) = unknown.first()
+            && URL_KEYS.contains(&key.as_str())
+        {
+            bail!(
+                "{}: undefined variable ${name} in {value:?} (cosa sets basearch, arch \
+                 and releasever; define others with the manifest's repovars or \
+                 DNF_VAR_{name} in the environment)",
+                at()
+            );
+        }
+        let boolean =
+            || parse_bool(&value).ok_or_else(|| anyhow!("{}: not a boolean: {value:?}", at()));
         match key.as_str() {
             "name" => repo.name = Some(value),
             "baseurl" => repo.baseurls = split_list(&value),
             "metalink" => repo.metalink = non_empty(value),
             "mirrorlist" => repo.mirrorlist = non_empty(value),
-            "enabled" => {
-                repo.enabled = parse_bool(&value)
-                    .ok_or_else(|| anyhow!("{}: not a boolean: {value:?}", at()))?
-            }
-            "gpgcheck" => {
-                repo.gpgcheck = parse_bool(&value)
-                    .ok_or_else(|| anyhow!("{}: not a boolean: {value:?}", at()))?
-            }
+            "enabled" => repo.enabled = boolean()?,
+            "gpgcheck" => repo.gpgcheck = boolean()?,
+            "repo_gpgcheck" => repo.repo_gpgcheck = boolean()?,
+            "skip_if_unavailable" => repo.skip_if_unavailable = boolean()?,
             "gpgkey" => repo.gpgkeys = split_list(&value),
             "priority" => {
                 repo.priority = parse_u32(&value)
@@ -230,6 +318,9 @@ fn section_to_repo(
     Ok(repo)
 }
 
+/// Options whose values are URLs: an unknown variable in them is an error.
+const URL_KEYS: [&str; 4] = ["baseurl", "metalink", "mirrorlist", "gpgkey"];
+
 fn non_empty(s: String) -> Option<String> {
     (!s.trim().is_empty()).then(|| s.trim().to_string())
 }
@@ -257,8 +348,9 @@ fn split_list(s: &str) -> Vec<String> {
 }
 
 /// dnf variable substitution: `$var`, `${var}`, `${var:-default}` and
-/// `${var:+alternate}`. Unknown variables are left as written, as dnf does.
-fn substitute(s: &str, vars: &BTreeMap<String, String>) -> String {
+/// `${var:+alternate}`. Unknown variables are left as written, as dnf does,
+/// and their names pushed onto `unknown`.
+fn substitute(s: &str, vars: &BTreeMap<String, String>, unknown: &mut Vec<String>) -> String {
     static VAR_RE: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(r"\$(?:\{([A-Za-z0-9_]+)(?::([-+])([^}]*))?\}|([A-Za-z0-9_]+))")
             .expect("valid regex")
@@ -266,17 +358,21 @@ fn substitute(s: &str, vars: &BTreeMap<String, String>) -> String {
     VAR_RE
         .replace_all(s, |c: &regex::Captures| {
             let whole = c[0].to_string();
-            if let Some(name) = c.get(4) {
-                return vars.get(name.as_str()).cloned().unwrap_or(whole);
+            let name = c.get(4).or(c.get(1)).expect("one name group").as_str();
+            let missing = || {
+                unknown.push(name.to_string());
+                whole.clone()
+            };
+            if c.get(4).is_some() {
+                return vars.get(name).cloned().unwrap_or_else(missing);
             }
-            let name = &c[1];
             let value = vars.get(name).filter(|v| !v.is_empty());
             match (c.get(2).map(|m| m.as_str()), value) {
                 (None, Some(v)) => v.clone(),
-                (None, None) => vars.get(name).cloned().unwrap_or(whole),
+                (None, None) => vars.get(name).cloned().unwrap_or_else(missing),
                 (Some("-"), Some(v)) => v.clone(),
-                (Some("-"), None) => substitute(&c[3], vars),
-                (Some(_), Some(_)) => substitute(&c[3], vars),
+                (Some("-"), None) => substitute(&c[3], vars, unknown),
+                (Some(_), Some(_)) => substitute(&c[3], vars, unknown),
                 (Some(_), None) => String::new(),
             }
         })
@@ -428,20 +524,130 @@ metadata_expire=7d
         }
     }
 
+    fn subst(s: &str, v: &BTreeMap<String, String>) -> (String, Vec<String>) {
+        let mut unknown = Vec::new();
+        (substitute(s, v, &mut unknown), unknown)
+    }
+
     #[test]
     fn substitution_forms() {
         let v = vars();
-        assert_eq!(substitute("$basearch/${releasever}", &v), "x86_64/40");
-        assert_eq!(substitute("$unknown/${unknown}", &v), "$unknown/${unknown}");
+        let ok = |s: &str| {
+            let (out, unknown) = subst(s, &v);
+            assert!(unknown.is_empty(), "{s}: {unknown:?}");
+            out
+        };
+        assert_eq!(ok("$basearch/${releasever}"), "x86_64/40");
+        assert_eq!(ok("${nope:-fallback-$basearch}"), "fallback-x86_64");
+        assert_eq!(ok("${stream:-fallback}"), "next");
+        assert_eq!(ok("${stream:+alt}"), "alt");
+        assert_eq!(ok("${nope:+alt}"), "");
+        assert_eq!(ok("$stream-x $releasever.1"), "next-x 40.1");
+        assert_eq!(ok("no vars $ here"), "no vars $ here");
         assert_eq!(
-            substitute("${nope:-fallback-$basearch}", &v),
-            "fallback-x86_64"
+            subst("$unknown/${other}/${nope:-$third}", &v),
+            (
+                "$unknown/${other}/$third".to_string(),
+                vec!["unknown".into(), "other".into(), "third".into()]
+            )
         );
-        assert_eq!(substitute("${stream:-fallback}", &v), "next");
-        assert_eq!(substitute("${stream:+alt}", &v), "alt");
-        assert_eq!(substitute("${nope:+alt}", &v), "");
-        assert_eq!(substitute("$stream-x $releasever.1", &v), "next-x 40.1");
-        assert_eq!(substitute("no vars $ here", &v), "no vars $ here");
+    }
+
+    #[test]
+    fn undefined_variable_in_a_url_names_file_repo_and_variable() {
+        for key in ["baseurl", "metalink", "mirrorlist", "gpgkey"] {
+            let text = format!("[fedora]\nname=F $stream\n{key}=https://m/$releasever/$frob/\n");
+            let err = format!(
+                "{:#}",
+                parse_repo_file(Path::new("/c/fedora.repo"), &text, &vars()).unwrap_err()
+            );
+            assert!(
+                err.starts_with(&format!(
+                    "/c/fedora.repo:3: [fedora] {key}: undefined variable $frob in \"https://m/40/$frob/\""
+                )),
+                "{err}"
+            );
+            assert!(err.contains("DNF_VAR_frob"), "{err}");
+        }
+        // Outside URLs dnf's rule holds: left as written.
+        let r = &parse_repo_file(Path::new("f.repo"), "[r]\nname=$frob\n", &vars()).unwrap()[0];
+        assert_eq!(r.name.as_deref(), Some("$frob"));
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn repo_vars_layers() {
+        let repovars: BTreeMap<String, String> = [("stream", "next"), ("contentdir", "pub")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let v = repo_vars(
+            "aarch64",
+            Some("41"),
+            &repovars,
+            env(&[
+                ("DNF_VAR_stream", "testing"),
+                ("DNF_VAR_extra", "x"),
+                ("DNF3", "three"),
+                ("DNF10", "not a dnf var"),
+                ("DNF_VAR_bad-name", "ignored"),
+                ("PATH", "/bin"),
+                ("DNF_VAR_basearch", "aarch64"),
+            ]),
+        )
+        .unwrap();
+        let got: Vec<(&str, &str)> = v.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                ("DNF3", "three"),
+                ("arch", "aarch64"),
+                ("basearch", "aarch64"),
+                ("contentdir", "pub"),
+                ("extra", "x"),
+                ("releasever", "41"),
+                ("stream", "testing"),
+            ]
+        );
+        // Without a manifest releasever the environment may supply it.
+        let v = repo_vars(
+            "x86_64",
+            None,
+            &BTreeMap::new(),
+            env(&[("DNF_VAR_releasever", "42")]),
+        )
+        .unwrap();
+        assert_eq!(v["releasever"], "42");
+        // ... but not contradict cosa's own values.
+        for (k, val) in [("DNF_VAR_basearch", "s390x"), ("DNF_VAR_releasever", "40")] {
+            let err = repo_vars("x86_64", Some("41"), &BTreeMap::new(), env(&[(k, val)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(k) && err.contains("unset"), "{err}");
+        }
+    }
+
+    #[test]
+    fn repo_gpgcheck_and_skip_if_unavailable() {
+        let r = &parse_repo_file(
+            Path::new("f.repo"),
+            "[r]\nrepo_gpgcheck=1\nskip_if_unavailable=True\n",
+            &vars(),
+        )
+        .unwrap()[0];
+        assert!(r.repo_gpgcheck && r.skip_if_unavailable);
+        let r = &parse_repo_file(Path::new("f.repo"), "[r]\n", &vars()).unwrap()[0];
+        assert!(!r.repo_gpgcheck && !r.skip_if_unavailable, "dnf's defaults");
+        let err = parse_repo_file(Path::new("f.repo"), "[r]\nrepo_gpgcheck=2\n", &vars())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "f.repo:2: [r] repo_gpgcheck: not a boolean: \"2\"");
     }
 
     #[test]

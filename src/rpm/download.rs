@@ -27,6 +27,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use futures_util::StreamExt;
 use rayon::prelude::*;
+use std::io::Read;
+
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::repodata::LoadedRepo;
@@ -656,7 +658,12 @@ fn admit_signed(
 
 /// The key URLs of a repo; a `gpgkey=` value may list several.
 fn key_urls(repo: &LoadedRepo) -> Vec<&str> {
-    repo.gpgkeys
+    split_keys(&repo.gpgkeys)
+}
+
+/// `gpgkey=` values split into URLs (one value may list several).
+pub fn split_keys(gpgkeys: &[String]) -> Vec<&str> {
+    gpgkeys
         .iter()
         .flat_map(|k| k.split(|c: char| c.is_whitespace() || c == ','))
         .filter(|k| !k.is_empty())
@@ -665,26 +672,57 @@ fn key_urls(repo: &LoadedRepo) -> Vec<&str> {
 
 /// Load every key of `repo` into one verifier.
 pub fn repo_verifier(dl: &Downloader, repo: &LoadedRepo) -> Result<rpm::signature::pgp::Verifier> {
-    let keys = key_urls(repo);
+    keys_verifier(dl, &repo.id, &repo.gpgkeys, "gpgcheck")
+}
+
+/// Load the keys named by a repo's `gpgkey=` values into one verifier, for
+/// its `option` (`gpgcheck` or `repo_gpgcheck`).
+pub fn keys_verifier(
+    dl: &Downloader,
+    repo_id: &str,
+    gpgkeys: &[String],
+    option: &str,
+) -> Result<rpm::signature::pgp::Verifier> {
+    let keys = split_keys(gpgkeys);
     if keys.is_empty() {
         bail!(
-            "repository {} has gpgcheck enabled but no gpgkey; add gpgkey= to its .repo file or set gpgcheck=0",
-            repo.id
+            "repository {repo_id} has {option} enabled but no gpgkey; add gpgkey= to its .repo file or set {option}=0",
         );
     }
     let mut verifier = rpm::signature::pgp::Verifier::new();
     for key in keys {
         let data = fetch_bytes(dl, key)
-            .with_context(|| format!("fetching OpenPGP key {key} of repo {}", repo.id))?;
+            .with_context(|| format!("fetching OpenPGP key {key} of repo {repo_id}"))?;
         verifier
             .load_from_asc_bytes(&data)
-            .with_context(|| format!("loading OpenPGP key {key} of repo {}", repo.id))?;
+            .with_context(|| format!("loading OpenPGP key {key} of repo {repo_id}"))?;
     }
     Ok(verifier)
 }
 
-/// A small file (a key) into memory, from file:// or http(s)://.
-fn fetch_bytes(dl: &Downloader, url: &str) -> Result<Vec<u8>> {
+/// Check a detached OpenPGP signature (ASCII-armored, as `repomd.xml.asc`
+/// is, or binary) over `data` with the verifier packages are checked with.
+pub fn verify_detached(
+    verifier: &rpm::signature::pgp::Verifier,
+    data: &[u8],
+    signature: &[u8],
+) -> Result<()> {
+    use rpm::signature::Verifying;
+    let binary = if signature.trim_ascii_start().starts_with(b"-----BEGIN PGP") {
+        let mut out = Vec::new();
+        pgp::armor::Dearmor::new(std::io::BufReader::new(signature))
+            .read_to_end(&mut out)
+            .context("reading the armored signature")?;
+        out
+    } else {
+        signature.to_vec()
+    };
+    verifier.verify(data, &binary).map_err(|e| anyhow!("{e}"))
+}
+
+/// A small file (a key, a metalink, a signature) into memory, from
+/// file:// or http(s)://, with the downloader's retries.
+pub fn fetch_bytes(dl: &Downloader, url: &str) -> Result<Vec<u8>> {
     let u = url::Url::parse(url).with_context(|| format!("parsing URL {url:?}"))?;
     match u.scheme() {
         "file" => {

@@ -4,6 +4,8 @@
 pub mod download;
 pub mod fixture;
 pub mod lockfile;
+pub mod mirrors;
+pub mod nevra;
 pub mod repodata;
 pub mod solver;
 pub mod types;

@@ -30,6 +30,8 @@ use rayon::prelude::*;
 use url::Url;
 
 use super::download::{Checksum, Downloader, Item};
+use super::mirrors;
+pub use super::nevra::glob_match;
 use super::types::{Cmp, Dep, Evr, FileList, PackageMeta};
 use crate::config::repofile::RepoDef;
 use crate::util::digest::Hasher;
@@ -123,10 +125,14 @@ pub fn codec_name(path: &Path) -> Result<&'static str> {
 
 /// Load a repository's metadata through the cache.
 ///
-/// Each `baseurl` is tried in order; the first one that serves a repomd.xml
-/// and verified primary and filelists wins.
+/// The repo's mirrors ([`mirrors::sources`]: its metalink or mirrorlist,
+/// then its baseurls) are tried in order; the first one that serves a
+/// repomd.xml that passes the metalink's hashes and, with `repo_gpgcheck`,
+/// carries a good signature, and verified primary and filelists, wins. The
+/// mirrors that failed before it are reported. Packages are then fetched
+/// from that mirror first, then the ones not tried, then the ones that
+/// failed.
 pub fn load(def: &RepoDef, cache_dir: &Path, dl: &Downloader) -> Result<LoadedRepo> {
-    let baseurls = repo_baseurls(def)?;
     // The id names the cache directory.
     if def.id.is_empty() || def.id.starts_with('.') || def.id.contains(['/', '\\']) {
         bail!(
@@ -135,25 +141,47 @@ pub fn load(def: &RepoDef, cache_dir: &Path, dl: &Downloader) -> Result<LoadedRe
             def.source.display()
         );
     }
+    let sources = mirrors::sources(def, dl)?;
+    let keys = if def.repo_gpgcheck {
+        Some(
+            super::download::keys_verifier(dl, &def.id, &def.gpgkeys, "repo_gpgcheck")
+                .with_context(|| format!("repo {} in {}", def.id, def.source.display()))?,
+        )
+    } else {
+        None
+    };
     let dir = cache_dir.join("repodata").join(&def.id);
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
 
     let mut errors = Vec::new();
+    let mut failed = Vec::new();
     let mut reached = false;
-    for base in &baseurls {
+    for (n, base) in sources.bases.iter().enumerate() {
         let repomd_url = base
             .join("repodata/repomd.xml")
             .with_context(|| format!("joining repodata/repomd.xml to {base}"))?;
-        let text = match fetch_repomd(def, &repomd_url, &dir, dl) {
+        let text = match fetch_checked_repomd(def, &sources, keys.as_ref(), &repomd_url, &dir, dl) {
             Ok(t) => t,
             Err(e) => {
-                errors.push(format!("{e:#}"));
+                errors.push(format!("{base}: {e:#}"));
+                failed.push(base.clone());
                 continue;
             }
         };
         reached = true;
         match load_from(def, base, &repomd_url, &text, &dir, dl) {
             Ok((repomd, packages, metadata)) => {
+                if !errors.is_empty() {
+                    tracing::warn!(
+                        "repo {}: using mirror {base} after {} failed:\n  {}",
+                        def.id,
+                        errors.len(),
+                        errors.join("\n  ")
+                    );
+                }
+                let mut baseurls = vec![base.clone()];
+                baseurls.extend(sources.bases[n + 1..].iter().cloned());
+                baseurls.extend(failed);
                 return Ok(LoadedRepo {
                     metadata: Some(metadata),
                     id: def.id.clone(),
@@ -167,7 +195,10 @@ pub fn load(def: &RepoDef, cache_dir: &Path, dl: &Downloader) -> Result<LoadedRe
                     packages,
                 });
             }
-            Err(e) => errors.push(format!("{base}: {e:#}")),
+            Err(e) => {
+                errors.push(format!("{base}: {e:#}"));
+                failed.push(base.clone());
+            }
         }
     }
     let hint = if !reached && dir.join("repomd.xml").exists() {
@@ -179,49 +210,53 @@ pub fn load(def: &RepoDef, cache_dir: &Path, dl: &Downloader) -> Result<LoadedRe
     } else {
         String::new()
     };
+    let from = match &sources.list {
+        Some(list) => format!(
+            "{}, mirrors from {list}; {} tried",
+            def.source.display(),
+            sources.bases.len()
+        ),
+        None => def.source.display().to_string(),
+    };
     bail!(
-        "loading metadata of repo {} (from {}):\n  {}{hint}",
+        "loading metadata of repo {} (from {from}):\n  {}{hint}",
         def.id,
-        def.source.display(),
         errors.join("\n  ")
     )
 }
 
-/// The repo's baseurls as URLs ending in `/`; a repo with only a metalink or
-/// mirrorlist is refused.
-fn repo_baseurls(def: &RepoDef) -> Result<Vec<Url>> {
-    if def.baseurls.is_empty() {
-        if def.metalink.is_some() || def.mirrorlist.is_some() {
-            bail!(
-                "repo {} in {} has only a metalink/mirrorlist; cosa needs a baseurl \
-                 (add baseurl= with a mirror's URL)",
-                def.id,
-                def.source.display()
-            );
-        }
-        bail!("repo {} in {} has no baseurl", def.id, def.source.display());
+/// repomd.xml from one mirror, checked against the metalink's hashes and,
+/// with `repo_gpgcheck`, its detached signature `repomd.xml.asc`.
+fn fetch_checked_repomd(
+    def: &RepoDef,
+    sources: &mirrors::Sources,
+    keys: Option<&rpm::signature::pgp::Verifier>,
+    url: &Url,
+    dir: &Path,
+    dl: &Downloader,
+) -> Result<String> {
+    let bytes = fetch_repomd(def, url, dir, dl)?;
+    if let Some(expected) = &sources.expected {
+        mirrors::check_repomd(&bytes, expected, url)?;
     }
-    def.baseurls
-        .iter()
-        .map(|s| {
-            let s = if s.ends_with('/') {
-                s.clone()
-            } else {
-                format!("{s}/")
-            };
-            Url::parse(&s).with_context(|| {
-                format!(
-                    "baseurl {s:?} of repo {} in {} is not a URL",
-                    def.id,
-                    def.source.display()
-                )
-            })
-        })
-        .collect()
+    if let Some(verifier) = keys {
+        let asc = format!("{url}.asc");
+        let sig = super::download::fetch_bytes(dl, &asc).with_context(|| {
+            format!("repo_gpgcheck: no signature for repomd.xml: fetching {asc}")
+        })?;
+        super::download::verify_detached(verifier, &bytes, &sig).with_context(|| {
+            format!(
+                "repo_gpgcheck: {asc} is not a good signature of repomd.xml by the key(s) {}",
+                super::download::split_keys(&def.gpgkeys).join(", ")
+            )
+        })?;
+    }
+    String::from_utf8(bytes)
+        .with_context(|| format!("repomd.xml of repo {} ({url}) is not UTF-8", def.id))
 }
 
 /// Read repomd.xml from the source (never from the cache).
-fn fetch_repomd(def: &RepoDef, url: &Url, dir: &Path, dl: &Downloader) -> Result<String> {
+fn fetch_repomd(def: &RepoDef, url: &Url, dir: &Path, dl: &Downloader) -> Result<Vec<u8>> {
     let what = format!("repomd.xml of repo {}", def.id);
     let bytes = if url.scheme() == "file" {
         let path = url
@@ -235,7 +270,7 @@ fn fetch_repomd(def: &RepoDef, url: &Url, dir: &Path, dl: &Downloader) -> Result
         let _ = fs::remove_file(&tmp);
         b
     };
-    String::from_utf8(bytes).with_context(|| format!("{what} ({url}) is not UTF-8"))
+    Ok(bytes)
 }
 
 /// Bring primary and filelists into the cache for the repomd `text` read from
@@ -264,7 +299,7 @@ fn load_from(
     keep.extend([packages_cache.clone(), solv_cache.clone()]);
     prune(dir, &keep);
 
-    let mut packages = match read_packages_cache(&packages_cache) {
+    let packages = match read_packages_cache(&packages_cache) {
         Some(p) => p,
         None => {
             let p = parse_metadata(&def.id, &paths[0], &paths[1])?;
@@ -276,7 +311,7 @@ fn load_from(
             p
         }
     };
-    packages.retain(|p| wanted(def, &p.name));
+    let packages = offered(def, packages);
     let metadata = MetadataFiles {
         repomd: dir.join("repomd.xml"),
         primary: paths.swap_remove(0),
@@ -621,7 +656,7 @@ impl Repomd {
 }
 
 /// The unescaped value of attribute `key` (full qualified name).
-fn attr(e: &BytesStart, key: &str) -> Result<Option<String>> {
+pub(super) fn attr(e: &BytesStart, key: &str) -> Result<Option<String>> {
     for a in e.attributes().with_checks(false) {
         let a = a?;
         if a.key.as_ref() == key {
@@ -637,7 +672,7 @@ fn value<'a>(a: &Attribute<'a>) -> Result<Cow<'a, str>> {
 }
 
 /// Append an entity or character reference to `text`.
-fn push_ref(text: &mut String, r: &BytesRef) -> Result<()> {
+pub(super) fn push_ref(text: &mut String, r: &BytesRef) -> Result<()> {
     if let Some(c) = r.resolve_char_ref()? {
         text.push(c);
     } else if let Some(s) = resolve_predefined_entity(&r.xml10_content()) {
@@ -994,79 +1029,39 @@ fn merge_filelists(pkgs: &mut [PackageMeta], mut lists: HashMap<String, FileList
     }
 }
 
-/// Does the repo's exclude/includepkgs let package `name` through?
-fn wanted(def: &RepoDef, name: &str) -> bool {
-    if def.exclude.iter().any(|g| glob_match(g, name)) {
-        return false;
+/// The packages a repo offers after its `includepkgs=` and `excludepkgs=`
+/// (and `exclude=`), as libdnf's `process_excludes` applies them: each
+/// pattern selects among this repo's packages by the NEVRA steps
+/// ([`super::nevra`]); with `includepkgs=`, only what it selects is offered
+/// (nothing, when it matches nothing: dnf 4 does so, checked in
+/// tests/cli/repos_options.rs); excludes win over includes.
+fn offered(def: &RepoDef, packages: Vec<PackageMeta>) -> Vec<PackageMeta> {
+    if def.includepkgs.is_empty() && def.exclude.is_empty() {
+        return packages;
     }
-    def.includepkgs.is_empty() || def.includepkgs.iter().any(|g| glob_match(g, name))
-}
-
-/// Shell-style glob: `*`, `?`, `[abc]`, `[a-z]`, `[!x]`/`[^x]`.
-pub fn glob_match(pattern: &str, name: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let s: Vec<char> = name.chars().collect();
-    let (mut pi, mut si) = (0, 0);
-    // Where to resume after the last `*`: (pattern index after it, text index).
-    let mut star: Option<(usize, usize)> = None;
-    while si < s.len() {
-        let step = match p.get(pi) {
-            Some('*') => {
-                star = Some((pi + 1, si));
-                pi += 1;
-                continue;
-            }
-            Some('?') => Some(pi + 1),
-            Some('[') => match match_class(&p, pi, s[si]) {
-                Some((matched, next)) => matched.then_some(next),
-                None => (s[si] == '[').then_some(pi + 1),
-            },
-            Some(&c) if c == s[si] => Some(pi + 1),
-            _ => None,
-        };
-        match (step, star) {
-            (Some(next), _) => {
-                pi = next;
-                si += 1;
-            }
-            (None, Some((sp, ss))) => {
-                pi = sp;
-                si = ss + 1;
-                star = Some((sp, ss + 1));
-            }
-            (None, None) => return false,
+    let mut keep = vec![def.includepkgs.is_empty(); packages.len()];
+    for pattern in &def.includepkgs {
+        for i in super::nevra::select(&packages, pattern) {
+            keep[i] = true;
         }
     }
-    p[pi..].iter().all(|&c| c == '*')
-}
-
-/// Match `c` against the class starting at `p[start] == '['`: whether it
-/// matches and the pattern index after the class; `None` when the class is
-/// not closed (the `[` is then literal).
-fn match_class(p: &[char], start: usize, c: char) -> Option<(bool, usize)> {
-    let mut i = start + 1;
-    let negate = matches!(p.get(i), Some('!') | Some('^'));
-    if negate {
-        i += 1;
+    if !def.includepkgs.is_empty() && !keep.contains(&true) {
+        tracing::warn!(
+            "includepkgs of repo {} ({}) matches none of its packages: the repo offers nothing",
+            def.id,
+            def.source.display()
+        );
     }
-    let mut matched = false;
-    let mut first = true;
-    loop {
-        let lo = *p.get(i)?;
-        if lo == ']' && !first {
-            break;
-        }
-        first = false;
-        if p.get(i + 1) == Some(&'-') && p.get(i + 2).is_some_and(|&hi| hi != ']') {
-            let hi = p[i + 2];
-            matched |= lo <= c && c <= hi;
-            i += 3;
-        } else {
-            matched |= lo == c;
-            i += 1;
+    for pattern in &def.exclude {
+        for i in super::nevra::select(&packages, pattern) {
+            keep[i] = false;
         }
     }
-    Some((matched != negate, i + 1))
+    packages
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(p, k)| k.then_some(p))
+        .collect()
 }
 
 /// Make a repository of the `.rpm` files in `dir` by reading their headers
@@ -1184,23 +1179,6 @@ fn header_dep(d: rpm::Dependency) -> Dep {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn globs() {
-        assert!(glob_match("kernel*", "kernel-core"));
-        assert!(glob_match("*", ""));
-        assert!(glob_match("a?c", "abc"));
-        assert!(!glob_match("a?c", "ac"));
-        assert!(glob_match("lib[xy]*-devel", "libx11-devel"));
-        assert!(!glob_match("lib[!xy]*", "libx11"));
-        assert!(glob_match("lib[a-c]", "libb"));
-        assert!(!glob_match("lib[a-c]", "libd"));
-        assert!(glob_match("*-debug*", "foo-debuginfo"));
-        assert!(!glob_match("foo", "foobar"));
-        assert!(glob_match("a*b*c", "aXbYbZc"));
-        assert!(glob_match("[]x]", "]"));
-        assert!(glob_match("a[", "a["));
-    }
 
     const REPOMD: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <repomd xmlns="http://linux.duke.edu/metadata/repo" xmlns:rpm="http://linux.duke.edu/metadata/rpm">

@@ -16,12 +16,12 @@ use cosa::rpm::repodata::LoadedRepo;
 use download_common::*;
 
 /// An OpenPGP key pair, armored.
-struct Key {
-    secret: Vec<u8>,
-    public: Vec<u8>,
+pub(crate) struct Key {
+    pub secret: Vec<u8>,
+    pub public: Vec<u8>,
 }
 
-fn gpg(home: &Path, args: &[&str]) -> Vec<u8> {
+pub(crate) fn gpg(home: &Path, args: &[&str]) -> Vec<u8> {
     let out = Command::new("gpg")
         .env("GNUPGHOME", home)
         .args(["--batch", "--pinentry-mode", "loopback", "--passphrase", ""])
@@ -56,7 +56,7 @@ fn gen_key(email: &str) -> Key {
 }
 
 /// Two keys, made once per test binary.
-fn keys() -> &'static (Key, Key) {
+pub(crate) fn keys() -> &'static (Key, Key) {
     static KEYS: OnceLock<(Key, Key)> = OnceLock::new();
     KEYS.get_or_init(|| (gen_key("good@example.com"), gen_key("other@example.com")))
 }

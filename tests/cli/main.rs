@@ -39,6 +39,8 @@ mod postprocess_passwd;
 mod postprocess_treefile;
 mod release_cli_updates;
 mod repodata_load;
+mod repos_mirrors;
+mod repos_options;
 mod solver_diff;
 mod solver_dnf;
 mod solver_vercmp_oracle;

@@ -16,21 +16,9 @@ use sha2::Digest;
 const REPO: &str = "fixture";
 
 fn def(baseurls: &[String]) -> RepoDef {
-    RepoDef {
-        id: REPO.into(),
-        name: None,
-        baseurls: baseurls.to_vec(),
-        metalink: None,
-        mirrorlist: None,
-        enabled: true,
-        gpgcheck: false,
-        gpgkeys: vec![],
-        priority: 99,
-        cost: 1000,
-        exclude: vec![],
-        includepkgs: vec![],
-        source: PathBuf::from("/etc/yum.repos.d/fixture.repo"),
-    }
+    let mut def = RepoDef::new(REPO, &PathBuf::from("/etc/yum.repos.d/fixture.repo"));
+    def.baseurls = baseurls.to_vec();
+    def
 }
 
 fn url_of(dir: &Path) -> String {
@@ -459,19 +447,25 @@ fn later_baseurl_is_tried() {
     ]);
     let repo = load(&d, &tmp.path().join("cache"), &dl).unwrap();
     assert_eq!(repo.packages.len(), 2);
+    // Packages come from the mirror that served the metadata first; the
+    // one that failed stays as the last fallback.
     assert_eq!(repo.baseurls.len(), 2);
-    assert!(repo.baseurls[1].as_str().ends_with("/repo/"));
+    assert!(repo.baseurls[0].as_str().ends_with("/repo/"));
+    assert!(repo.baseurls[1].as_str().ends_with("/nowhere/"));
 }
 
 #[test]
-fn metalink_only_is_refused() {
+fn repo_without_a_source_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut d = def(&[]);
-    d.metalink = Some("https://mirrors.example.org/metalink?repo=x".into());
+    let d = def(&[]);
     let dl = Downloader::new(2).unwrap();
     let msg = format!("{:#}", load(&d, tmp.path(), &dl).unwrap_err());
     eprintln!("{msg}");
-    assert!(msg.contains("baseurl") && msg.contains(REPO), "{msg}");
+    assert!(
+        msg.contains("no baseurl, metalink or mirrorlist") && msg.contains(REPO),
+        "{msg}"
+    );
+    assert!(msg.contains("fixture.repo"), "{msg}");
 }
 
 #[test]

@@ -93,7 +93,9 @@ fn serve(conn: TcpStream, root: &Path, state: &Mutex<State>) -> std::io::Result<
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut line = String::new();
     reader.read_line(&mut line)?;
-    let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+    // The query string (a metalink's `?repo=...&arch=...`) does not choose the file.
+    let target = line.split_whitespace().nth(1).unwrap_or("/");
+    let path = target.split('?').next().unwrap_or("/").to_string();
     loop {
         let mut h = String::new();
         if reader.read_line(&mut h)? == 0 || h == "\r\n" || h == "\n" {

@@ -31,25 +31,13 @@ fn dep(d: &rpm::Dependency) -> Dep {
 /// over a `file://` baseurl), so the pool sees packages in primary.xml order.
 pub fn load_repo(id: &str, priority: u32, path: &Path, cache: &Path) -> Result<LoadedRepo> {
     let dl = Downloader::new(1)?;
-    let def = RepoDef {
-        id: id.to_string(),
-        name: None,
-        baseurls: vec![
-            url::Url::from_directory_path(path)
-                .expect("absolute path")
-                .to_string(),
-        ],
-        metalink: None,
-        mirrorlist: None,
-        enabled: true,
-        gpgcheck: false,
-        gpgkeys: vec![],
-        priority,
-        cost: 1000,
-        exclude: vec![],
-        includepkgs: vec![],
-        source: cache.join("test.repo"),
-    };
+    let mut def = RepoDef::new(id, &cache.join("test.repo"));
+    def.baseurls = vec![
+        url::Url::from_directory_path(path)
+            .expect("absolute path")
+            .to_string(),
+    ];
+    def.priority = priority;
     repodata::load(&def, cache, &dl)
 }
 

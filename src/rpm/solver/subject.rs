@@ -1,11 +1,8 @@
 //! What a package spec selects, as dnf's "subject" does (libdnf
 //! `Query::filterSubject`, hawkey `Subject._get_best_selectors`):
 //!
-//! 1. NEVRA forms, most specific first: `name-[epoch:]version-release.arch`,
-//!    `name.arch`, `name`, `name-[epoch:]version-release`,
-//!    `name-[epoch:]version`; each part may be a glob. The first form that
-//!    parses and matches a package wins.
-//! 2. The whole spec as a glob over `name-[epoch:]version-release.arch`.
+//! 1. and 2. The NEVRA forms, then the whole spec as a NEVRA glob
+//!    ([`crate::rpm::nevra`]).
 //! 3. Provides: `name`, `name OP evr`, a glob over provide names, or a rich
 //!    dependency.
 //! 4. File paths (`/…` or `*/…`), exact or glob, over every package's files.
@@ -15,13 +12,12 @@
 
 use std::cell::OnceCell;
 use std::collections::BTreeMap;
-use std::sync::LazyLock;
 
-use regex::Regex;
 use rustc_hash::FxHashMap;
 
 use super::libsolv::{Id, Pool};
-use crate::rpm::repodata::glob_match;
+use crate::rpm::nevra::{self, glob_match, matches};
+pub use crate::rpm::nevra::{Nevra, is_glob};
 use crate::rpm::types::{Dep, PackageMeta};
 
 /// The loaded packages by solvable id, and which of them are considered.
@@ -86,124 +82,14 @@ fn is_source(p: &PackageMeta) -> bool {
     p.arch == "src" || p.arch == "nosrc"
 }
 
-/// A parsed NEVRA form; empty strings are parts the form does not have.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Nevra {
-    pub name: String,
-    pub epoch: Option<u32>,
-    pub version: String,
-    pub release: String,
-    pub arch: String,
-}
-
-impl Nevra {
-    /// Only a name: dnf then also installs packages obsoleting it.
-    pub fn has_just_name(&self) -> bool {
-        !self.name.is_empty()
-            && self.epoch.is_none()
-            && self.version.is_empty()
-            && self.release.is_empty()
-            && self.arch.is_empty()
-    }
-}
-
-/// libdnf's NEVRA forms, most specific first (HY_FORMS_MOST_SPEC): NEVRA,
-/// NA, NAME, NEVR, NEV. Names may not hold `:(/=<>` or spaces; versions and
-/// releases not `-` either; arches not `.`.
-static FORMS: LazyLock<[Regex; 5]> = LazyLock::new(|| {
-    const N: &str = "([^:(/=<> ]+)";
-    const E: &str = "(([0-9]+):)?";
-    const V: &str = "([^-:(/=<> ]+)";
-    const A: &str = "([^-:.(/=<> ]+)";
-    let re = |s: String| Regex::new(&s).expect("static regex");
-    [
-        re(format!("^{N}-{E}{V}-{V}\\.{A}$")),
-        re(format!("^{N}()()()()\\.{A}$")),
-        re(format!("^{N}()()()()()$")),
-        re(format!("^{N}-{E}{V}-{V}()$")),
-        re(format!("^{N}-{E}{V}()()$")),
-    ]
-});
-
-fn parse_form(spec: &str, form: usize) -> Option<Nevra> {
-    let c = FORMS[form].captures(spec)?;
-    let part = |i: usize| c.get(i).map_or("", |m| m.as_str()).to_string();
-    let name = part(1);
-    if name.is_empty() {
-        return None;
-    }
-    Some(Nevra {
-        name,
-        epoch: c.get(3).and_then(|m| m.as_str().parse().ok()),
-        version: part(4),
-        release: part(5),
-        arch: part(6),
-    })
-}
-
-pub fn is_glob(s: &str) -> bool {
-    s.contains(['*', '?', '['])
-}
-
-/// An exact or glob match, as libdnf turns `HY_GLOB` into `HY_EQ` for a
-/// string without glob characters.
-fn matches(pattern: &str, s: &str) -> bool {
-    if is_glob(pattern) {
-        glob_match(pattern, s)
-    } else {
-        pattern == s
-    }
-}
-
-fn nevra_matches(n: &Nevra, p: &PackageMeta) -> bool {
-    let part = |pat: &str, s: &str| pat.is_empty() || pat == "*" || matches(pat, s);
-    part(&n.name, &p.name)
-        && n.epoch.is_none_or(|e| e == p.epoch)
-        && part(&n.version, &p.version)
-        && part(&n.release, &p.release)
-        && part(&n.arch, &p.arch)
-}
-
-/// `name-[epoch:]version-release.arch`, the epoch only when not zero (how
-/// libsolv prints a solvable, which dnf's NEVRA glob matches against).
-fn nevra_string(p: &PackageMeta) -> String {
-    if p.epoch == 0 {
-        format!("{}-{}-{}.{}", p.name, p.version, p.release, p.arch)
-    } else {
-        format!(
-            "{}-{}:{}-{}.{}",
-            p.name, p.epoch, p.version, p.release, p.arch
-        )
-    }
-}
-
 /// The NEVRA steps alone (dnf's `--exclude` and rpm-ostree's
 /// `exclude-packages` match this way): the matching packages and the form
 /// that matched (`None` for the whole-spec glob).
 pub fn nevra_query(table: &Table, spec: &str) -> Option<(Vec<Id>, Option<Nevra>)> {
-    for form in 0..FORMS.len() {
-        if let Some(n) = parse_form(spec, form) {
-            let ids: Vec<Id> = table
-                .candidates(&n)
-                .filter(|(_, p)| nevra_matches(&n, p))
-                .map(|(id, _)| id)
-                .collect();
-            if !ids.is_empty() {
-                return Some((ids, Some(n)));
-            }
-        }
-    }
-    if is_glob(spec) {
-        let ids: Vec<Id> = table
-            .base()
-            .filter(|(_, p)| glob_match(spec, &nevra_string(p)))
-            .map(|(id, _)| id)
-            .collect();
-        if !ids.is_empty() {
-            return Some((ids, None));
-        }
-    }
-    None
+    nevra::query(spec, |n| match n {
+        Some(n) => table.candidates(n),
+        None => Box::new(table.base()),
+    })
 }
 
 /// What matched a spec, and how.
@@ -318,52 +204,4 @@ fn group_by<K: Ord>(
         out.entry(key(table.pkg(id))).or_default().push(id);
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn form(spec: &str, f: usize) -> Option<Nevra> {
-        parse_form(spec, f)
-    }
-
-    #[test]
-    fn nevra_forms_parse_like_libdnf() {
-        let n = form("foo-bar-1:2.0-3.fc40.x86_64", 0).unwrap();
-        assert_eq!(
-            n,
-            Nevra {
-                name: "foo-bar".into(),
-                epoch: Some(1),
-                version: "2.0".into(),
-                release: "3.fc40".into(),
-                arch: "x86_64".into(),
-            }
-        );
-        // A name with dots is a NAME, and also an NA (name "python3", arch "11").
-        assert_eq!(form("python3.11", 1).unwrap().arch, "11");
-        assert!(form("python3.11", 2).unwrap().has_just_name());
-        // NEVR / NEV.
-        let n = form("kernel-6.1-2", 3).unwrap();
-        assert_eq!(
-            (n.name.as_str(), n.version.as_str(), n.release.as_str()),
-            ("kernel", "6.1", "2")
-        );
-        let n = form("kernel-6.1", 4).unwrap();
-        assert_eq!((n.name.as_str(), n.version.as_str()), ("kernel", "6.1"));
-        // Specs with operators or paths are never NEVRAs.
-        for f in 0..5 {
-            assert!(form("foo >= 1", f).is_none());
-            assert!(form("/usr/bin/sh", f).is_none());
-        }
-    }
-
-    #[test]
-    fn globs_match_exactly_without_glob_characters() {
-        assert!(matches("foo*", "foobar"));
-        assert!(!matches("foo", "foobar"));
-        assert!(matches("fo[o]", "foo"));
-        assert!(is_glob("a?") && !is_glob("a.b"));
-    }
 }
