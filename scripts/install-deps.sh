@@ -19,6 +19,7 @@ pkgs=(
   util-linux                # blkid, losetup in tests
   docker-registry skopeo    # push-container tests: a local registry, skopeo inspect/copy
   squashfs-tools xorriso    # live media: mksquashfs, the ISO; unsquashfs in tests
+  selinux-utils policycoreutils  # matchpathcon/selabel_lookup in tests; semodule builds the sample policy
 )
 # QEMU: the system emulators (bookworm, 7.2) need the qemu-utils of the same
 # release; machines that carry qemu-utils 10 from backports must take

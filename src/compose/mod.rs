@@ -1,5 +1,5 @@
 //! Assemble the root tree: unpack payloads, users and groups, scriptlets in
-//! bubblewrap, overlays.
+//! bubblewrap, overlays, SELinux labels for the commit.
 
 pub mod caps;
 pub mod inputhash;
@@ -8,6 +8,7 @@ pub mod overlay;
 pub mod postprocess;
 pub mod resolve;
 pub mod scripts;
+pub mod selinux;
 pub mod sysusers;
 pub mod tree;
 pub mod users;

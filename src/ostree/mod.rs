@@ -11,4 +11,4 @@ pub mod repo;
 
 pub use gvariant::{Type, Value};
 pub use objects::{Commit, CommitSpec, DirMeta, DirTree, FileMeta, ObjectType};
-pub use repo::{ObjectName, PruneStats, Repo};
+pub use repo::{CommitOptions, LabelFn, ObjectName, PruneStats, Repo};

@@ -38,6 +38,19 @@ pub struct Repo {
     pub fsync: bool,
 }
 
+/// A function giving the SELinux label of a path in the commit (absolute,
+/// `/` for the root) with its mode (file type bits included), or an error.
+pub type LabelFn<'a> = &'a (dyn Fn(&str, u32) -> Result<String> + Sync);
+
+/// How [`Repo::write_dir_with`] commits a tree.
+#[derive(Clone, Copy, Default)]
+pub struct CommitOptions<'a> {
+    /// Label every file, directory and symlink: the label goes into the
+    /// object's `security.selinux` xattr (with a trailing NUL, as the kernel
+    /// stores it and ostree commits it), replacing any the file has on disk.
+    pub selinux: Option<LabelFn<'a>>,
+}
+
 /// What `prune` removed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PruneStats {
@@ -258,8 +271,21 @@ impl Repo {
     /// Commit a directory tree: returns (root dirtree checksum, root dirmeta checksum).
     /// Regular files and symlinks are hashed and compressed in parallel.
     pub fn write_dir(&self, dir: &Path) -> Result<(String, String)> {
+        self.write_dir_with(dir, &CommitOptions::default())
+    }
+
+    /// [`Repo::write_dir`] with options (SELinux labels).
+    pub fn write_dir_with(&self, dir: &Path, opts: &CommitOptions) -> Result<(String, String)> {
         let mut files = Vec::new();
-        let tree = scan_dir(dir, &mut files)?;
+        let mut tree = scan_dir(dir, "", &mut files)?;
+        if let Some(label) = opts.selinux {
+            label_dirs(&mut tree, "/", label)?;
+            use rayon::prelude::*;
+            files.par_iter_mut().try_for_each(|f| -> Result<()> {
+                f.label = Some(label(&f.commit_path, f.mode)?);
+                Ok(())
+            })?;
+        }
         let csums = self.write_contents(&files)?;
         self.write_tree(&tree, &csums)
     }
@@ -649,6 +675,10 @@ pub fn read_xattrs(path: &Path) -> Result<Xattrs> {
 
 struct FileEntry {
     path: PathBuf,
+    /// Absolute path in the commit, for the labeller.
+    commit_path: String,
+    /// The SELinux label, when labelling.
+    label: Option<String>,
     uid: u32,
     gid: u32,
     mode: u32,
@@ -674,9 +704,41 @@ impl FileEntry {
             gid: self.gid,
             mode: self.mode,
             symlink,
-            xattrs: read_xattrs(&self.path)?,
+            xattrs: with_label(read_xattrs(&self.path)?, self.label.as_deref()),
         })
     }
+}
+
+/// `xattrs` with `security.selinux` set to `label` (NUL-terminated) in
+/// name order, when a label is given; unchanged otherwise.
+fn with_label(mut xattrs: Xattrs, label: Option<&str>) -> Xattrs {
+    let Some(label) = label else {
+        return xattrs;
+    };
+    let name = b"security.selinux".to_vec();
+    xattrs.retain(|(n, _)| *n != name);
+    let mut value = label.as_bytes().to_vec();
+    value.push(0);
+    xattrs.push((name, value));
+    xattrs.sort();
+    xattrs
+}
+
+/// Label every directory of the tree (`path` is the node's commit path).
+fn label_dirs(node: &mut DirNode, path: &str, label: LabelFn) -> Result<()> {
+    let l = label(path, node.meta.mode)?;
+    node.meta.xattrs = with_label(std::mem::take(&mut node.meta.xattrs), Some(&l));
+    for (name, entry) in node.entries.iter_mut() {
+        if let Entry::Dir(sub) = entry {
+            let p = if path == "/" {
+                format!("/{name}")
+            } else {
+                format!("{path}/{name}")
+            };
+            label_dirs(sub, &p, label)?;
+        }
+    }
+    Ok(())
 }
 
 enum Entry {
@@ -689,7 +751,8 @@ struct DirNode {
     entries: BTreeMap<String, Entry>,
 }
 
-fn scan_dir(dir: &Path, files: &mut Vec<FileEntry>) -> Result<DirNode> {
+/// Scan `dir`, whose path in the commit is `commit_path` ("" for the root).
+fn scan_dir(dir: &Path, commit_path: &str, files: &mut Vec<FileEntry>) -> Result<DirNode> {
     let md = fs::symlink_metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
     ensure!(md.is_dir(), "{} is not a directory", dir.display());
     let meta = DirMeta {
@@ -709,11 +772,14 @@ fn scan_dir(dir: &Path, files: &mut Vec<FileEntry>) -> Result<DirNode> {
         let md =
             fs::symlink_metadata(&path).with_context(|| format!("reading {}", path.display()))?;
         let ft = md.file_type();
+        let child = format!("{commit_path}/{name}");
         let entry = if ft.is_dir() {
-            Entry::Dir(scan_dir(&path, files)?)
+            Entry::Dir(scan_dir(&path, &child, files)?)
         } else if ft.is_file() || ft.is_symlink() {
             files.push(FileEntry {
                 path,
+                commit_path: child,
+                label: None,
                 uid: md.uid(),
                 gid: md.gid(),
                 mode: md.mode(),

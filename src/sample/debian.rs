@@ -72,14 +72,22 @@ fn cached(cache: &Path, debarch: &str, want: impl Fn(&str) -> bool) -> Result<Ve
 }
 
 fn apt_name(package: &str, debarch: &str) -> String {
-    format!("{package}:{debarch}")
+    if debarch == "all" {
+        package.to_string()
+    } else {
+        format!("{package}:{debarch}")
+    }
 }
 
 /// apt options for `debarch`: none for the host's own architecture; for
 /// another, a private apt state in `cache/apt-<debarch>/` with that
 /// architecture as the only one (made once with `apt-get update`), so the
-/// host's dpkg configuration is left alone.
+/// host's dpkg configuration is left alone. Architecture-independent
+/// packages (`all`) come through the host's apt state.
 fn apt_options(cache: &Path, debarch: &str) -> Result<Vec<String>> {
+    if debarch == "all" {
+        return Ok(Vec::new());
+    }
     let host = Command::new("dpkg")
         .arg("--print-architecture")
         .run_capture("asking dpkg for the host architecture")?;

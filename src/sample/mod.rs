@@ -2,12 +2,14 @@
 //! binaries: static busybox (package busybox-static), so the tree has a real
 //! shell and its scriptlets really run, and the cloud kernel with an
 //! initramfs of our own that boots an OSTree deployment (see
-//! [`initramfs`]), whose init ([`OS_INIT`]) reports what booted.
+//! [`initramfs`]), whose init ([`OS_INIT`]) reports what booted, and
+//! Debian's SELinux reference policy (see [`selinux`]).
 
 pub mod cpio;
 pub mod debian;
 pub mod initramfs;
 pub mod kernel;
+pub mod selinux;
 
 use std::path::Path;
 
@@ -182,8 +184,10 @@ pub fn packages(arch: &str) -> Result<Vec<PkgSpec>> {
             "only installed with recommends: true\n",
         ));
 
+    let policy = selinux::policy_package().context("preparing the sample OS's SELinux policy")?;
+
     Ok(vec![
-        filesystem, setup, bb, release, daemon, extras, kernel_pkg, init,
+        filesystem, setup, bb, release, daemon, extras, kernel_pkg, init, policy,
     ])
 }
 
@@ -199,7 +203,7 @@ pub fn make_sample_repo(dir: &Path, arch: &str) -> Result<()> {
     let pkgs = specs
         .iter()
         .map(|s| {
-            if s.name == "kernel" {
+            if s.name == "kernel" || s.name == "selinux-policy" {
                 build_cached(s, &cache, &out)
             } else {
                 s.build(&out)

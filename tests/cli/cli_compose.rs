@@ -16,6 +16,7 @@ const SAMPLE_PKGS: &[&str] = &[
     "sample-daemon",
     "kernel",
     "sample-init",
+    "selinux-policy",
 ];
 
 /// A workdir on the project's own sample config with a freshly built sample repo.
@@ -57,13 +58,14 @@ fn dnf_install(root: &Path, repo: &Path, cache: &Path, pkgs: &[&str]) {
 }
 
 /// What the sample manifest resolves to (weak dependencies off).
-const SAMPLE_PACKAGES: [&str; 7] = [
+const SAMPLE_PACKAGES: [&str; 8] = [
     "busybox",
     "filesystem",
     "kernel",
     "sample-daemon",
     "sample-init",
     "sample-release",
+    "selinux-policy",
     "setup",
 ];
 
@@ -414,7 +416,7 @@ fn fetch_dry_run_resolves_without_downloading() {
             .any(|l| l == "busybox-1.35.0-1.sample.x86_64 sample"),
         "{text}"
     );
-    assert_eq!(text.lines().count(), 7, "{text}");
+    assert_eq!(text.lines().count(), SAMPLE_PACKAGES.len(), "{text}");
     // --json alone is refused: it only shapes --dry-run's output.
     run(cosa(&wd).args(["fetch", "--json"]), false);
 }

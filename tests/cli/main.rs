@@ -41,6 +41,7 @@ mod release_cli_updates;
 mod repodata_load;
 mod repos_mirrors;
 mod repos_options;
+mod selinux_labels;
 mod solver_diff;
 mod solver_dnf;
 mod solver_vercmp_oracle;

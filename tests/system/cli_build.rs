@@ -46,11 +46,77 @@ fn builds_json(wd: &Path) -> serde_json::Value {
 
 const REF: &str = "cosa-sample/x86_64/dev";
 
+/// The sample commit is labelled from its own policy (Debian's reference
+/// policy in /usr/etc/selinux/default): `ostree ls -X` shows, for files,
+/// directories and symlinks, libselinux's label (`matchpathcon`) for the
+/// path, /usr/etc looked up as /etc (`selinux-label-version: 1`).
+fn selinux_labels_match_matchpathcon(wd: &Path, co: &Path) {
+    let fc = co.join("usr/etc/selinux/default/contexts/files/file_contexts");
+    assert!(fc.is_file(), "the sample ships its policy");
+    let paths = [
+        "/",
+        "/usr",
+        "/usr/bin",
+        "/usr/bin/busybox",
+        "/usr/bin/sh",
+        "/usr/sbin/init",
+        "/usr/lib/os-release",
+        "/usr/lib/modules",
+        "/usr/lib/sampled",
+        "/usr/etc",
+        "/usr/etc/passwd",
+        "/usr/etc/shadow",
+        "/usr/etc/os-release",
+        "/usr/etc/selinux",
+        "/usr/etc/selinux/config",
+        "/usr/etc/sample-daemon.conf",
+        "/bin",
+    ];
+    let mut etc_differs = false;
+    for p in paths {
+        let line = ostree(wd, &["ls", "-X", "-d", REF, p]);
+        let ty = match &line[..1] {
+            "d" => "dir",
+            "l" => "lnk_file",
+            _ => "file",
+        };
+        let key = match p.strip_prefix("/usr/etc") {
+            Some(rest) => format!("/etc{rest}"),
+            None => p.to_string(),
+        };
+        let run = |k: &str| {
+            let o = Command::new("matchpathcon")
+                .args(["-N", "-n", "-m", ty, "-f"])
+                .arg(&fc)
+                .arg(k)
+                .output()
+                .expect("matchpathcon (apt-get install selinux-utils)");
+            String::from_utf8(o.stdout).unwrap().trim().to_string()
+        };
+        let want = run(&key);
+        assert!(want.starts_with("system_u:object_r:"), "{key}: {want}");
+        etc_differs |= key != p && run(p) != want;
+        assert!(
+            line.contains(&format!("(b'security.selinux', b'{want}')")),
+            "{p} (as {key}): want {want} in {line}"
+        );
+    }
+    assert!(
+        etc_differs,
+        "some /usr/etc path is labelled differently as /etc"
+    );
+}
+
 #[test]
 fn build_commits_records_and_detects_no_change() {
     let t = tempfile::tempdir().unwrap();
     let (wd, repo) = sample(t.path());
-    build(&wd, &repo, &[], true);
+    let out = build(&wd, &repo, &[], true);
+    let labelled = out.lines().find(|l| l.starts_with("SELinux: labelled"));
+    eprintln!(
+        "{}",
+        labelled.unwrap_or_else(|| panic!("no SELinux line in:\n{out}"))
+    );
 
     let bj = builds_json(&wd);
     assert_eq!(bj["schema-version"], "1.0.0");
@@ -122,6 +188,7 @@ fn build_commits_records_and_detects_no_change() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&caps.stdout).contains("cap_net_bind_service=ep"));
+    selinux_labels_match_matchpathcon(&wd, &co);
     let osr = std::fs::read_to_string(co.join("usr/lib/os-release")).unwrap();
     assert!(osr.contains(&format!("OSTREE_VERSION='{id}'")), "{osr}");
 
