@@ -93,7 +93,8 @@ fn serve(conn: TcpStream, root: &Path, state: &Mutex<State>) -> std::io::Result<
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut line = String::new();
     reader.read_line(&mut line)?;
-    // The query string (a metalink's `?repo=...&arch=...`) does not choose the file.
+    // The query string (a metalink's `?repo=...&arch=...`) does not choose
+    // the file, unless a file is named with it (one metalink per repo).
     let target = line.split_whitespace().nth(1).unwrap_or("/");
     let path = target.split('?').next().unwrap_or("/").to_string();
     loop {
@@ -121,7 +122,12 @@ fn serve(conn: TcpStream, root: &Path, state: &Mutex<State>) -> std::io::Result<
     if n <= fail_first {
         return respond(&mut out, "500 Internal Server Error", b"boom", true);
     }
-    let file = root.join(path.trim_start_matches('/'));
+    let with_query = root.join(target.trim_start_matches('/'));
+    let file = if target.contains('?') && with_query.is_file() {
+        with_query
+    } else {
+        root.join(path.trim_start_matches('/'))
+    };
     let body = match std::fs::read(&file) {
         Ok(b) if !not_found => b,
         _ => return respond(&mut out, "404 Not Found", b"not found", true),

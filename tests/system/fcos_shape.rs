@@ -255,6 +255,31 @@ fn fcos_shaped_config_builds_and_boots() {
     // The image: image-base.yaml's kargs, the origin through ostree-remote.
     let qemu = dir.join(meta["images"]["qemu"]["path"].as_str().unwrap());
     assert!(qemu.exists());
+    let raw = t.path().join("disk.raw");
+    let o = Command::new("qemu-img")
+        .args(["convert", "-O", "raw"])
+        .arg(&qemu)
+        .arg(&raw)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let debugfs_cat = |offset_mib: u64, path: &str| {
+        let o = Command::new("debugfs")
+            .arg("-R")
+            .arg(format!("cat {path}"))
+            .arg(format!("{}?offset={}", raw.display(), offset_mib << 20))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let bls = debugfs_cat(129, "/loader/entries/ostree-1-cosa-fcos.conf");
+    assert!(bls.contains(" mitigations=auto,nosmt panic=5 ignition.platform.id=qemu"), "{bls}");
+    let commit = meta["ostree-commit"].as_str().unwrap();
+    let origin = debugfs_cat(513, &format!("/ostree/deploy/cosa-fcos/deploy/{commit}.0.origin"));
+    assert_eq!(origin, format!("[origin]\nrefspec=fedora:{REF}\n"));
+    std::fs::remove_file(&raw).unwrap();
+
+    // And it boots.
     let out = cosa_env(&["kola", "run", "basic", "--timeout", "240"], true);
-    assert!(out.contains("mitigations=auto,nosmt"), "{out}");
+    assert!(out.contains("kola basic"), "{out}");
 }

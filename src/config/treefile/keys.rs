@@ -318,9 +318,6 @@ pub(super) fn not_acted(key: &str, value: &Value) -> Option<String> {
         "ima" if value == &Value::Bool(true) => {
             "IMA signatures from the RPM headers are not written as security.ima xattrs"
         }
-        "install-langs" => {
-            "every language's files are installed (rpm's %_install_langs is not applied)"
-        }
         "platform-module" | "modules" => {
             "RPM modularity was removed from rpm-ostree and is not supported"
         }
