@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::cli::{BuildOpts, GlobalOpts};
 use crate::compose::postprocess::{self, PostprocessOptions};
-use crate::compose::{inputhash, resolve, tree};
+use crate::compose::{inputhash, resolve, rpmdb, tree};
 use crate::config::workdir::Workdir;
 use crate::ostree::{Commit, ObjectType, Repo, Value};
 use crate::rpm::PackageMeta;
@@ -182,6 +182,22 @@ pub fn run(global: &GlobalOpts, opts: BuildOpts) -> Result<()> {
     for w in &pp.warnings {
         eprintln!("warning: {w}");
     }
+    // The commit's timestamp is also the packages' install time.
+    let timestamp = time::now_secs().max(0) as u64;
+    let t = Instant::now();
+    let db = rpmdb::write_tree_rpmdb(
+        &rootfs,
+        rpmdb::Layout::Ostree,
+        &resolved,
+        &pkgs,
+        timestamp as i64,
+    )?;
+    eprintln!(
+        "Wrote the rpm database ({} packages, {}) in {:.1}s",
+        db.packages,
+        indicatif::HumanBytes(db.bytes),
+        t.elapsed().as_secs_f64()
+    );
 
     // 5. Commit.
     let ref_ = tf
@@ -191,7 +207,6 @@ pub fn run(global: &GlobalOpts, opts: BuildOpts) -> Result<()> {
     let t = Instant::now();
     let root = repo.write_dir(&rootfs)?;
     let parent = repo.resolve_ref(&ref_)?;
-    let timestamp = time::now_secs().max(0) as u64;
     let (gitrev, dirty) = config_git(&wd.config_dir());
     let metadata = commit_metadata(
         &resolved,

@@ -39,6 +39,7 @@ mod postprocess_passwd;
 mod postprocess_treefile;
 mod release_cli_updates;
 mod repodata_load;
+mod rpmdb_tree;
 mod solver_diff;
 mod solver_dnf;
 mod solver_vercmp_oracle;
