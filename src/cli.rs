@@ -287,6 +287,12 @@ pub struct DiffOpts {
     /// release}, arch} or null).
     #[arg(long)]
     pub json: bool,
+    /// Read each build's packages from the rpm database in its OSTree commit
+    /// (`/usr/share/rpm/rpmdb.sqlite` in tmp/repo) instead of
+    /// commitmeta.json; done anyway for a build whose commitmeta.json has no
+    /// `rpmostree.rpmdb.pkglist`.
+    #[arg(long)]
+    pub rpmdb: bool,
 }
 
 #[derive(Debug, Args)]

@@ -14,9 +14,9 @@ use anyhow::{Context, Result, bail};
 
 use crate::cli::{BuildOpts, GlobalOpts};
 use crate::compose::postprocess::{self, PostprocessOptions};
-use crate::compose::{inputhash, resolve, selinux, tree};
+use crate::compose::{inputhash, resolve, rpmdb, selinux, tree};
 use crate::config::workdir::Workdir;
-use crate::ostree::{Commit, ObjectType, Repo, Value};
+use crate::ostree::{Commit, Repo, Value};
 use crate::rpm::PackageMeta;
 use crate::rpm::download::Downloader;
 use crate::store::builds::{self, BuildsJson, StagedBuild};
@@ -208,9 +208,9 @@ pub fn run(global: &GlobalOpts, opts: BuildOpts) -> Result<()> {
     let repo = crate::ostree::Repo::open_or_init(&wd.repo_dir())?;
     let (prev_passwd, prev_group) = match &previous {
         Some(p) => (
-            read_commit_file(&repo, &p.meta.ostree_commit, "usr/lib/passwd")?
+            repo.read_commit_file(&p.meta.ostree_commit, "usr/lib/passwd")?
                 .map(|b| String::from_utf8_lossy(&b).into_owned()),
-            read_commit_file(&repo, &p.meta.ostree_commit, "usr/lib/group")?
+            repo.read_commit_file(&p.meta.ostree_commit, "usr/lib/group")?
                 .map(|b| String::from_utf8_lossy(&b).into_owned()),
         ),
         None => (None, None),
@@ -252,6 +252,22 @@ pub fn run(global: &GlobalOpts, opts: BuildOpts) -> Result<()> {
     let ij = rootfs.join("usr/share/coreos-assembler/image.json");
     std::fs::create_dir_all(ij.parent().unwrap())?;
     std::fs::write(&ij, &image_json).with_context(|| format!("writing {}", ij.display()))?;
+    // The commit's timestamp is also the packages' install time.
+    let timestamp = time::now_secs().max(0) as u64;
+    let t = Instant::now();
+    let db = rpmdb::write_tree_rpmdb(
+        &rootfs,
+        rpmdb::Layout::Ostree,
+        &resolved,
+        &pkgs,
+        timestamp as i64,
+    )?;
+    eprintln!(
+        "Wrote the rpm database ({} packages, {}) in {:.1}s",
+        db.packages,
+        indicatif::HumanBytes(db.bytes),
+        t.elapsed().as_secs_f64()
+    );
 
     // 5. Commit.
     let ref_ = tf
@@ -261,7 +277,6 @@ pub fn run(global: &GlobalOpts, opts: BuildOpts) -> Result<()> {
     let t = Instant::now();
     let root = commit_tree(&repo, &rootfs, tf)?;
     let parent = repo.resolve_ref(&ref_)?;
-    let timestamp = time::now_secs().max(0) as u64;
     let (gitrev, dirty) = config_git(&wd.config_dir());
     let metadata = commit_metadata(
         &resolved,
@@ -416,31 +431,6 @@ fn previous_build(builds_dir: &Path, builds: &BuildsJson, arch: &str) -> Result<
         id: id.to_string(),
         meta,
     }))
-}
-
-/// The content of `path` (relative to the root) in `commit`, if it is a regular file there.
-fn read_commit_file(repo: &Repo, commit: &str, path: &str) -> Result<Option<Vec<u8>>> {
-    if !repo.has_object(commit, ObjectType::Commit) {
-        return Ok(None);
-    }
-    let c = repo.read_commit(commit)?;
-    let mut tree = repo.read_dirtree(&c.root.0)?;
-    let parts: Vec<&str> = path.split('/').collect();
-    for (i, part) in parts.iter().enumerate() {
-        if i + 1 == parts.len() {
-            let Some((_, csum)) = tree.files.iter().find(|(n, _)| n == part) else {
-                return Ok(None);
-            };
-            let data = repo.read_object(csum, ObjectType::File)?;
-            let (meta, content) = crate::ostree::objects::parse_filez(&data)?;
-            return Ok((!meta.is_symlink()).then_some(content));
-        }
-        let Some((_, t, _)) = tree.dirs.iter().find(|(n, _, _)| n == part) else {
-            return Ok(None);
-        };
-        tree = repo.read_dirtree(t)?;
-    }
-    Ok(None)
 }
 
 /// The config repo's HEAD commit and whether its work tree is dirty. A

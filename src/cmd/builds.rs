@@ -3,6 +3,7 @@
 use anyhow::{Context, Result, bail};
 
 use crate::cli::{DiffOpts, GlobalOpts, ListOpts, MetaOpts, PruneOpts};
+use crate::compose::rpmdb;
 use crate::config::workdir::Workdir;
 use crate::store::builds::BuildsJson;
 use crate::store::diff;
@@ -126,9 +127,28 @@ pub fn diff(global: &GlobalOpts, opts: DiffOpts) -> Result<()> {
         }
     };
     let pkgs = |id: &str| -> Result<Vec<diff::Pkg>> {
-        let p = meta::meta_path(&wd.builds_dir(), id, &arch).with_file_name("commitmeta.json");
-        let data = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
-        diff::packages_from_commitmeta(&serde_json::from_slice(&data)?)
+        let mp = meta::meta_path(&wd.builds_dir(), id, &arch);
+        let p = mp.with_file_name("commitmeta.json");
+        let cm: serde_json::Value = match std::fs::read(&p) {
+            Ok(data) => {
+                serde_json::from_slice(&data).with_context(|| format!("parsing {}", p.display()))?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => serde_json::Value::Null,
+            Err(e) => return Err(e).with_context(|| format!("reading {}", p.display())),
+        };
+        if !opts.rpmdb && diff::has_pkglist(&cm) {
+            return diff::packages_from_commitmeta(&cm);
+        }
+        let commit = meta::Meta::read(&mp)?.ostree_commit;
+        let repo = crate::ostree::Repo::open(&wd.repo_dir())?;
+        let rel = format!("{}/{}", rpmdb::RPMDB_DIR, crate::rpm::rpmdb::DB_FILE);
+        let db = repo.read_commit_file(&commit, &rel)?.with_context(|| {
+            format!(
+                "build {id}: commit {commit} is not in {} or has no /{rel}",
+                wd.repo_dir().display()
+            )
+        })?;
+        diff::packages_from_rpmdb(&db, &format!("/{rel} of build {id} (commit {commit})"))
     };
     let d = diff::diff(&pkgs(&from)?, &pkgs(&to)?);
     if opts.json {

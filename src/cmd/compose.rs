@@ -1,4 +1,5 @@
-//! `cosa compose rootfs`: resolve, fetch, install into a directory, apply overlays.
+//! `cosa compose rootfs`: resolve, fetch, install into a directory, apply
+//! overlays, write the rpm database.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -6,7 +7,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 use crate::cli::{GlobalOpts, RootfsOpts};
-use crate::compose::{resolve, tree};
+use crate::compose::{resolve, rpmdb, tree};
 use crate::config::workdir::Workdir;
 use crate::rpm::download::Downloader;
 use crate::util;
@@ -33,6 +34,13 @@ pub fn rootfs(global: &GlobalOpts, opts: RootfsOpts) -> Result<()> {
 
     let t = Instant::now();
     let report = tree::compose_tree(&wd, &resolved, &pkgs, opts.skip_scripts, None, &tree)?;
+    rpmdb::write_tree_rpmdb(
+        &tree,
+        rpmdb::Layout::Rootfs,
+        &resolved,
+        &pkgs,
+        util::time::now_secs(),
+    )?;
 
     // Record what was done: the generated lockfile and the compose report.
     let lock_path = wd

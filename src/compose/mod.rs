@@ -1,5 +1,5 @@
 //! Assemble the root tree: unpack payloads, users and groups, scriptlets in
-//! bubblewrap, overlays, SELinux labels for the commit.
+//! bubblewrap, overlays, the rpm database, SELinux labels for the commit.
 
 pub mod caps;
 pub mod inputhash;
@@ -7,6 +7,7 @@ pub mod install;
 pub mod overlay;
 pub mod postprocess;
 pub mod resolve;
+pub mod rpmdb;
 pub mod scripts;
 pub mod selinux;
 pub mod sysusers;

@@ -30,8 +30,8 @@
 //! regenerates it) and dracut only runs when there is none; with
 //! `boot-location: modules` a kernel found in `/boot` is moved, not left
 //! behind in `/usr/lib/ostree-boot`. Not done: SELinux policy handling,
-//! `units`, `default-target`, depmod, the rpmdb relocation, transient-root
-//! trees.
+//! `units`, `default-target`, depmod, transient-root trees. The rpm
+//! database is written after postprocessing, by [`super::rpmdb`].
 
 use std::path::{Component, Path, PathBuf};
 

@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use super::install::{self, InstallOptions, InstallReport, ScriptPolicy};
 use super::overlay;
 use super::resolve::Resolved;
+use crate::config::treefile::Treefile;
 use crate::config::workdir::Workdir;
 use crate::rpm::PackageMeta;
 
@@ -22,20 +23,7 @@ pub fn compose_tree(
     tree: &Path,
 ) -> Result<InstallReport> {
     let tf = &resolved.treefile;
-    let remove_from_packages = tf
-        .remove_from_packages
-        .iter()
-        .map(|(pkg, res)| {
-            let res = res
-                .iter()
-                .map(|r| {
-                    regex::Regex::new(r)
-                        .with_context(|| format!("remove-from-packages: bad regex {r:?} for {pkg}"))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            Ok((pkg.clone(), res))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let remove_from_packages = remove_from_packages(tf)?;
     let iopts = InstallOptions {
         documentation: tf.documentation,
         remove_from_packages,
@@ -124,6 +112,23 @@ fn apply_ostree_layers(
         }
     }
     Ok(())
+}
+
+/// The treefile's `remove-from-packages`: (package name, path regexes).
+pub(crate) fn remove_from_packages(tf: &Treefile) -> Result<Vec<(String, Vec<regex::Regex>)>> {
+    tf.remove_from_packages
+        .iter()
+        .map(|(pkg, res)| {
+            let res = res
+                .iter()
+                .map(|r| {
+                    regex::Regex::new(r)
+                        .with_context(|| format!("remove-from-packages: bad regex {r:?} for {pkg}"))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok((pkg.clone(), res))
+        })
+        .collect()
 }
 
 /// `overlay.d/*` of the config (sorted), then `overrides/rootfs`.

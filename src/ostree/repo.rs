@@ -416,6 +416,32 @@ impl Repo {
         DirTree::parse(&data).with_context(|| format!("parsing dirtree {checksum}"))
     }
 
+    /// The content of `path` (relative to the root) in `commit`, if the
+    /// commit is in the repository and `path` is a regular file in it.
+    pub fn read_commit_file(&self, commit: &str, path: &str) -> Result<Option<Vec<u8>>> {
+        if !self.has_object(commit, ObjectType::Commit) {
+            return Ok(None);
+        }
+        let c = self.read_commit(commit)?;
+        let mut tree = self.read_dirtree(&c.root.0)?;
+        let parts: Vec<&str> = path.split('/').collect();
+        for (i, part) in parts.iter().enumerate() {
+            if i + 1 == parts.len() {
+                let Some((_, csum)) = tree.files.iter().find(|(n, _)| n == part) else {
+                    return Ok(None);
+                };
+                let data = self.read_object(csum, ObjectType::File)?;
+                let (meta, content) = super::objects::parse_filez(&data)?;
+                return Ok((!meta.is_symlink()).then_some(content));
+            }
+            let Some((_, t, _)) = tree.dirs.iter().find(|(n, _, _)| n == part) else {
+                return Ok(None);
+            };
+            tree = self.read_dirtree(t)?;
+        }
+        Ok(None)
+    }
+
     /// Flush the repository's file system (objects durable before a ref moves).
     pub fn sync(&self) -> Result<()> {
         let f =

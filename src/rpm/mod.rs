@@ -1,5 +1,6 @@
 //! RPM handling: version comparison, repository metadata, the dependency
-//! solver, lockfiles, the download cache and package payloads.
+//! solver, lockfiles, the download cache, package payloads and the rpm
+//! database writer.
 
 pub mod download;
 pub mod fixture;
@@ -7,6 +8,7 @@ pub mod lockfile;
 pub mod mirrors;
 pub mod nevra;
 pub mod repodata;
+pub mod rpmdb;
 pub mod solver;
 pub mod types;
 pub mod vercmp;

@@ -104,6 +104,30 @@ pub fn packages_from_commitmeta(commitmeta: &Value) -> Result<Vec<Pkg>> {
         .collect()
 }
 
+/// Does a commitmeta.json carry `rpmostree.rpmdb.pkglist`?
+pub fn has_pkglist(commitmeta: &Value) -> bool {
+    commitmeta
+        .get("rpmostree.rpmdb.pkglist")
+        .is_some_and(Value::is_array)
+}
+
+/// The packages of an `rpmdb.sqlite` (its bytes, e.g. read from a commit);
+/// `what` names it in errors.
+pub fn packages_from_rpmdb(db: &[u8], what: &str) -> Result<Vec<Pkg>> {
+    let mut tmp = tempfile::NamedTempFile::new().context("creating a temporary file")?;
+    std::io::Write::write_all(&mut tmp, db).context("writing a temporary file")?;
+    let list =
+        crate::rpm::rpmdb::read_packages(tmp.path()).with_context(|| format!("reading {what}"))?;
+    Ok(list
+        .into_iter()
+        .map(|n| Pkg {
+            name: n.name,
+            evr: Evr::new(n.epoch, &n.version, Some(n.release)),
+            arch: n.arch,
+        })
+        .collect())
+}
+
 /// Key every package by name, or by name and arch (then EVR) where the name
 /// repeats in either list.
 fn keyed(pkgs: &[Pkg], dup: &BTreeSet<&str>, dup_arch: &BTreeSet<String>) -> BTreeMap<String, Pkg> {

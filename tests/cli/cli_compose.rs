@@ -142,7 +142,8 @@ fn sample_compose_matches_dnf() {
         SAMPLE_PKGS,
     );
     // dnf's own state (its database lands in /root/.rpmdb on Debian), the
-    // cache dir it makes under tmp/, and cosa's overlay are not package content.
+    // cache dir it makes under tmp/, cosa's overlay and cosa's rpm database
+    // (/usr/share/rpm, its macro in /usr/lib/rpm) are not package content.
     let skip = |l: &String| {
         [
             "usr/lib/sample ",
@@ -152,6 +153,8 @@ fn sample_compose_matches_dnf() {
             "var/log",
             "var/tmp",
             "usr/lib/sysimage",
+            "usr/share/rpm",
+            "usr/lib/rpm",
             "etc/dnf",
             "root/.rpmdb",
             "tmp/",
@@ -165,6 +168,29 @@ fn sample_compose_matches_dnf() {
         .filter(|l| !skip(l))
         .collect();
     assert_eq!(ours, theirs, "tree differs from dnf's");
+    // Our rpm database and dnf's (written by librpm) list the same packages.
+    let qa = |dbpath: &Path| {
+        let out = Command::new("rpm")
+            .arg("--dbpath")
+            .arg(dbpath)
+            .args(["-qa", "--qf", "%{NEVRA}\n"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        v.sort();
+        v
+    };
+    let ours = qa(&dest.join("usr/share/rpm"));
+    assert_eq!(ours.len(), SAMPLE_PKGS.len());
+    assert_eq!(ours, qa(&dnfroot.join("root/.rpmdb")));
 }
 
 /// Removes a file when dropped (the sample config is shared with the repo).

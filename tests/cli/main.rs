@@ -42,6 +42,7 @@ mod repodata_load;
 mod repos_mirrors;
 mod repos_options;
 mod selinux_labels;
+mod rpmdb_tree;
 mod solver_diff;
 mod solver_dnf;
 mod solver_vercmp_oracle;

@@ -192,6 +192,45 @@ fn build_commits_records_and_detects_no_change() {
     let osr = std::fs::read_to_string(co.join("usr/lib/os-release")).unwrap();
     assert!(osr.contains(&format!("OSTREE_VERSION='{id}'")), "{osr}");
 
+    // The commit's rpm database lists exactly the commit metadata's packages.
+    let out = Command::new("rpm")
+        .arg("--dbpath")
+        .arg(co.join("usr/share/rpm"))
+        .args([
+            "-qa",
+            "--qf",
+            "%{NAME} %{EPOCHNUM} %{VERSION} %{RELEASE} %{ARCH}\n",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut from_db: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    from_db.sort();
+    let mut from_meta: Vec<String> = cm["rpmostree.rpmdb.pkglist"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let f: Vec<&str> = e
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_str().unwrap())
+                .collect();
+            f.join(" ")
+        })
+        .collect();
+    from_meta.sort();
+    assert_eq!(from_db, from_meta);
+    assert!(from_db.len() >= 7, "{from_db:?}");
+
     // images.ostree imports back into a fresh repo with the same commit.
     let art = &meta["images"]["ostree"];
     let file = dir.join(art["path"].as_str().unwrap());
@@ -250,6 +289,37 @@ fn build_commits_records_and_detects_no_change() {
     assert!(d["from"].as_str().unwrap().ends_with(".dev.1"), "{d}");
     // Same packages in all three builds.
     assert_eq!(d["changes"], serde_json::json!([]), "{d}");
+
+    // diff --rpmdb reads the commits' rpm databases: a package dropped from
+    // the older build's commitmeta.json is a change only without it, and a
+    // commitmeta.json without the list falls back to the database.
+    let cm_path = |id: &str| wd.join("builds").join(id).join("x86_64/commitmeta.json");
+    let edit = |id: &str, f: &dyn Fn(&mut serde_json::Value)| {
+        let p = cm_path(id);
+        let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        f(&mut v);
+        std::fs::write(&p, serde_json::to_vec(&v).unwrap()).unwrap();
+    };
+    let diff_json = |extra: &[&str]| -> serde_json::Value {
+        let out = run(cosa(&wd).args(["diff", "--json"]).args(extra), true);
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let from = d["from"].as_str().unwrap().to_string();
+    edit(&from, &|v| {
+        v["rpmostree.rpmdb.pkglist"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|e| e[0] != "busybox")
+    });
+    let added = |d: &serde_json::Value| {
+        d["changes"][0]["name"] == "busybox" && d["changes"][0]["kind"] == "added"
+    };
+    assert!(added(&diff_json(&[])), "{}", diff_json(&[]));
+    assert_eq!(diff_json(&["--rpmdb"])["changes"], serde_json::json!([]));
+    edit("1.20990101.dev.9", &|v| {
+        v.as_object_mut().unwrap().remove("rpmostree.rpmdb.pkglist");
+    });
+    assert!(added(&diff_json(&[])), "{}", diff_json(&[]));
 
     // prune --keep 1: the store and the repo shrink, fsck stays clean.
     run(cosa(&wd).args(["prune", "--keep", "1"]), true);
