@@ -61,10 +61,6 @@ pub struct InstallReport {
     pub packages: usize,
     pub files: u64,
     pub bytes: u64,
-    /// Per package (NEVRA), the header indexes of the files rpm would mark
-    /// "not installed": documentation with `documentation: false` and
-    /// other languages' files with `install-langs` (for the rpm database).
-    pub not_installed: BTreeMap<String, Vec<u32>>,
     /// Whether systemd-sysusers ran (treefile `sysusers`).
     pub sysusers_ran: bool,
     /// "package %pre" entries that ran.
@@ -123,22 +119,6 @@ struct Planned {
     /// Stripped-cpio only: payload size per header index (0 for hardlinks but the last).
     stripped_sizes: Vec<u64>,
     scripts: Vec<Scriptlet>,
-    /// Header indexes of files left out by policy (docs, languages).
-    not_installed: Vec<u32>,
-}
-
-/// rpm's `%_install_langs` test for a file's `|`-separated languages: an
-/// unmarked file is always installed, else one of its languages must be a
-/// prefix of one of `langs` (`en` matches `en_US`).
-pub fn lang_wanted(file_langs: &str, langs: &[String]) -> bool {
-    if file_langs.is_empty() || langs.iter().any(|l| l == "all") {
-        return true;
-    }
-    langs.iter().any(|want| {
-        file_langs
-            .split('|')
-            .any(|l| !l.is_empty() && want.starts_with(l))
-    })
 }
 
 /// Normalize a payload or header path: strip `./` and `/`, drop `.` and
@@ -199,7 +179,6 @@ fn read_plan(meta: &PackageMeta, rpm_path: &Path, opts: &InstallOptions) -> Resu
             .unwrap_or_default(),
         None => Vec::new(),
     };
-    let mut not_installed = Vec::new();
     let mut entries = Vec::with_capacity(files.len());
     let mut by_path = HashMap::with_capacity(files.len());
     for (i, fe) in files.iter().enumerate() {
@@ -210,12 +189,9 @@ fn read_plan(meta: &PackageMeta, rpm_path: &Path, opts: &InstallOptions) -> Resu
         let removed = removes.iter().any(|r| r.is_match(&format!("/{path}")));
         let doc = flags.contains(rpm::FileFlags::DOC) && !opts.documentation;
         let other_lang = match (&opts.install_langs, langs.get(i)) {
-            (Some(want), Some(l)) => !lang_wanted(l, want),
+            (Some(want), Some(l)) => !crate::rpm::lang_wanted(l, want),
             _ => false,
         };
-        if (doc || other_lang) && !ghost {
-            not_installed.push(i as u32);
-        }
         let kind = match fe.file_type() {
             rpm::FileType::Dir => EntryKind::Dir,
             rpm::FileType::Regular => EntryKind::File {
@@ -272,7 +248,6 @@ fn read_plan(meta: &PackageMeta, rpm_path: &Path, opts: &InstallOptions) -> Resu
         by_path,
         stripped_sizes,
         scripts,
-        not_installed,
     })
 }
 
@@ -785,11 +760,6 @@ pub fn install(
     progress.finish(&format!("{} packages", plans.len()));
     dir_times(dest, &dirs, &plans)?;
     let mut report = InstallReport {
-        not_installed: plans
-            .iter()
-            .filter(|p| !p.not_installed.is_empty())
-            .map(|p| (p.nevra.clone(), p.not_installed.clone()))
-            .collect(),
         packages: plans.len(),
         files: counts.iter().map(|c| c.0).sum(),
         bytes: counts.iter().map(|c| c.1).sum(),

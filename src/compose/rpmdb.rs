@@ -74,6 +74,7 @@ pub fn write_tree_rpmdb(
         skips: FileSkips {
             documentation: tf.documentation,
             remove_from_packages: super::tree::remove_from_packages(tf)?,
+            install_langs: super::tree::install_langs(tf),
         },
     };
     let dir = tree.join(RPMDB_DIR);

@@ -34,15 +34,7 @@ pub fn compose_tree(
         },
         basearch: resolved.arch.clone(),
         previous_ids,
-        install_langs: tf
-            .other
-            .get("install-langs")
-            .and_then(|v| v.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_str().map(str::to_string))
-                    .collect()
-            }),
+        install_langs: install_langs(tf),
         sysusers: super::sysusers::Sysusers::from_treefile(
             tf.other.get("sysusers").and_then(|v| v.as_str()),
         )?,
@@ -112,6 +104,18 @@ fn apply_ostree_layers(
         }
     }
     Ok(())
+}
+
+/// The treefile's `install-langs` (`None`: every language).
+pub(crate) fn install_langs(tf: &Treefile) -> Option<Vec<String>> {
+    tf.other
+        .get("install-langs")
+        .and_then(|v| v.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
 }
 
 /// The treefile's `remove-from-packages`: (package name, path regexes).

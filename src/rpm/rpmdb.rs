@@ -73,6 +73,7 @@ pub mod tag {
     pub const OLDFILENAMES: u32 = 1027;
     pub const FILESTATES: u32 = 1029;
     pub const FILEFLAGS: u32 = 1037;
+    pub const FILELANGS: u32 = 1097;
     pub const SOURCERPM: u32 = 1044;
     pub const ARCHIVESIZE: u32 = 1046;
     pub const PROVIDENAME: u32 = 1047;
@@ -590,6 +591,8 @@ pub struct FileSkips {
     pub documentation: bool,
     /// (package name, regexes of paths) removed by `remove-from-packages`.
     pub remove_from_packages: Vec<(String, Vec<regex::Regex>)>,
+    /// treefile `install-langs`: files of other languages were not installed.
+    pub install_langs: Option<Vec<String>>,
 }
 
 /// How to write the database.
@@ -658,6 +661,10 @@ fn db_header(h: &PackageHeaders, name: &str, pos: u32, opts: &WriteOptions) -> R
     let paths = h.main.file_paths()?;
     if !paths.is_empty() {
         let flags = h.main.u32s(tag::FILEFLAGS)?;
+        let langs = match &opts.skips.install_langs {
+            Some(_) => h.main.strings(tag::FILELANGS)?,
+            None => Vec::new(),
+        };
         let removes: Vec<&regex::Regex> = opts
             .skips
             .remove_from_packages
@@ -671,7 +678,11 @@ fn db_header(h: &PackageHeaders, name: &str, pos: u32, opts: &WriteOptions) -> R
             .map(|(i, p)| {
                 let doc = flags.get(i).is_some_and(|f| f & FILE_DOC != 0);
                 let removed = removes.iter().any(|r| r.is_match(p));
-                if (doc && !opts.skips.documentation) || removed {
+                let other_lang = match (&opts.skips.install_langs, langs.get(i)) {
+                    (Some(want), Some(l)) => !super::lang_wanted(l, want),
+                    _ => false,
+                };
+                if (doc && !opts.skips.documentation) || removed || other_lang {
                     STATE_NOTINSTALLED
                 } else {
                     STATE_NORMAL

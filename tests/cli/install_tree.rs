@@ -223,8 +223,25 @@ fn install_langs_matches_rpm() {
         ..Default::default()
     };
     let ours = t.path().join("ours");
-    let r = cosa::compose::install::install(&ours, &[(meta, rpm.clone())], &o).unwrap();
-    assert_eq!(r.not_installed.values().map(Vec::len).sum::<usize>(), 3);
+    let pkgs = [(meta, rpm.clone())];
+    cosa::compose::install::install(&ours, &pkgs, &o).unwrap();
+    // The rpm database records the left-out files as rpm does.
+    let db = ours.join("usr/share/rpm");
+    std::fs::create_dir_all(&db).unwrap();
+    cosa::rpm::rpmdb::write(
+        &db.join("rpmdb.sqlite"),
+        &pkgs,
+        &cosa::rpm::rpmdb::WriteOptions {
+            timestamp: 1_700_000_000,
+            arch: "x86_64".into(),
+            skips: cosa::rpm::rpmdb::FileSkips {
+                documentation: true,
+                remove_from_packages: vec![],
+                install_langs: Some(langs.to_vec()),
+            },
+        },
+    )
+    .unwrap();
 
     let theirs = t.path().join("theirs");
     std::fs::create_dir_all(&theirs).unwrap();
@@ -252,7 +269,44 @@ fn install_langs_matches_rpm() {
         v
     };
     let ours_files = files(&ours);
-    assert_eq!(ours_files, files(&theirs));
+    let mut theirs_files = files(&theirs);
+    theirs_files.retain(|f| !f.starts_with("usr/share/rpm"));
+    let ours_files: Vec<String> = ours_files
+        .into_iter()
+        .filter(|f| !f.starts_with("usr/share/rpm"))
+        .collect();
+    assert_eq!(ours_files, theirs_files);
+    let states = |root: &std::path::Path, dbpath: &str| {
+        let o = Command::new("rpm")
+            .arg("--root")
+            .arg(root)
+            .args([
+                "--dbpath",
+                dbpath,
+                "-q",
+                "--qf",
+                "[%{FILESTATES:fstate} %{FILENAMES}\\n]",
+                "langs",
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let s = states(&ours, "/usr/share/rpm");
+    assert_eq!(s, states(&theirs, "/var/lib/rpm"));
+    assert_eq!(s.matches("not installed").count(), 3, "{s}");
+    let v = Command::new("rpm")
+        .arg("--root")
+        .arg(&ours)
+        .args(["--dbpath", "/usr/share/rpm", "-V", "langs"])
+        .output()
+        .unwrap();
+    assert!(
+        v.status.success(),
+        "rpm -V: {}",
+        String::from_utf8_lossy(&v.stdout)
+    );
     // `de` is a prefix of de_DE; `en_US` is not one of `en`.
     assert!(
         ours_files.contains(&"usr/share/locale/de/m.mo".to_string()),

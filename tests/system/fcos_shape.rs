@@ -273,9 +273,15 @@ fn fcos_shaped_config_builds_and_boots() {
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
     let bls = debugfs_cat(129, "/loader/entries/ostree-1-cosa-fcos.conf");
-    assert!(bls.contains(" mitigations=auto,nosmt panic=5 ignition.platform.id=qemu"), "{bls}");
+    assert!(
+        bls.contains(" mitigations=auto,nosmt panic=5 ignition.platform.id=qemu"),
+        "{bls}"
+    );
     let commit = meta["ostree-commit"].as_str().unwrap();
-    let origin = debugfs_cat(513, &format!("/ostree/deploy/cosa-fcos/deploy/{commit}.0.origin"));
+    let origin = debugfs_cat(
+        513,
+        &format!("/ostree/deploy/cosa-fcos/deploy/{commit}.0.origin"),
+    );
     assert_eq!(origin, format!("[origin]\nrefspec=fedora:{REF}\n"));
     std::fs::remove_file(&raw).unwrap();
 
