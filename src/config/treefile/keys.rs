@@ -295,22 +295,6 @@ pub(super) fn check_passwd_shape(src: &Source, key: &str, v: Value) -> Result<Va
     Ok(Value::Object(map))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn key_tables_do_not_overlap() {
-        for (k, _, _) in OTHER_KEYS {
-            assert!(!TYPED_KEYS.contains(k), "{k}");
-            assert!(!DERIVE_KEYS.contains(k), "{k}");
-        }
-        for k in TYPED_KEYS {
-            assert!(!DERIVE_KEYS.contains(k), "{k}");
-        }
-    }
-}
-
 /// Why cosa does not act on `key` set to `value`, or `None` when it does
 /// (the list in README, "Real configs").
 pub(super) fn not_acted(key: &str, value: &Value) -> Option<String> {
@@ -334,4 +318,20 @@ pub(super) fn not_acted(key: &str, value: &Value) -> Option<String> {
         _ => return None,
     };
     Some(why.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_tables_do_not_overlap() {
+        for (k, _, _) in OTHER_KEYS {
+            assert!(!TYPED_KEYS.contains(k), "{k}");
+            assert!(!DERIVE_KEYS.contains(k), "{k}");
+        }
+        for k in TYPED_KEYS {
+            assert!(!DERIVE_KEYS.contains(k), "{k}");
+        }
+    }
 }
