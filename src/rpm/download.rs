@@ -597,7 +597,9 @@ pub fn fetch_packages(
         return Ok(paths);
     }
     // Keys first: a repo whose keys cannot be loaded fails before any download.
-    let keys = load_repo_keys(dl, todo.iter().map(|(_, r, _)| *r))?;
+    let needed: std::collections::HashSet<&str> =
+        todo.iter().map(|(_, r, _)| r.id.as_str()).collect();
+    let keys = load_repo_keys(dl, repos.iter(), &needed)?;
     let items: Vec<Item> = todo.iter().map(|(i, _, _)| i.clone()).collect();
     let results = dl.fetch_many("Downloading packages", &items);
     let results: Vec<Result<()>> = results
@@ -624,15 +626,40 @@ fn is_cached(path: &Path, size: u64) -> bool {
     }
 }
 
-/// The verifier of each gpgcheck repo among `repos`, by id.
+/// The verifier of each gpgcheck repo among `repos`, by id. A gpgcheck
+/// repo without `gpgkey=` is checked against the keys of all the other
+/// repos, as dnf and rpm-ostree check it against the one keyring every
+/// repo's keys are imported into (fedora-coreos-config's
+/// fedora-coreos-pool.repo relies on this); with no key anywhere it is an
+/// error.
 fn load_repo_keys<'a>(
     dl: &Downloader,
     repos: impl Iterator<Item = &'a LoadedRepo>,
+    needed: &std::collections::HashSet<&str>,
 ) -> Result<HashMap<&'a str, rpm::signature::pgp::Verifier>> {
+    let repos: Vec<&LoadedRepo> = repos.collect();
+    let mut all_keys: Vec<String> = Vec::new();
+    for r in &repos {
+        for k in split_keys(&r.gpgkeys) {
+            if !all_keys.iter().any(|a| a == k) {
+                all_keys.push(k.to_string());
+            }
+        }
+    }
     let mut out = HashMap::new();
     for repo in repos {
-        if repo.gpgcheck && !out.contains_key(repo.id.as_str()) {
-            out.insert(repo.id.as_str(), repo_verifier(dl, repo)?);
+        if repo.gpgcheck && needed.contains(repo.id.as_str()) && !out.contains_key(repo.id.as_str())
+        {
+            let v = if split_keys(&repo.gpgkeys).is_empty() && !all_keys.is_empty() {
+                tracing::info!(
+                    "repo {} has gpgcheck=1 and no gpgkey: checking its packages against the other repos' keys",
+                    repo.id
+                );
+                keys_verifier(dl, &repo.id, &all_keys, "gpgcheck")?
+            } else {
+                repo_verifier(dl, repo)?
+            };
+            out.insert(repo.id.as_str(), v);
         }
     }
     Ok(out)

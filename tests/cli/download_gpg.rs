@@ -309,3 +309,48 @@ fn signed_package_with_altered_payload_is_refused() {
     );
     assert!(!cache_path(cache.path(), &meta).exists());
 }
+
+/// fedora-coreos-config's pool repo has gpgcheck=1 and no gpgkey: its
+/// packages are checked against the other repos' keys, as dnf checks them
+/// against the keyring all repos' keys go into.
+#[test]
+fn gpgcheck_without_keys_uses_the_other_repos_keys() {
+    let (good, other) = keys();
+    let root = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let key = root.path().join("good.asc");
+    std::fs::write(&key, &good.public).unwrap();
+    let main = repo_of(
+        &root.path().join("main"),
+        "main",
+        &[(spec("base"), Some(good))],
+    );
+    let pool = repo_of(
+        &root.path().join("pool"),
+        "pool",
+        &[
+            (spec("pooled"), Some(good)),
+            (spec("stranger"), Some(other)),
+        ],
+    );
+    let repos = [
+        gpg_repo(
+            "main",
+            file_url(&root.path().join("main")),
+            vec![format!("file://{}", key.display())],
+        ),
+        gpg_repo("pool", file_url(&root.path().join("pool")), vec![]),
+    ];
+    let dl = fast_downloader(1);
+    let ok: Vec<PackageMeta> = [&main[0], &pool[0]]
+        .iter()
+        .map(|(m, _)| m.clone())
+        .collect();
+    fetch_packages(&dl, cache.path(), &repos, &ok).unwrap();
+    let bad: Vec<PackageMeta> = vec![pool[1].0.clone()];
+    let msg = format!(
+        "{:#}",
+        fetch_packages(&dl, cache.path(), &repos, &bad).unwrap_err()
+    );
+    assert!(msg.contains("stranger"), "{msg}");
+}
