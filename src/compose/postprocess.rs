@@ -107,8 +107,9 @@ pub struct PostprocessReport {
 
 impl PostprocessReport {
     pub(crate) fn warn(&mut self, msg: impl Into<String>) {
+        // The caller prints the report's warnings once, at the end.
         let msg = msg.into();
-        tracing::warn!("{msg}");
+        tracing::debug!("{msg}");
         self.warnings.push(msg);
     }
 
