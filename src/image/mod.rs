@@ -300,7 +300,9 @@ pub fn build_images(b: &ImageBuild, platforms: &[String]) -> Result<Vec<MadeImag
     let image = ImageConfig::load(b.config_dir)?;
     if image.rootfs_substituted() {
         eprintln!(
-            "note: image.yaml asks for rootfs {:?}; cosa makes ext4 (built from a directory, no mounts)",
+            "note: image.yaml asks for rootfs {:?}; cosa makes the root file system as ext4, because \
+             it is built from a directory without mounts and mkfs.xfs cannot make an OSTree \
+             deployment's hardlinks and xattrs that way (recorded in meta.json as rootfs-fstype)",
             image.rootfs
         );
     }

@@ -253,8 +253,16 @@ fn fcos_shaped_config_builds_and_boots() {
     assert_eq!(ij["compressor"], "xz");
 
     // The image: image-base.yaml's kargs, the origin through ostree-remote.
+    // Read meta.json again: the images were added after the commit.
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("meta.json")).unwrap()).unwrap();
+    cosa::store::meta::validate(&meta).unwrap();
     let qemu = dir.join(meta["images"]["qemu"]["path"].as_str().unwrap());
     assert!(qemu.exists());
+    // rootfs: xfs is made as ext4, said on stderr and in meta.json.
+    assert_eq!(meta["images"]["qemu"]["rootfs-fstype"], "ext4");
+    assert_eq!(meta["images"]["qemu"]["rootfs-fstype-requested"], "xfs");
+    assert!(build.contains("cosa makes the root file system as ext4"), "{build}");
     let raw = t.path().join("disk.raw");
     let o = Command::new("qemu-img")
         .args(["convert", "-O", "raw"])
