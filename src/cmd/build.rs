@@ -215,7 +215,7 @@ pub fn run(global: &GlobalOpts, opts: BuildOpts) -> Result<()> {
         ),
         None => (None, None),
     };
-    let previous_ids = prev_passwd.clone().zip(prev_group.clone());
+    let previous_ids = tree::previous_ids(tf, prev_passwd.clone(), prev_group.clone());
     let report = tree::compose_tree(
         &wd,
         &resolved,

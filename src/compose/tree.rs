@@ -106,6 +106,18 @@ fn apply_ostree_layers(
     Ok(())
 }
 
+/// The previous build's `/usr/lib/passwd` and `/usr/lib/group` to put in
+/// place before the scriptlets, unless the treefile's `preserve-passwd`
+/// (default true) is false.
+pub fn previous_ids(
+    tf: &Treefile,
+    passwd: Option<String>,
+    group: Option<String>,
+) -> Option<(String, String)> {
+    let preserve = tf.other.get("preserve-passwd").and_then(|v| v.as_bool()) != Some(false);
+    if preserve { passwd.zip(group) } else { None }
+}
+
 /// The treefile's `install-langs` (`None`: every language).
 pub(crate) fn install_langs(tf: &Treefile) -> Option<Vec<String>> {
     tf.other
@@ -151,4 +163,34 @@ fn overlay_dirs(wd: &Workdir) -> Result<Vec<PathBuf>> {
     }
     dirs.push(wd.overrides_rootfs());
     Ok(dirs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preserve_passwd_decides_whether_previous_ids_carry_over() {
+        let d = tempfile::tempdir().unwrap();
+        let load = |text: &str| {
+            let p = d.path().join("m.yaml");
+            std::fs::write(&p, text).unwrap();
+            crate::config::treefile::load(&p, "x86_64").unwrap()
+        };
+        let ids = || (Some("p".to_string()), Some("g".to_string()));
+        let tf = load("ref: r\n");
+        assert_eq!(
+            previous_ids(&tf, ids().0, ids().1),
+            Some(("p".into(), "g".into()))
+        );
+        let tf = load("ref: r\npreserve-passwd: false\n");
+        assert_eq!(previous_ids(&tf, ids().0, ids().1), None);
+        let tf = load("ref: r\ncontainer: true\n");
+        assert_eq!(
+            previous_ids(&tf, ids().0, ids().1),
+            None,
+            "container: true implies it"
+        );
+        assert_eq!(previous_ids(&load("ref: r\n"), None, ids().1), None);
+    }
 }

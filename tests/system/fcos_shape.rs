@@ -262,7 +262,10 @@ fn fcos_shaped_config_builds_and_boots() {
     // rootfs: xfs is made as ext4, said on stderr and in meta.json.
     assert_eq!(meta["images"]["qemu"]["rootfs-fstype"], "ext4");
     assert_eq!(meta["images"]["qemu"]["rootfs-fstype-requested"], "xfs");
-    assert!(build.contains("cosa makes the root file system as ext4"), "{build}");
+    assert!(
+        build.contains("cosa makes the root file system as ext4"),
+        "{build}"
+    );
     let raw = t.path().join("disk.raw");
     let o = Command::new("qemu-img")
         .args(["convert", "-O", "raw"])
