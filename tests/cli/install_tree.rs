@@ -261,7 +261,7 @@ fn install_langs_matches_rpm() {
         String::from_utf8_lossy(&out.stderr)
     );
     let files = |root: &std::path::Path| -> Vec<String> {
-        let mut v: Vec<String> = walk_files(&root.join("usr/share"))
+        let mut v: Vec<String> = crate::download_common::files_under(&root.join("usr/share"))
             .into_iter()
             .map(|p| p.strip_prefix(root).unwrap().display().to_string())
             .collect();
@@ -314,17 +314,4 @@ fn install_langs_matches_rpm() {
     );
     assert!(ours_files.contains(&"usr/share/locale/pt_BR/m.mo".to_string()));
     assert!(!ours_files.contains(&"usr/share/locale/fr/m.mo".to_string()));
-}
-
-fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk_files(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }

@@ -28,6 +28,17 @@ pub fn run(cmd: &mut Command, ok: bool) -> Output {
     out
 }
 
+/// Debian's ostree on the workdir's repo; its stdout (panics on failure).
+pub fn ostree(wd: &Path, args: &[&str]) -> String {
+    let o = run(
+        Command::new("ostree")
+            .arg(format!("--repo={}", wd.join("tmp/repo").display()))
+            .args(args),
+        true,
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }

@@ -130,18 +130,3 @@ pub fn json(p: &Path) -> serde_json::Value {
 pub fn out(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
-
-/// Debian's ostree on the workdir's repo.
-pub fn ostree(wd: &Path, args: &[&str]) -> String {
-    let o = Command::new("ostree")
-        .arg(format!("--repo={}", wd.join("tmp/repo").display()))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "ostree {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}

@@ -26,20 +26,6 @@ fn build(wd: &Path, repo: &Path, args: &[&str], ok: bool) -> String {
     ))
 }
 
-fn ostree(wd: &Path, args: &[&str]) -> String {
-    let out = Command::new("ostree")
-        .arg(format!("--repo={}", wd.join("tmp/repo").display()))
-        .args(args)
-        .output()
-        .expect("ostree runs");
-    assert!(
-        out.status.success(),
-        "ostree {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn builds_json(wd: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(wd.join("builds/builds.json")).unwrap()).unwrap()
 }

@@ -46,20 +46,6 @@ fn gpg(home: &Path, args: &[&str]) {
     );
 }
 
-fn ostree(wd: &Path, args: &[&str]) -> String {
-    let out = Command::new("ostree")
-        .arg(format!("--repo={}", wd.join("tmp/repo").display()))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ostree {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[test]
 fn fcos_shaped_config_builds_and_boots() {
     use cosa::rpm::fixture::{RepoCompression, createrepo};

@@ -224,20 +224,6 @@ fn upload(wd: &Path, s3: &S3Server, prefix: &str, extra: &[&str]) -> String {
     ))
 }
 
-fn ostree_ok(wd: &Path, args: &[&str]) -> String {
-    let out = Command::new("ostree")
-        .arg(format!("--repo={}", wd.join("tmp/repo").display()))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ostree {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// The files of a build arch dir, by name, with their bytes' sha256.
 fn dir_files(dir: &Path) -> Vec<(String, String)> {
     let mut v: Vec<(String, String)> = std::fs::read_dir(dir)
@@ -318,8 +304,8 @@ fn upload_then_fetch_into_an_empty_workdir_is_byte_identical() {
     // The commit is in tmp/repo and the real ostree accepts it.
     let meta = builds_json(&dir2.join("meta.json"));
     let commit = meta["ostree-commit"].as_str().unwrap();
-    assert!(ostree_ok(&wd2, &["fsck"]).contains("no errors"));
-    assert!(ostree_ok(&wd2, &["show", commit]).contains(&id));
+    assert!(ostree(&wd2, &["fsck"]).contains("no errors"));
+    assert!(ostree(&wd2, &["show", commit]).contains(&id));
     // `cosa list` sees it.
     let list = run(cosa(&wd2).args(["list", "--json"]), true);
     assert!(String::from_utf8_lossy(&list.stdout).contains(commit));
@@ -641,7 +627,7 @@ fn fetch_from_a_local_path_and_over_http() {
         .as_str()
         .unwrap()
         .to_string();
-    assert!(ostree_ok(&wd2, &["show", &commit]).contains(&id));
+    assert!(ostree(&wd2, &["show", &commit]).contains(&id));
     // The fetched build goes on: a disk image from its imported commit.
     run(cosa(&wd2).arg("buildextend-qemu"), true);
     let m2 = builds_json(&wd2.join("builds").join(&id).join("x86_64/meta.json"));
@@ -664,7 +650,7 @@ fn fetch_from_a_local_path_and_over_http() {
         dir_files(&wd3.join("builds").join(&id).join("x86_64")),
         want
     );
-    assert!(ostree_ok(&wd3, &["fsck"]).contains("no errors"));
+    assert!(ostree(&wd3, &["fsck"]).contains("no errors"));
     // A second fetch keeps what is there.
     let out = run(
         cosa(&wd3).args(["buildfetch", "--url", &format!("http://127.0.0.1:{port}")]),
