@@ -226,13 +226,7 @@ fn translate(pcre: &str) -> String {
         let c = b[i];
         match c {
             b'\\' if i + 1 < b.len() => {
-                let n = b[i + 1];
-                if n.is_ascii_alphanumeric() {
-                    out.push('\\');
-                    out.push(n as char);
-                } else {
-                    out.push_str(&regex::escape(&(n as char).to_string()));
-                }
+                push_escape(b[i + 1], &mut out);
                 i += 2;
                 continue;
             }
@@ -255,6 +249,17 @@ fn translate(pcre: &str) -> String {
         i += 1;
     }
     out
+}
+
+/// A PCRE escape `\\n` in Rust regex syntax: letters and digits keep their
+/// meaning, anything else is that character literally.
+fn push_escape(n: u8, out: &mut String) {
+    if n.is_ascii_alphanumeric() {
+        out.push('\\');
+        out.push(n as char);
+    } else {
+        out.push_str(&regex::escape(&(n as char).to_string()));
+    }
 }
 
 /// Copy the character class starting at `b[start] == '['`; returns the
@@ -280,13 +285,7 @@ fn translate_class(b: &[u8], start: usize, out: &mut String) -> usize {
                 return i + 1;
             }
             b'\\' if i + 1 < b.len() => {
-                let n = b[i + 1];
-                if n.is_ascii_alphanumeric() {
-                    out.push('\\');
-                    out.push(n as char);
-                } else {
-                    out.push_str(&regex::escape(&(n as char).to_string()));
-                }
+                push_escape(b[i + 1], out);
                 i += 2;
                 continue;
             }
