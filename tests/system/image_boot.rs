@@ -119,7 +119,9 @@ fn dump_ext4(disk: &Path, offset: u64, dest: &Path) {
             let ft = e.file_type().unwrap();
             if ft.is_dir() {
                 stack.push(e.path());
-            } else if ft.is_file() {
+            } else if ft.is_file() || ft.is_symlink() {
+                // Symlinks carry SELinux labels too, and a bare repo's
+                // symlink objects are checksummed with them.
                 files.push(e.path());
             }
         }
@@ -142,7 +144,9 @@ fn dump_ext4(disk: &Path, offset: u64, dest: &Path) {
         } else if let (Some(p), Some((name, value))) = (&current, line.trim().split_once(" = ")) {
             let name = name.split(" (").next().unwrap();
             let bytes: Vec<u8> = if let Some(s) = value.strip_prefix('"') {
-                s.trim_end_matches('"').as_bytes().to_vec()
+                // debugfs prints a string value with C escapes: the NUL
+                // that ends an SELinux label is `\000`.
+                unescape(s.strip_suffix('"').unwrap_or(s))
             } else {
                 value
                     .split_whitespace()
@@ -154,6 +158,30 @@ fn dump_ext4(disk: &Path, offset: u64, dest: &Path) {
         }
     }
     let _ = restored;
+}
+
+/// `\NNN` (octal) and `\\` escapes as debugfs prints them.
+fn unescape(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 4]).unwrap(), 8).unwrap();
+            out.push(v);
+            i += 4;
+        } else if b[i] == b'\\' && i + 1 < b.len() {
+            out.push(b[i + 1]);
+            i += 2;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    out
 }
 
 #[test]
