@@ -81,10 +81,7 @@ pub fn run(global: &GlobalOpts, opts: BuildOpts) -> Result<()> {
     wd.ensure_dirs()?;
     let lock = WorkdirLock::acquire(&wd.root)?;
     let builds_dir = wd.builds_dir();
-    let recovery = builds::recover(&builds_dir, &lock)?;
-    for p in &recovery.removed {
-        eprintln!("Removed leftover of an interrupted run: {}", p.display());
-    }
+    builds::recover(&builds_dir, &lock)?.report();
     let mut builds = match BuildsJson::load(&builds_dir) {
         Ok(b) => b,
         Err(_) if !builds_dir.join("builds.json").exists() => builds::init(&builds_dir)?,

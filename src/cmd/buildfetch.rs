@@ -34,7 +34,7 @@ pub fn run(global: &GlobalOpts, opts: BuildfetchOpts) -> Result<()> {
     let lock = WorkdirLock::acquire(&wd.root)?;
     let builds_dir = wd.builds_dir();
     builds::init(&builds_dir)?;
-    builds::recover(&builds_dir, &lock)?;
+    builds::recover(&builds_dir, &lock)?.report();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(JOBS)
         .thread_name("cosa-fetch")
@@ -141,8 +141,7 @@ async fn fetch_arch(
         .get_bytes(&meta_rel)
         .await?
         .with_context(|| format!("{} does not exist", src.describe(&meta_rel)))?;
-    let m: Meta = serde_json::from_slice(&meta_bytes)
-        .with_context(|| format!("parsing {}", src.describe(&meta_rel)))?;
+    let m = Meta::parse(&meta_bytes, &src.describe(&meta_rel))?;
     ensure!(
         m.buildid == id,
         "{} is for build {}, not {id}",

@@ -109,6 +109,13 @@ impl BuildsJson {
                 b.schema_version
             );
         }
+        // Ids and arch names become paths: check them where they enter.
+        for (i, e) in b.builds.iter().enumerate() {
+            super::names::build_id(&e.id).with_context(|| format!("builds[{i}]"))?;
+            for a in &e.arches {
+                super::names::arch(a).with_context(|| format!("builds[{i}] ({}): arches", e.id))?;
+            }
+        }
         Ok(b)
     }
 
@@ -282,23 +289,9 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
         .with_context(|| format!("syncing directory {}", dir.display()))
 }
 
-/// Check that `id` can name a directory under builds/.
+/// Check that `id` can name a directory under builds/ (see [`super::names`]).
 pub fn check_build_id(id: &str) -> Result<()> {
-    if id.is_empty()
-        || id == "."
-        || id == ".."
-        || id == LATEST
-        || id == BUILDS_JSON
-        || id.starts_with('.')
-        || id.contains('/')
-        || id.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
-        bail!(
-            "invalid build id {id:?}: it must be non-empty, not start with '.', \
-             and have no '/' or whitespace, and not be \"latest\""
-        );
-    }
-    Ok(())
+    super::names::build_id(id)
 }
 
 /// A build being written: a staging directory `builds/.tmp-build-*` that
@@ -343,38 +336,96 @@ impl StagedBuild {
             );
         }
         let id_dir = builds_dir.join(id);
+        // Markers say "made by cosa, not listed yet": recovery removes a
+        // marked directory that builds.json does not list, and nothing else.
+        let new_id_dir = !id_dir.exists();
         fs::create_dir_all(&id_dir).with_context(|| format!("creating {}", id_dir.display()))?;
+        if new_id_dir {
+            write_marker(&id_dir)?;
+        }
         let dest = id_dir.join(arch);
         if dest.exists() {
-            // Unlisted leftovers of a killed run: not a build, safe to replace.
+            if !dest.join(UNPUBLISHED).exists() {
+                bail!(
+                    "{} exists but builds.json does not list it, and cosa did not leave it \
+                     (no {UNPUBLISHED} marker); move it away or pass another --version",
+                    dest.display()
+                );
+            }
             fs::remove_dir_all(&dest)
                 .with_context(|| format!("removing unlisted {}", dest.display()))?;
         }
         let staged = self.dir.keep();
+        write_marker(&staged)?;
         fs::rename(&staged, &dest)
             .with_context(|| format!("renaming {} to {}", staged.display(), dest.display()))?;
         sync_dir(&id_dir)?;
         sync_dir(builds_dir)?;
         builds.insert_build(id, arch)?;
         builds.bump_timestamp_and_write(builds_dir)?;
+        // Listed: the markers have done their job.
+        remove_marker(&dest)?;
+        remove_marker(&id_dir)?;
         set_latest(builds_dir, builds.latest())
     }
 }
 
-/// What [`recover`] removed.
+/// The marker in a build or arch directory that cosa has put in place but
+/// not yet listed in builds.json, or is about to delete (prune): recovery
+/// may remove such a directory when builds.json does not list it.
+pub const UNPUBLISHED: &str = ".cosa-unpublished";
+
+pub(crate) fn write_marker(dir: &Path) -> Result<()> {
+    let p = dir.join(UNPUBLISHED);
+    fs::write(&p, b"").with_context(|| format!("writing {}", p.display()))?;
+    fs::File::open(&p)
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("syncing {}", p.display()))
+}
+
+fn remove_marker(dir: &Path) -> Result<()> {
+    match fs::remove_file(dir.join(UNPUBLISHED)) {
+        Ok(()) => sync_dir(dir),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("removing the marker in {}", dir.display())),
+    }
+}
+
+/// What [`recover`] removed, and what it found and left alone.
 #[derive(Debug, Default, PartialEq)]
 pub struct Recovery {
-    /// Paths removed (temp files, staging dirs, unlisted build dirs).
+    /// Paths removed (temp files, staging dirs, build dirs an interrupted
+    /// run put in place without listing them).
     pub removed: Vec<PathBuf>,
+    /// Directories under builds/ that builds.json does not list and cosa did
+    /// not make (no marker): reported, never deleted.
+    pub kept: Vec<PathBuf>,
     /// Whether `builds/latest` was rewritten or removed.
     pub latest_fixed: bool,
 }
 
+impl Recovery {
+    /// Tell the user what recovery did and what it left alone.
+    pub fn report(&self) {
+        for p in &self.removed {
+            eprintln!("Removed leftover of an interrupted run: {}", p.display());
+        }
+        for p in &self.kept {
+            eprintln!(
+                "warning: {} is not listed in builds.json and was not made by cosa; left alone",
+                p.display()
+            );
+        }
+    }
+}
+
 /// Startup recovery after a killed run, under the workdir lock: remove temp
 /// files and staging dirs under builds/, build and arch dirs that builds.json
-/// does not list (half-made builds), and point `latest` at builds.json's
-/// newest build. Without a builds.json only temp entries are removed: with no
-/// list to trust, no build directory is deleted.
+/// does not list and that carry cosa's [`UNPUBLISHED`] marker (renamed into
+/// place by a run killed before it listed them), and point `latest` at
+/// builds.json's newest build. Unlisted directories without the marker are
+/// not cosa's: they are reported in [`Recovery::kept`] and left alone.
+/// Without a builds.json only temp entries are removed.
 pub fn recover(builds_dir: &Path, _lock: &WorkdirLock) -> Result<Recovery> {
     let mut rec = Recovery::default();
     if !builds_dir.is_dir() {
@@ -397,10 +448,11 @@ pub fn recover(builds_dir: &Path, _lock: &WorkdirLock) -> Result<Recovery> {
             continue;
         }
         match builds.get(&name) {
-            None => {
+            None if path.join(UNPUBLISHED).exists() => {
                 remove_any(&path, true)?;
                 rec.removed.push(path);
             }
+            None => rec.kept.push(path),
             Some(b) => recover_build_dir(&path, b, &mut rec)?,
         }
     }
@@ -418,14 +470,20 @@ pub fn recover(builds_dir: &Path, _lock: &WorkdirLock) -> Result<Recovery> {
 /// temp files left by atomic writes in it and in its arch dirs.
 fn recover_build_dir(dir: &Path, build: &BuildEntry, rec: &mut Recovery) -> Result<()> {
     let arches: BTreeSet<&str> = build.arches.iter().map(String::as_str).collect();
+    // A listed build: a marker left by a run killed just after listing it.
+    remove_marker(dir)?;
     for entry in read_dir_sorted(dir)? {
         let name = entry.file_name().to_string_lossy().into_owned();
         let path = entry.path();
         let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
-        if name.starts_with(TMP_PREFIX) || (is_dir && !arches.contains(name.as_str())) {
+        let unlisted_arch = is_dir && !arches.contains(name.as_str());
+        if unlisted_arch && !path.join(UNPUBLISHED).exists() {
+            rec.kept.push(path);
+        } else if name.starts_with(TMP_PREFIX) || unlisted_arch {
             remove_any(&path, is_dir)?;
             rec.removed.push(path);
         } else if is_dir {
+            remove_marker(&path)?;
             for e in read_dir_sorted(&path)? {
                 if e.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
                     let d = e.file_type().map(|t| t.is_dir()).unwrap_or(false);

@@ -309,15 +309,36 @@ impl Meta {
 
     /// Read and parse a meta.json file.
     pub fn read(path: &Path) -> Result<Meta> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+        let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        Meta::parse(&text, &path.display().to_string())
+    }
+
+    /// Parse meta.json bytes (`what` names where they come from), checking
+    /// the names that become paths: the build id, the commit checksum and
+    /// every artifact's file name.
+    pub fn parse(bytes: &[u8], what: &str) -> Result<Meta> {
+        let m: Meta = serde_json::from_slice(bytes).with_context(|| format!("parsing {what}"))?;
+        m.check_names().with_context(|| format!("in {what}"))?;
+        Ok(m)
+    }
+
+    /// See [`Meta::parse`].
+    pub fn check_names(&self) -> Result<()> {
+        use super::names;
+        names::build_id(&self.buildid).context("buildid")?;
+        names::commit_checksum(&self.ostree_commit).context("ostree-commit")?;
+        for (k, a) in &self.images {
+            names::artifact_file(&a.path).with_context(|| format!("images.{k}.path"))?;
+        }
+        Ok(())
     }
 
     /// Validate, then write atomically (temp + rename).
     pub fn write(&self, path: &Path) -> Result<()> {
         let v = self.to_value()?;
         validate(&v).with_context(|| format!("refusing to write {}", path.display()))?;
+        self.check_names()
+            .with_context(|| format!("refusing to write {}", path.display()))?;
         util::write_json_atomic(path, &v).with_context(|| format!("writing {}", path.display()))
     }
 }
@@ -445,12 +466,14 @@ pub fn set_in_file(path: &Path, assignments: &[&str]) -> Result<Value> {
             .with_context(|| format!("--set {a:?}: expected KEY=VALUE"))?;
         set_key(&mut v, k, val).with_context(|| format!("setting {k} in {}", path.display()))?;
     }
-    validate(&v).with_context(|| {
+    let refuse = || {
         format!(
             "refusing to write {}: the edit would make it invalid",
             path.display()
         )
-    })?;
+    };
+    validate(&v).with_context(refuse)?;
+    Meta::parse(&serde_json::to_vec(&v)?, &path.display().to_string()).with_context(refuse)?;
     util::write_json_atomic(path, &v).with_context(|| format!("writing {}", path.display()))?;
     Ok(v)
 }

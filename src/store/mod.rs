@@ -25,6 +25,7 @@ pub mod builds;
 pub mod diff;
 pub mod lock;
 pub mod meta;
+pub mod names;
 pub mod prune;
 pub mod version;
 

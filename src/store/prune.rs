@@ -140,6 +140,14 @@ pub fn prune(builds_dir: &Path, plan: &PrunePlan, _lock: &WorkdirLock) -> Result
         .filter(|c| !kept.contains(c) && seen.insert(c.clone()))
         .collect();
 
+    // Mark the directories first: once builds.json no longer lists them, a
+    // kill before they are deleted leaves them for recovery to remove.
+    for p in &result.removed {
+        let dir = builds_dir.join(&p.id);
+        if dir.is_dir() {
+            builds::write_marker(&dir)?;
+        }
+    }
     builds.bump_timestamp_and_write(builds_dir)?;
     builds::set_latest(builds_dir, builds.latest())?;
 

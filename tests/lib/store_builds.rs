@@ -198,11 +198,17 @@ fn recovery_removes_half_made_builds_and_fixes_latest() {
     let staging = StagedBuild::new(&bd, &lock).unwrap();
     fs::write(staging.path().join("meta.json"), "{").unwrap();
     std::mem::forget(staging);
-    // a build dir renamed into place but not yet listed,
+    // a build dir renamed into place but not yet listed (with cosa's markers),
     fs::create_dir_all(bd.join("2/x86_64")).unwrap();
     fs::write(bd.join("2/x86_64/meta.json"), "{}").unwrap();
+    fs::write(bd.join("2").join(builds::UNPUBLISHED), "").unwrap();
+    fs::write(bd.join("2/x86_64").join(builds::UNPUBLISHED), "").unwrap();
     // a second arch renamed into a listed build but not listed,
     fs::create_dir_all(bd.join("1/aarch64")).unwrap();
+    fs::write(bd.join("1/aarch64").join(builds::UNPUBLISHED), "").unwrap();
+    // and directories that are not cosa's (no marker): kept.
+    fs::create_dir_all(bd.join("1/riscv64")).unwrap();
+    fs::create_dir_all(bd.join("notes")).unwrap();
     // temp files of interrupted atomic writes,
     fs::write(bd.join(".tmpAbC123"), "partial builds.json").unwrap();
     fs::write(bd.join("1/x86_64/.tmpXyZ987"), "partial meta.json").unwrap();
@@ -214,16 +220,15 @@ fn recovery_removes_half_made_builds_and_fixes_latest() {
     let rec = builds::recover(&bd, &lock).unwrap();
     assert!(rec.latest_fixed);
     assert_eq!(rec.removed.len(), 5, "{:?}", rec.removed);
-    assert_eq!(list(&bd), ["1", "README", "builds.json", "latest"]);
-    assert_eq!(list(&bd.join("1")), ["x86_64"]);
+    assert_eq!(rec.kept, [bd.join("1/riscv64"), bd.join("notes")]);
+    assert_eq!(list(&bd), ["1", "README", "builds.json", "latest", "notes"]);
+    assert_eq!(list(&bd.join("1")), ["riscv64", "x86_64"]);
     assert_eq!(list(&bd.join("1/x86_64")), ["meta.json"]);
     assert_eq!(builds::read_latest(&bd).as_deref(), Some("1"));
 
     // Idempotent, and the next build succeeds.
-    assert_eq!(
-        builds::recover(&bd, &lock).unwrap(),
-        builds::Recovery::default()
-    );
+    let again = builds::recover(&bd, &lock).unwrap();
+    assert!(again.removed.is_empty() && !again.latest_fixed, "{again:?}");
     stage(&bd, &lock, "2")
         .publish(&bd, "2", "x86_64", &lock)
         .unwrap();

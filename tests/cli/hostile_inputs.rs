@@ -1,0 +1,160 @@
+//! Inputs crafted by a hostile store or user (issue "Hardening"): each is
+//! refused with a message naming the object, and nothing outside the
+//! working directory (a sentinel tree beside it) changes.
+
+use crate::common::*;
+use std::path::{Path, PathBuf};
+
+/// Every path under `root` with its size: a snapshot to compare.
+fn snapshot(root: &Path) -> Vec<(PathBuf, u64)> {
+    let mut v: Vec<(PathBuf, u64)> = crate::download_common::files_under(root)
+        .into_iter()
+        .map(|p| {
+            let n = std::fs::symlink_metadata(&p).map(|m| m.len()).unwrap_or(0);
+            (p, n)
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// A source store in a local directory with one build whose names are
+/// given, and a working directory beside it.
+fn store(t: &Path, id: &str, arch: &str, artifact_path: &str) -> (PathBuf, PathBuf) {
+    let src = t.join("src");
+    let dir = src.join("builds").join(id).join(arch);
+    std::fs::create_dir_all(&dir).unwrap_or(());
+    std::fs::write(
+        src.join("builds/builds.json"),
+        serde_json::json!({"schema-version": "1.0.0", "builds": [{"id": id, "arches": [arch]}]})
+            .to_string(),
+    )
+    .unwrap();
+    let meta = serde_json::json!({
+        "buildid": id, "name": "os", "ostree-commit": "a".repeat(64),
+        "ostree-version": id, "ostree-timestamp": "2024-01-01T00:00:00Z",
+        "images": {"ostree": {"path": artifact_path, "sha256": "0".repeat(64), "size": 1}},
+    });
+    if dir.is_dir() {
+        std::fs::write(dir.join("meta.json"), meta.to_string()).unwrap();
+    }
+    let wd = t.join("wd");
+    std::fs::create_dir_all(&wd).unwrap();
+    run(
+        cosa(&wd)
+            .args(["init", "--transient"])
+            .arg(crate::common::config_dir(t, "ref: r\n", t)),
+        true,
+    );
+    (src, wd)
+}
+
+#[test]
+fn buildfetch_refuses_names_that_leave_the_store() {
+    for (id, arch, path, want) in [
+        (
+            "1",
+            "../../../x",
+            "f.ociarchive",
+            "invalid architecture name \"../../../x\"",
+        ),
+        (
+            "../../escape",
+            "x86_64",
+            "f.ociarchive",
+            "invalid build id \"../../escape\"",
+        ),
+        (
+            "1",
+            "x86_64",
+            "../../../../etc/passwd",
+            "images.ostree.path",
+        ),
+    ] {
+        let t = tempfile::tempdir().unwrap();
+        let (src, wd) = store(t.path(), id, arch, path);
+        let sentinel = t.path().join("sentinel");
+        std::fs::create_dir_all(sentinel.join("etc")).unwrap();
+        std::fs::write(sentinel.join("etc/keep"), "k").unwrap();
+        let before = snapshot(t.path());
+        let out = run(
+            cosa(&wd)
+                .args(["buildfetch", "--url"])
+                .arg(&src)
+                .args(["--arch", "all", "--build", id]),
+            false,
+        );
+        let e = stderr(&out);
+        assert!(e.contains(want), "{want} missing in: {e}");
+        // Nothing outside wd/ changed.
+        let after: Vec<_> = snapshot(t.path())
+            .into_iter()
+            .filter(|(p, _)| !p.starts_with(&wd))
+            .collect();
+        let before: Vec<_> = before
+            .into_iter()
+            .filter(|(p, _)| !p.starts_with(&wd))
+            .collect();
+        assert_eq!(before, after, "files outside the working directory changed");
+    }
+}
+
+#[test]
+fn meta_set_refuses_paths_outside_the_build() {
+    let t = tempfile::tempdir().unwrap();
+    let (_, wd) = store(t.path(), "1", "x86_64", "f.ociarchive");
+    // A listed build of our own to edit.
+    let bd = wd.join("builds/1/x86_64");
+    std::fs::create_dir_all(&bd).unwrap();
+    std::fs::copy(
+        t.path().join("src/builds/1/x86_64/meta.json"),
+        bd.join("meta.json"),
+    )
+    .unwrap();
+    std::fs::write(
+        wd.join("builds/builds.json"),
+        r#"{"schema-version": "1.0.0", "builds": [{"id": "1", "arches": ["x86_64"]}]}"#,
+    )
+    .unwrap();
+    let before = std::fs::read(bd.join("meta.json")).unwrap();
+    for (set, want) in [
+        (
+            "images.ostree.path=../../../../victim",
+            "images.ostree.path",
+        ),
+        ("buildid=../x", "buildid"),
+    ] {
+        let e = stderr(&run(
+            cosa(&wd).args(["meta", "--build", "1", "--set", set]),
+            false,
+        ));
+        assert!(e.contains(want) && e.contains("refusing"), "{set}: {e}");
+        assert_eq!(std::fs::read(bd.join("meta.json")).unwrap(), before);
+    }
+}
+
+#[test]
+fn build_store_recovery_keeps_directories_cosa_did_not_make() {
+    let t = tempfile::tempdir().unwrap();
+    let (_, wd) = store(t.path(), "1", "x86_64", "f.ociarchive");
+    let bd = wd.join("builds");
+    std::fs::write(
+        bd.join("builds.json"),
+        r#"{"schema-version": "1.0.0", "builds": []}"#,
+    )
+    .unwrap();
+    // A directory a user put there, and a complete build builds.json lost.
+    std::fs::create_dir_all(bd.join("my-notes")).unwrap();
+    std::fs::write(bd.join("my-notes/todo"), "keep me").unwrap();
+    std::fs::create_dir_all(bd.join("41.1/x86_64")).unwrap();
+    std::fs::write(bd.join("41.1/x86_64/meta.json"), "{}").unwrap();
+    // One an interrupted cosa run renamed into place (it carries the marker).
+    std::fs::create_dir_all(bd.join("42.0/x86_64")).unwrap();
+    std::fs::write(bd.join("42.0/.cosa-unpublished"), "").unwrap();
+    std::fs::write(bd.join("42.0/x86_64/.cosa-unpublished"), "").unwrap();
+    let lock = cosa::store::WorkdirLock::acquire(&wd).unwrap();
+    let rec = cosa::store::builds::recover(&bd, &lock).unwrap();
+    assert_eq!(rec.removed, [bd.join("42.0")]);
+    assert_eq!(rec.kept, [bd.join("41.1"), bd.join("my-notes")]);
+    assert!(bd.join("my-notes/todo").exists() && bd.join("41.1/x86_64/meta.json").exists());
+}
