@@ -113,8 +113,12 @@ pub fn run(global: &GlobalOpts, opts: BuildOpts) -> Result<()> {
     // 2. Nothing changed? Compare the input hash with the newest build's.
     let previous = previous_build(&builds_dir, &builds, &arch)?;
     let metas: Vec<PackageMeta> = pkgs.iter().map(|(m, _)| m.clone()).collect();
-    let inputhash =
-        inputhash::input_hash(&arch, &metas, &[&wd.config_dir(), &wd.overrides_rootfs()])?;
+    let inputhash = inputhash::input_hash(
+        &arch,
+        &metas,
+        &[&wd.config_dir(), &wd.overrides_rootfs()],
+        &input_files(tf, &image_config),
+    )?;
     if let Some(prev) = &previous {
         if !opts.force && prev.meta.rpm_ostree_inputhash.as_deref() == Some(inputhash.as_str()) {
             let missing: Vec<String> = platforms
@@ -453,6 +457,30 @@ fn config_git(dir: &Path) -> (Option<String>, bool) {
 }
 
 /// The commit metadata rpm-ostree writes, plus `add-commit-metadata`.
+/// Files the build reads besides the config directory's own: treefiles and
+/// image.yaml files (an include may leave the directory), add-files
+/// sources, postprocess-script, check-passwd/check-groups files.
+fn input_files(
+    tf: &crate::config::treefile::Treefile,
+    image: &crate::config::image::ImageConfig,
+) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<std::path::PathBuf> = tf.files.clone();
+    v.extend(image.files.iter().cloned());
+    v.extend(tf.add_files.iter().map(|(src, _)| src.clone()));
+    v.extend(tf.postprocess_script.iter().cloned());
+    for key in ["check-passwd", "check-groups"] {
+        if let Some(f) = tf
+            .other
+            .get(key)
+            .and_then(|c| c.get("filename"))
+            .and_then(|f| f.as_str())
+        {
+            v.push(f.into());
+        }
+    }
+    v
+}
+
 fn commit_metadata(
     resolved: &resolve::Resolved,
     pkgs: &[PackageMeta],

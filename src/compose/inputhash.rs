@@ -3,7 +3,7 @@
 
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
@@ -11,10 +11,18 @@ use sha2::{Digest, Sha256};
 use crate::rpm::PackageMeta;
 
 /// sha256 over: the cosa version, the target arch, every package's name and
-/// digest (in install order), and the content of the config directory
+/// digest (in install order), the content of the config directory
 /// (manifests, repo files, lockfiles, overlays, scripts; `.git` excluded)
-/// and of `overrides/rootfs`.
-pub fn input_hash(arch: &str, pkgs: &[PackageMeta], dirs: &[&Path]) -> Result<String> {
+/// and of `overrides/rootfs`, and the content of every file in `files` (the
+/// treefiles and image.yaml files read, add-files sources, scripts, check
+/// files) that lies outside those directories, such as an
+/// `include: ../common.yaml`.
+pub fn input_hash(
+    arch: &str,
+    pkgs: &[PackageMeta],
+    dirs: &[&Path],
+    files: &[PathBuf],
+) -> Result<String> {
     let mut h = Sha256::new();
     h.update(format!("cosa {}\narch {arch}\n", env!("CARGO_PKG_VERSION")));
     for p in pkgs {
@@ -30,6 +38,20 @@ pub fn input_hash(arch: &str, pkgs: &[PackageMeta], dirs: &[&Path]) -> Result<St
         if d.exists() {
             hash_dir(&mut h, d, d)?;
         }
+    }
+    let canon_dirs: Vec<PathBuf> = dirs.iter().filter_map(|d| d.canonicalize().ok()).collect();
+    let mut n = 0;
+    for f in files {
+        let c = f
+            .canonicalize()
+            .with_context(|| format!("reading {} for the input hash", f.display()))?;
+        if canon_dirs.iter().any(|d| c.starts_with(d)) {
+            continue;
+        }
+        let data = std::fs::read(&c).with_context(|| format!("reading {}", c.display()))?;
+        h.update(format!("outside {n} {}\n", data.len()));
+        h.update(&data);
+        n += 1;
     }
     Ok(hex::encode(h.finalize()))
 }
@@ -84,12 +106,28 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let d = t.path();
         std::fs::write(d.join("manifest.yaml"), "packages: [a]\n").unwrap();
-        let a = input_hash("x86_64", &[], &[d]).unwrap();
+        let a = input_hash("x86_64", &[], &[d], &[]).unwrap();
         std::fs::create_dir(d.join(".git")).unwrap();
         std::fs::write(d.join(".git/HEAD"), "x").unwrap();
-        assert_eq!(a, input_hash("x86_64", &[], &[d]).unwrap());
+        assert_eq!(a, input_hash("x86_64", &[], &[d], &[]).unwrap());
         std::fs::write(d.join("manifest.yaml"), "packages: [b]\n").unwrap();
-        assert_ne!(a, input_hash("x86_64", &[], &[d]).unwrap());
-        assert_ne!(a, input_hash("aarch64", &[], &[d]).unwrap());
+        assert_ne!(a, input_hash("x86_64", &[], &[d], &[]).unwrap());
+        assert_ne!(a, input_hash("aarch64", &[], &[d], &[]).unwrap());
+    }
+
+    #[test]
+    fn files_outside_the_config_count_inside_ones_do_not_twice() {
+        let t = tempfile::tempdir().unwrap();
+        let cfg = t.path().join("config");
+        std::fs::create_dir(&cfg).unwrap();
+        std::fs::write(cfg.join("manifest.yaml"), "include: ../common.yaml\n").unwrap();
+        let common = t.path().join("common.yaml");
+        std::fs::write(&common, "packages: [a]\n").unwrap();
+        let files = [cfg.join("manifest.yaml"), common.clone()];
+        let a = input_hash("x86_64", &[], &[&cfg], &files).unwrap();
+        // Listing the inside file changes nothing: the directory covers it.
+        assert_eq!(a, input_hash("x86_64", &[], &[&cfg], &files[1..]).unwrap());
+        std::fs::write(&common, "packages: [b]\n").unwrap();
+        assert_ne!(a, input_hash("x86_64", &[], &[&cfg], &files).unwrap());
     }
 }

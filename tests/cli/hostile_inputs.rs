@@ -158,3 +158,69 @@ fn build_store_recovery_keeps_directories_cosa_did_not_make() {
     assert_eq!(rec.kept, [bd.join("41.1"), bd.join("my-notes")]);
     assert!(bd.join("my-notes/todo").exists() && bd.join("41.1/x86_64/meta.json").exists());
 }
+
+/// An include outside the config directory is part of the input hash: a
+/// change in it is a change (it used to give "No changes" and a stale build).
+#[test]
+fn include_outside_the_config_counts_as_input() {
+    use cosa::rpm::fixture::*;
+    let t = tempfile::tempdir().unwrap();
+    let repo = t.path().join("repo");
+    make_repo(
+        &repo,
+        &[
+            PkgSpec::new("app", "1").file(FileSpec::file("/usr/share/app", "1")),
+            PkgSpec::new("tool", "1").file(FileSpec::file("/usr/share/tool", "1")),
+        ],
+        RepoCompression::Gz,
+    )
+    .unwrap();
+    let cfg = crate::common::config_dir(
+        t.path(),
+        "ref: test/${basearch}\nrepos: [test]\ninclude: ../common.yaml\n",
+        &repo,
+    );
+    let common = t.path().join("common.yaml");
+    std::fs::write(&common, "packages: [app]\n").unwrap();
+    let wd = init_transient(t.path(), &cfg);
+    let build = |ok: bool| stderr(&run(cosa(&wd).args(["build", "ostree"]), ok));
+    build(true);
+    assert!(build(true).contains("No changes"));
+    std::fs::write(&common, "packages: [app, tool]\n").unwrap();
+    let e = build(true);
+    assert!(!e.contains("No changes"), "{e}");
+    // A FIFO as an include is refused, not read forever.
+    let fifo = t.path().join("fifo.yaml");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::fs::write(
+        cfg.join("manifest.yaml"),
+        "ref: test/${basearch}\nrepos: [test]\ninclude: ../fifo.yaml\n",
+    )
+    .unwrap();
+    let e = build(false);
+    assert!(
+        e.contains("fifo.yaml") && e.contains("not a regular file"),
+        "{e}"
+    );
+}
+
+/// A treefile key with no value is still checked by name.
+#[test]
+fn unknown_key_without_a_value_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let cfg = crate::common::config_dir(t.path(), "ref: r\nfrobnicate:\n", t.path());
+    let e = format!(
+        "{:#}",
+        cosa::config::treefile::load(&cfg.join("manifest.yaml"), "x86_64").unwrap_err()
+    );
+    assert!(
+        e.contains("frobnicate") && e.contains("manifest.yaml"),
+        "{e}"
+    );
+}

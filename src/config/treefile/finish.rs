@@ -152,6 +152,7 @@ pub(super) fn finish(
         variables,
         other: layer.other,
         other_at: layer.other_at,
+        files: Vec::new(),
     })
 }
 

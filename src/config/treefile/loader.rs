@@ -17,16 +17,40 @@ const INCLUDE_MAXDEPTH: usize = 50;
 
 /// Load the file `top` (an absolute path) and everything it includes, for
 /// `basearch`: the merged layer and the accumulated variables.
-pub(super) fn load_layers(top: &Path, basearch: &str) -> Result<(Layer, BTreeMap<String, Value>)> {
+#[allow(clippy::type_complexity)]
+pub(super) fn load_layers(
+    top: &Path,
+    basearch: &str,
+) -> Result<(Layer, BTreeMap<String, Value>, Vec<PathBuf>)> {
     let mut loader = Loader {
         basearch,
         topdir: top.parent().map(Path::to_path_buf).unwrap_or_default(),
         stack: Vec::new(),
         seen: BTreeMap::new(),
         variables: BTreeMap::new(),
+        files: Vec::new(),
     };
     let layer = loader.load_recursive(top, None)?;
-    Ok((layer, loader.variables))
+    Ok((layer, loader.variables, loader.files))
+}
+
+/// Largest treefile cosa reads (a FIFO or /dev/zero is refused, not read forever).
+const MAX_TREEFILE_BYTES: u64 = 16 << 20;
+
+/// Read a treefile: a regular file (after symlinks) of sane size.
+pub(super) fn read_treefile(path: &Path) -> Result<String> {
+    let md = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+    if !md.is_file() {
+        bail!("{}: not a regular file", path.display());
+    }
+    if md.len() > MAX_TREEFILE_BYTES {
+        bail!(
+            "{}: {} bytes is more than a treefile may have ({MAX_TREEFILE_BYTES})",
+            path.display(),
+            md.len()
+        );
+    }
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
 }
 
 /// Parse a YAML or JSON file into a top-level map, naming line and column
@@ -91,6 +115,8 @@ struct Loader<'a> {
     seen: BTreeMap<PathBuf, Option<PathBuf>>,
     /// rpm-ostree's accumulated `variables`: the includer overrides.
     variables: BTreeMap<String, Value>,
+    /// Every file read, in load order (canonical paths).
+    files: Vec<PathBuf>,
 }
 
 impl Loader<'_> {
@@ -134,6 +160,7 @@ impl Loader<'_> {
         }
         self.seen
             .insert(canon.clone(), includer.map(Path::to_path_buf));
+        self.files.push(canon.clone());
         self.stack.push(canon);
         let result = self.load_file(path);
         self.stack.pop();
@@ -141,8 +168,7 @@ impl Loader<'_> {
     }
 
     fn load_file(&mut self, path: &Path) -> Result<Layer> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading treefile {}", path.display()))?;
+        let text = read_treefile(path).context("reading a treefile")?;
         let (map, yaml) = read_map(path, &text)?;
         let src = Source {
             file: path,

@@ -90,6 +90,8 @@ pub struct Treefile {
     pub other: BTreeMap<String, serde_json::Value>,
     /// `file:line` where each key of `other` was set.
     pub other_at: BTreeMap<String, String>,
+    /// Every treefile read (the top one and its includes), in load order.
+    pub files: Vec<PathBuf>,
 }
 
 impl Treefile {
@@ -111,6 +113,8 @@ impl Treefile {
 pub fn load(path: &Path, basearch: &str) -> Result<Treefile> {
     let top = std::path::absolute(path)
         .with_context(|| format!("reading treefile {}", path.display()))?;
-    let (layer, variables) = loader::load_layers(&top, basearch)?;
-    finish::finish(top, layer, variables)
+    let (layer, variables, files) = loader::load_layers(&top, basearch)?;
+    let mut tf = finish::finish(top, layer, variables)?;
+    tf.files = files;
+    Ok(tf)
 }

@@ -57,7 +57,16 @@ pub(super) fn parse_layer(
 ) -> Result<Layer> {
     let mut layer = Layer::default();
     let mut map = migrate_legacy_keys(src, map)?;
-    // Keys set to null count as unset (serde's `Option` behaviour).
+    // Keys set to null count as unset (serde's `Option` behaviour), but an
+    // unknown key is refused even when it has no value.
+    for (k, v) in &map {
+        let known = is_known_key(k)
+            || DERIVE_KEYS.contains(&k.as_str())
+            || (k.starts_with("packages-") && !k.starts_with("packages-local"));
+        if v.is_null() && !known {
+            return Err(unknown_key(src, k));
+        }
+    }
     map.retain(|_, v| !v.is_null());
     if let Some(tree_arch) = map.get("basearch") {
         let tree_arch = want_str(src, "basearch", tree_arch)?;
