@@ -301,12 +301,7 @@ pub fn run(global: &GlobalOpts, opts: BuildOpts) -> Result<()> {
         eprintln!("Signed {commit} with GPG key {key} (treefile key gpg-key)");
     }
     repo.sync()?;
-    repo.set_ref(&ref_, &commit)?;
-    repo.update_summary()?;
-    eprintln!(
-        "Committed {commit} to {ref_} in {:.1}s",
-        t.elapsed().as_secs_f64()
-    );
+    eprintln!("Committed {commit} in {:.1}s", t.elapsed().as_secs_f64());
 
     // 6. The build directory, staged then published.
     let staged = StagedBuild::new(&builds_dir, &lock)?;
@@ -390,6 +385,11 @@ pub fn run(global: &GlobalOpts, opts: BuildOpts) -> Result<()> {
     };
     m.write(&staged.path().join(meta::META_JSON))?;
     staged.publish(&builds_dir, &version, &arch, &lock)?;
+    // The ref moves only once the build is recorded: a failed build leaves
+    // it where the last recorded build put it.
+    repo.set_ref(&ref_, &commit)?;
+    repo.update_summary()?;
+    eprintln!("{ref_} now points at {commit}");
     builds = BuildsJson::load(&builds_dir)?;
     eprintln!(
         "Build {version} is in {}",

@@ -73,12 +73,18 @@ pub fn parse(version: &str) -> Result<StreamVersion> {
             .with_context(|| format!("version {version}: {what} {:?} is too large", &caps[i]))
     };
     validate_date(&caps[2]).with_context(|| format!("version {version}"))?;
-    Ok(StreamVersion {
+    let v = StreamVersion {
         releasever: num(1, "release version")?,
         date: caps[2].parse().context("date digits")?,
         stream_code: num(3, "stream code")?,
         revision: num(4, "revision")?,
-    })
+    };
+    // One spelling per version: `1.20260101.02.00` would sit beside
+    // `1.20260101.2.0` in releases.json as another release.
+    if v.to_string() != version {
+        bail!("version {version:?} is not written canonically (no leading zeros): write {v}");
+    }
+    Ok(v)
 }
 
 /// Validate a stream version; see [`parse`].
@@ -181,6 +187,22 @@ pub fn build_version(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_canonical_versions_parse() {
+        assert_eq!(
+            parse("1.20260101.2.0").unwrap().to_string(),
+            "1.20260101.2.0"
+        );
+        for bad in ["1.20260101.02.00", "01.20260101.2.0", "1.20260101.2.00"] {
+            let e = format!("{:#}", parse(bad).unwrap_err());
+            assert!(
+                e.contains("canonically") && e.contains("1.20260101.2.0"),
+                "{bad}: {e}"
+            );
+        }
+        assert!(ensure_new("1.20260101.02.00", &["x"]).is_err());
+    }
 
     #[test]
     fn leap_years() {

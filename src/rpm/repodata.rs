@@ -545,6 +545,58 @@ pub struct RepomdData {
     pub open_size: Option<u64>,
 }
 
+/// Checks that an XML document is complete: its root element is `root`,
+/// and the input does not end inside an element (a truncated download
+/// parses as far as it goes and must not be taken for the whole).
+struct Complete {
+    root: &'static str,
+    depth: usize,
+    seen_root: bool,
+}
+
+impl Complete {
+    fn new(root: &'static str) -> Complete {
+        Complete {
+            root,
+            depth: 0,
+            seen_root: false,
+        }
+    }
+
+    fn start(&mut self, e: &BytesStart) -> Result<()> {
+        if self.depth == 0 {
+            let name = e.local_name();
+            let name: &str = name.as_ref();
+            if name != self.root {
+                bail!(
+                    "the document's root element is <{name}>, not <{}>",
+                    self.root
+                );
+            }
+            self.seen_root = true;
+        }
+        self.depth += 1;
+        Ok(())
+    }
+
+    fn end(&mut self) {
+        self.depth = self.depth.saturating_sub(1);
+    }
+
+    fn finish(&self) -> Result<()> {
+        if !self.seen_root {
+            bail!(
+                "no <{}> element: the document is empty or not {0} metadata",
+                self.root
+            );
+        }
+        if self.depth != 0 {
+            bail!("the document ends inside <{}> (truncated)", self.root);
+        }
+        Ok(())
+    }
+}
+
 /// The parts of repomd.xml that cosa uses.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Repomd {
@@ -560,12 +612,21 @@ impl Repomd {
         let mut field: Option<String> = None;
         let mut sum_kind = String::new();
         let mut text = String::new();
+        let mut complete = Complete::new("repomd");
         loop {
             let ev = reader
                 .read_event()
                 .with_context(|| format!("at byte {}", reader.error_position()))?;
+            if let Event::Start(e) = &ev {
+                complete.start(e)?;
+            } else if let Event::End(_) = &ev {
+                complete.end();
+            }
             match ev {
-                Event::Eof => break,
+                Event::Eof => {
+                    complete.finish()?;
+                    break;
+                }
                 Event::Start(e) | Event::Empty(e) => {
                     let name = e.local_name();
                     match name.as_ref() {
@@ -765,13 +826,22 @@ pub fn parse_primary(input: impl BufRead, repo: &str) -> Result<Vec<PackageMeta>
     let mut list: Option<DepList> = None;
     let mut field: Option<Field> = None;
     let mut text = String::new();
+    let mut complete = Complete::new("metadata");
     loop {
         let ev = match reader.read_event_into(&mut buf) {
             Ok(ev) => ev,
             Err(e) => bail!("XML error at byte {}: {e}", reader.error_position()),
         };
+        if let Event::Start(e) = &ev {
+            complete.start(e)?;
+        } else if let Event::End(_) = &ev {
+            complete.end();
+        }
         match ev {
-            Event::Eof => break,
+            Event::Eof => {
+                complete.finish()?;
+                break;
+            }
             Event::Start(e) => {
                 if let Some(p) = cur.as_mut() {
                     field = primary_start(p, &mut list, &e, false)
@@ -961,13 +1031,22 @@ pub fn parse_filelists(input: impl BufRead) -> Result<HashMap<String, FileList>>
     let mut cur: Option<(String, FileList)> = None;
     let mut in_file = false;
     let mut text = String::new();
+    let mut complete = Complete::new("filelists");
     loop {
         let ev = match reader.read_event_into(&mut buf) {
             Ok(ev) => ev,
             Err(e) => bail!("XML error at byte {}: {e}", reader.error_position()),
         };
+        if let Event::Start(e) = &ev {
+            complete.start(e)?;
+        } else if let Event::End(_) = &ev {
+            complete.end();
+        }
         match ev {
-            Event::Eof => break,
+            Event::Eof => {
+                complete.finish()?;
+                break;
+            }
             Event::Start(e) => match e.local_name().as_ref() {
                 "package" => {
                     let id =
@@ -1221,6 +1300,19 @@ mod tests {
         let md = Repomd::parse("<repomd><revision>123</revision></repomd>").unwrap();
         assert_eq!(md.timestamp(), Some(123));
         assert!(Repomd::parse("<repomd><data type='x'><size>zz</size></data></repomd>").is_err());
+        // Truncated, unclosed, or not a repomd at all: refused, not read as
+        // a repomd.xml without filelists.
+        let cut = &REPOMD[..REPOMD.len() / 2];
+        let e = format!("{:#}", Repomd::parse(cut).unwrap_err());
+        assert!(e.contains("truncated") || e.contains("not closed"), "{e}");
+        let unclosed = REPOMD.replace("</repomd>", "");
+        let e = format!("{:#}", Repomd::parse(&unclosed).unwrap_err());
+        assert!(e.contains("truncated"), "{e}");
+        assert!(format!("{:#}", Repomd::parse("").unwrap_err()).contains("no <repomd>"));
+        assert!(format!("{:#}", Repomd::parse("<html></html>").unwrap_err()).contains("<html>"));
+        let e =
+            parse_primary(&b"<metadata><package type='rpm'><name>a</name>"[..], "r").unwrap_err();
+        assert!(format!("{e:#}").contains("truncated"), "{e:#}");
     }
 
     const PRIMARY: &str = r#"<?xml version="1.0" encoding="UTF-8"?>

@@ -224,3 +224,43 @@ fn unknown_key_without_a_value_is_refused() {
         "{e}"
     );
 }
+
+/// A build that fails after its commit is written does not move the ref:
+/// refs move only when the build is recorded in builds.json.
+#[test]
+fn failed_build_leaves_the_ref_alone() {
+    use cosa::rpm::fixture::*;
+    let t = tempfile::tempdir().unwrap();
+    let repo = t.path().join("repo");
+    make_repo(
+        &repo,
+        &[PkgSpec::new("app", "1").file(FileSpec::file("/usr/share/app", "1"))],
+        RepoCompression::Gz,
+    )
+    .unwrap();
+    let cfg = crate::common::config_dir(
+        t.path(),
+        "ref: test/r\nrepos: [test]\npackages: [app]\n",
+        &repo,
+    );
+    let wd = init_transient(t.path(), &cfg);
+    run(
+        cosa(&wd).args(["build", "ostree", "--version", "1.0"]),
+        true,
+    );
+    let before = ostree(&wd, &["rev-parse", "test/r"]);
+    // Something that is not cosa's sits where the next build would go.
+    std::fs::create_dir_all(wd.join("builds/2.0/x86_64")).unwrap();
+    std::fs::write(wd.join("builds/2.0/x86_64/mine"), "x").unwrap();
+    std::fs::write(cfg.join("extra"), "changed input").unwrap();
+    let e = stderr(&run(
+        cosa(&wd).args(["build", "ostree", "--version", "2.0"]),
+        false,
+    ));
+    assert!(
+        e.contains("builds/2.0/x86_64") && e.contains("not list"),
+        "{e}"
+    );
+    assert_eq!(ostree(&wd, &["rev-parse", "test/r"]), before);
+    assert!(wd.join("builds/2.0/x86_64/mine").exists());
+}
