@@ -127,16 +127,26 @@ fn create_parent(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// `RFC 3339`, epoch seconds or `now`.
+/// `RFC 3339`, epoch seconds or `now`, between 2000 and 2200 (a rollout
+/// outside that is a typo, e.g. milliseconds given as seconds).
 fn parse_time(s: &str, now: i64) -> Result<i64> {
-    if s == "now" {
-        return Ok(now);
+    const MIN: i64 = 946_684_800; // 2000-01-01T00:00:00Z
+    const MAX: i64 = 7_258_118_400; // 2200-01-01T00:00:00Z
+    let t = if s == "now" {
+        now
+    } else if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        s.parse().with_context(|| format!("time {s:?}"))?
+    } else {
+        time::parse_rfc3339(s)
+            .with_context(|| format!("time {s:?}: expected RFC 3339, epoch seconds or `now`"))?
+    };
+    if !(MIN..MAX).contains(&t) {
+        bail!(
+            "time {s:?} is {}, outside 2000..2200: not a plausible rollout time",
+            time::format_rfc3339(t.clamp(-62_135_596_800, 253_402_300_799))
+        );
     }
-    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-        return s.parse().with_context(|| format!("time {s:?}"));
-    }
-    time::parse_rfc3339(s)
-        .with_context(|| format!("time {s:?}: expected RFC 3339, epoch seconds or `now`"))
+    Ok(t)
 }
 
 /// Minutes from `90`, `90m`, `48h` or `2d`.
@@ -426,10 +436,18 @@ mod tests {
         assert_eq!(parse_duration_minutes("2d").unwrap(), 2 * 24 * 60);
         assert!(parse_duration_minutes("0m").is_err());
         assert!(parse_duration_minutes("h").is_err());
-        assert_eq!(parse_time("now", 5).unwrap(), 5);
-        assert_eq!(parse_time("1700000000", 5).unwrap(), 1_700_000_000);
-        assert_eq!(parse_time("1970-01-01T00:01:00Z", 5).unwrap(), 60);
-        assert!(parse_time("yesterday", 5).is_err());
+        let now = 1_765_000_000;
+        assert_eq!(parse_time("now", now).unwrap(), now);
+        assert_eq!(parse_time("1700000000", now).unwrap(), 1_700_000_000);
+        assert_eq!(
+            parse_time("2026-01-01T00:01:00Z", now).unwrap(),
+            1_767_225_660
+        );
+        assert!(parse_time("yesterday", now).is_err());
+        // Absurd values are refused, naming what they would mean.
+        let e = parse_time("99999999999999", now).unwrap_err().to_string();
+        assert!(e.contains("outside 2000..2200"), "{e}");
+        assert!(parse_time("1970-01-01T00:01:00Z", now).is_err());
         assert_eq!(parse_fraction("10%").unwrap(), 0.1);
         assert_eq!(parse_fraction("0.25").unwrap(), 0.25);
         assert!(parse_fraction("101%").is_err());
