@@ -357,8 +357,15 @@ impl Keyring {
                 Err(e) => last = Some((i, e)),
             }
         }
-        let (_, e) = last.context("no candidate key")?;
-        bail!("signature does not match the data: {e}")
+        let (i, e) = last.context("no candidate key")?;
+        // rPGP's own text is an implementation detail (sometimes an
+        // internal assertion); say what it means, keep it for --debug.
+        tracing::debug!("OpenPGP verification error: {e}");
+        bail!(
+            "the signature by key {} does not match the data: the data changed after it was \
+             signed, or the signature is for other data",
+            hex::encode_upper(issuers[i].details().fingerprint().as_bytes())
+        )
     }
 
     /// Check the file at `path` against its detached signature.

@@ -264,3 +264,48 @@ fn failed_build_leaves_the_ref_alone() {
     assert_eq!(ostree(&wd, &["rev-parse", "test/r"]), before);
     assert!(wd.join("builds/2.0/x86_64/mine").exists());
 }
+
+/// A signature that does not match says so in words, naming the key, not
+/// with the OpenPGP library's internal text.
+#[test]
+fn bad_signature_message_names_the_key() {
+    let t = tempfile::tempdir().unwrap();
+    let home = t.path().join("gnupg");
+    std::fs::create_dir(&home).unwrap();
+    std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let gpg = |args: &[&str]| {
+        run(
+            std::process::Command::new("gpg")
+                .env("GNUPGHOME", &home)
+                .args(["--batch", "--pinentry-mode", "loopback", "--passphrase", ""])
+                .args(args),
+            true,
+        )
+        .stdout
+    };
+    gpg(&[
+        "--quick-gen-key",
+        "Sig Test <sig@example.org>",
+        "ed25519",
+        "sign",
+        "never",
+    ]);
+    let data = t.path().join("data");
+    std::fs::write(&data, "original").unwrap();
+    let sig = gpg(&["--detach-sign", "--output", "-", data.to_str().unwrap()]);
+    let key = t.path().join("key.asc");
+    std::fs::write(&key, gpg(&["--armor", "--export", "sig@example.org"])).unwrap();
+    let ring = cosa::sign::Keyring::load(&key).unwrap();
+    ring.verify_file(&sig, &data).unwrap();
+    std::fs::write(&data, "changed").unwrap();
+    let e = format!("{:#}", ring.verify_file(&sig, &data).unwrap_err());
+    assert!(
+        e.contains("does not match the data") && e.contains("data changed"),
+        "{e}"
+    );
+    assert!(!e.to_lowercase().contains("assert"), "{e}");
+    let _ = std::process::Command::new("gpgconf")
+        .env("GNUPGHOME", &home)
+        .args(["--kill", "gpg-agent"])
+        .status();
+}
