@@ -26,7 +26,9 @@ pub fn buildextend_live(global: &GlobalOpts, opts: LiveOpts) -> Result<()> {
     let build_dir = builds::build_dir(&builds_dir, &id, &arch);
     let meta_path = meta::meta_path(&builds_dir, &id, &arch);
     let m = Meta::read(&meta_path)?;
-    builds::remove_partial_artifacts(&build_dir);
+    for p in builds::remove_partial_artifacts(&build_dir, &m) {
+        eprintln!("Removed leftover of an interrupted run: {}", p.display());
+    }
     let repo = crate::ostree::Repo::open_or_init(&wd.repo_dir())?;
     crate::publish::oci::ensure_build_commit(&repo, &m, &build_dir)?;
     let scratch = image::scratch_dir(&wd.tmp_dir())?;

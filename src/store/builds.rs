@@ -86,16 +86,26 @@ pub fn build_dir(builds_dir: &Path, id: &str, arch: &str) -> PathBuf {
 }
 
 /// Remove what an interrupted artifact writer left in `build_dir`: its
-/// `.tmp-*` files (artifacts are renamed into place only when complete).
-pub fn remove_partial_artifacts(build_dir: &Path) {
+/// `.tmp-*` files (artifacts are renamed into place only when complete), and
+/// complete artifacts of this build (named `<name>-<buildid>-…`, as cosa
+/// names them) that meta.json does not list, because the run was killed
+/// between renaming the file and recording it. Returns what was removed.
+pub fn remove_partial_artifacts(build_dir: &Path, meta: &super::meta::Meta) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
     let Ok(rd) = std::fs::read_dir(build_dir) else {
-        return;
+        return removed;
     };
+    let prefix = format!("{}-{}-", meta.name, meta.buildid);
+    let listed: BTreeSet<&str> = meta.images.values().map(|a| a.path.as_str()).collect();
     for e in rd.flatten() {
-        if e.file_name().to_string_lossy().starts_with(".tmp-") {
-            let _ = std::fs::remove_file(e.path());
+        let name = e.file_name().to_string_lossy().into_owned();
+        let base = name.strip_suffix(".sig").unwrap_or(&name);
+        let unlisted = name.starts_with(&prefix) && !listed.contains(base);
+        if (name.starts_with(".tmp-") || unlisted) && std::fs::remove_file(e.path()).is_ok() {
+            removed.push(e.path());
         }
     }
+    removed
 }
 
 impl BuildsJson {

@@ -246,3 +246,49 @@ fn recovery_without_builds_json_deletes_no_build_dir() {
     assert_eq!(rec.removed, [bd.join(".tmp-build-x")]);
     assert!(bd.join("7/x86_64").is_dir());
 }
+
+#[test]
+fn unlisted_complete_artifacts_of_the_build_are_removed_others_kept() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let mut m = cosa::store::Meta {
+        buildid: "1.2".into(),
+        name: "os".into(),
+        ..Default::default()
+    };
+    m.images.insert(
+        "qemu".into(),
+        cosa::store::meta::Artifact {
+            path: "os-1.2-qemu.x86_64.qcow2".into(),
+            ..Default::default()
+        },
+    );
+    for f in [
+        "os-1.2-qemu.x86_64.qcow2",
+        "os-1.2-qemu.x86_64.qcow2.sig",
+        "os-1.2-metal.x86_64.raw",
+        ".tmp-os-1.2-aws.x86_64.vmdk",
+        "meta.json",
+        "notes.txt",
+    ] {
+        fs::write(dir.join(f), "x").unwrap();
+    }
+    let mut removed = builds::remove_partial_artifacts(dir, &m);
+    removed.sort();
+    assert_eq!(
+        removed,
+        [
+            dir.join(".tmp-os-1.2-aws.x86_64.vmdk"),
+            dir.join("os-1.2-metal.x86_64.raw")
+        ]
+    );
+    assert_eq!(
+        list(dir),
+        [
+            "meta.json",
+            "notes.txt",
+            "os-1.2-qemu.x86_64.qcow2",
+            "os-1.2-qemu.x86_64.qcow2.sig"
+        ]
+    );
+}
