@@ -152,6 +152,9 @@ fn ancestors(path: &str) -> impl Iterator<Item = &str> {
 
 fn read_plan(meta: &PackageMeta, rpm_path: &Path, opts: &InstallOptions) -> Result<Planned> {
     let nevra = meta.nevra();
+    // Our own reader first: it keeps rpm's limits on header sizes, which the
+    // rpm library trusts for its allocations.
+    crate::rpm::rpmdb::read_package_headers(rpm_path)?;
     let f = File::open(rpm_path).with_context(|| format!("opening {}", rpm_path.display()))?;
     let md = rpm::PackageMetadata::parse(&mut BufReader::new(f))
         .with_context(|| format!("reading the header of {}", rpm_path.display()))?;
@@ -731,7 +734,7 @@ pub fn install(
     // 1. Headers and the plan.
     let mut plans: Vec<Planned> = pkgs
         .par_iter()
-        .map(|(m, p)| read_plan(m, p, opts))
+        .map(|(m, p)| crate::rpm::guard(p, || read_plan(m, p, opts)))
         .collect::<Result<_>>()?;
     let dirs = plan(&mut plans)?;
     // 2. Directories.

@@ -213,9 +213,13 @@ pub fn parse_filez(data: &[u8]) -> Result<(FileMeta, Vec<u8>)> {
         symlink: m[5].as_str().context("symlink target")?.to_string(),
         xattrs: xattrs_from_value(&m[6])?,
     };
-    let mut content = Vec::with_capacity(size as usize);
+    // The header's size is not trusted for the allocation (a crafted object
+    // could ask for any amount), and inflating stops one byte past it (a
+    // deflate bomb cannot grow the buffer beyond what the header claims).
+    let mut content = Vec::with_capacity(size.min(64 << 20) as usize);
     if meta.mode & libc::S_IFMT == libc::S_IFREG {
         flate2::read::DeflateDecoder::new(&data[end..])
+            .take(size.saturating_add(1))
             .read_to_end(&mut content)
             .context("inflating content")?;
     }

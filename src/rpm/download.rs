@@ -790,6 +790,20 @@ fn check_signature(
     repo: &LoadedRepo,
     verifier: &rpm::signature::pgp::Verifier,
 ) -> Result<()> {
+    crate::rpm::guard(path, || {
+        // Our own reader first: it keeps rpm's limits on header sizes, which
+        // the rpm library trusts for its allocations.
+        super::rpmdb::read_package_headers(path)?;
+        check_signature_unguarded(path, name, repo, verifier)
+    })
+}
+
+fn check_signature_unguarded(
+    path: &Path,
+    name: &str,
+    repo: &LoadedRepo,
+    verifier: &rpm::signature::pgp::Verifier,
+) -> Result<()> {
     let pkg = rpm::Package::open(path)
         .with_context(|| format!("reading package {name} ({})", path.display()))?;
     let unsigned = pkg.raw_signatures().map(|s| s.is_empty()).unwrap_or(false);
