@@ -32,6 +32,7 @@ mod hostile_inputs;
 mod install_safety;
 mod install_scripts;
 mod install_tree;
+mod kill_verbs;
 mod ostree_writer;
 mod postprocess_install;
 mod postprocess_kernel;
