@@ -309,3 +309,138 @@ fn bad_signature_message_names_the_key() {
         .args(["--kill", "gpg-agent"])
         .status();
 }
+
+/// The bad-input matrix: each case breaks one input of a working setup,
+/// runs the real binary, and checks that the message names the object and
+/// that nothing outside the working directory changed (a sentinel tree
+/// beside it) and the build store did not change.
+#[test]
+fn bad_input_matrix() {
+    use cosa::rpm::fixture::*;
+    type Breaker = fn(&Path, &Path, &Path);
+    let cases: &[(&str, &[&str], &str, Breaker)] = &[
+        (
+            "malformed YAML",
+            &["fetch"],
+            "manifest.yaml:4:4: YAML syntax error",
+            |cfg, _, _| {
+                std::fs::write(
+                    cfg.join("manifest.yaml"),
+                    "ref: r\nrepos: [test]\npackages: [app\n  x: {\n",
+                )
+                .unwrap();
+            },
+        ),
+        ("include cycle", &["fetch"], "include cycle", |cfg, _, _| {
+            std::fs::write(
+                cfg.join("manifest.yaml"),
+                "ref: r\nrepos: [test]\ninclude: a.yaml\n",
+            )
+            .unwrap();
+            std::fs::write(cfg.join("a.yaml"), "include: manifest.yaml\n").unwrap();
+        }),
+        ("unknown key", &["fetch"], "frobnicate", |cfg, _, _| {
+            std::fs::write(
+                cfg.join("manifest.yaml"),
+                "ref: r\nrepos: [test]\nfrobnicate:\n",
+            )
+            .unwrap();
+        }),
+        (
+            "image.yaml unknown key",
+            &["build", "ostree"],
+            "image.yaml",
+            |cfg, _, _| {
+                std::fs::write(cfg.join("image.yaml"), "size: 10\nsizee: 3\n").unwrap();
+            },
+        ),
+        (
+            "truncated repomd.xml",
+            &["fetch"],
+            "truncated",
+            |_, repo, _| {
+                let p = repo.join("repodata/repomd.xml");
+                let text = std::fs::read_to_string(&p).unwrap();
+                std::fs::write(&p, text.replace("</repomd>", "")).unwrap();
+            },
+        ),
+        (
+            "package digest mismatch",
+            &["fetch"],
+            "app",
+            |_, repo, _| {
+                let rpm = crate::download_common::files_under(repo)
+                    .into_iter()
+                    .find(|p| p.extension().is_some_and(|e| e == "rpm"))
+                    .unwrap();
+                let mut data = std::fs::read(&rpm).unwrap();
+                let n = data.len();
+                data[n - 10] ^= 0xff;
+                std::fs::write(&rpm, data).unwrap();
+            },
+        ),
+        (
+            "builds.json arch escape",
+            &["build", "ostree"],
+            "invalid architecture name",
+            |_, _, wd| {
+                std::fs::write(
+                wd.join("builds/builds.json"),
+                r#"{"schema-version": "1.0.0", "builds": [{"id": "1", "arches": ["../../../sentinel"]}]}"#,
+            )
+            .unwrap();
+            },
+        ),
+        (
+            "meta.json path escape",
+            &["compress"],
+            "images.ostree.path",
+            |_, _, wd| {
+                std::fs::create_dir_all(wd.join("builds/1/x86_64")).unwrap();
+                std::fs::write(
+                    wd.join("builds/builds.json"),
+                    r#"{"schema-version": "1.0.0", "builds": [{"id": "1", "arches": ["x86_64"]}]}"#,
+                )
+                .unwrap();
+                let meta = serde_json::json!({
+                    "buildid": "1", "name": "os", "ostree-commit": "a".repeat(64),
+                    "ostree-version": "1", "ostree-timestamp": "2024-01-01T00:00:00Z",
+                    "images": {"ostree": {"path": "../../../../sentinel/victim", "sha256": "0".repeat(64), "size": 1}},
+                });
+                std::fs::write(wd.join("builds/1/x86_64/meta.json"), meta.to_string()).unwrap();
+            },
+        ),
+    ];
+    for (what, args, want, breaker) in cases {
+        let t = tempfile::tempdir().unwrap();
+        let repo = t.path().join("repo");
+        make_repo(
+            &repo,
+            &[PkgSpec::new("app", "1").file(FileSpec::file("/usr/share/app", "1"))],
+            RepoCompression::Gz,
+        )
+        .unwrap();
+        let cfg =
+            crate::common::config_dir(t.path(), "ref: r\nrepos: [test]\npackages: [app]\n", &repo);
+        let wd = init_transient(t.path(), &cfg);
+        let sentinel = t.path().join("sentinel");
+        std::fs::create_dir_all(&sentinel).unwrap();
+        std::fs::write(sentinel.join("victim"), "keep").unwrap();
+        breaker(&cfg, &repo, &wd);
+        let store_before = snapshot(&wd.join("builds"));
+        let sentinel_before = snapshot(&sentinel);
+        let e = stderr(&run(cosa(&wd).args(*args), false));
+        assert!(e.contains(want), "{what}: {want:?} missing in: {e}");
+        assert_eq!(
+            snapshot(&sentinel),
+            sentinel_before,
+            "{what}: the sentinel changed"
+        );
+        assert_eq!(
+            snapshot(&wd.join("builds")),
+            store_before,
+            "{what}: the build store changed"
+        );
+        assert!(!t.path().join("sentinel/x86_64").exists(), "{what}");
+    }
+}
