@@ -7,6 +7,11 @@ use cosa::release::updates::Mark;
 fn main() {
     let cli = Cli::parse_from(cosa::cli::expand_buildextend(std::env::args_os()));
     cosa::util::init_logging(cli.verbose);
+    // Modes never come from the caller's umask: every file and directory
+    // cosa creates (in trees, in the build store, in images) gets the mode
+    // it asks for masked by 022, and scriptlets run with umask 022 as rpm
+    // runs them. A build under `umask 077` gives the same commit.
+    unsafe { libc::umask(0o022) };
     let result = match cli.command {
         Command::Init(o) => cosa::cmd::init::run(&cli.global, o),
         Command::Fetch(o) => cosa::cmd::fetch::run(&cli.global, o),

@@ -444,3 +444,55 @@ fn bad_input_matrix() {
         assert!(!t.path().join("sentinel/x86_64").exists(), "{what}");
     }
 }
+
+/// The caller's umask does not reach the tree: a build under umask 077 gives
+/// the same commit as one under 022 (same inputs, SOURCE_DATE_EPOCH).
+#[test]
+fn umask_does_not_change_the_commit() {
+    use cosa::rpm::fixture::*;
+    let t = tempfile::tempdir().unwrap();
+    let repo = t.path().join("repo");
+    let bb = std::fs::read("/bin/busybox").expect("busybox-static");
+    make_repo(
+        &repo,
+        &[
+            PkgSpec::new("base", "1")
+                .provides("/bin/sh")
+                .file(FileSpec::file("/usr/bin/busybox", bb).mode(0o755))
+                .file(FileSpec::symlink("/usr/bin/sh", "busybox"))
+                .file(FileSpec::symlink("/bin", "usr/bin"))
+                .file(FileSpec::file("/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"))
+                .file(FileSpec::file("/etc/group", "root:x:0:\n")),
+            PkgSpec::new("app", "1")
+                .requires("base")
+                .post("mkdir -p /etc/app.d && echo made > /etc/app.d/by-post")
+                .file(FileSpec::file("/usr/share/app", "1")),
+        ],
+        RepoCompression::Gz,
+    )
+    .unwrap();
+    let mut commits = Vec::new();
+    for (i, umask) in ["022", "077"].iter().enumerate() {
+        let root = t.path().join(format!("run{i}"));
+        let cfg = crate::common::config_dir(
+            &root,
+            "ref: test/r\nrepos: [test]\npackages: [base, app]\nadd-files:\n  - [extra, /etc/extra]\n",
+            &repo,
+        );
+        std::fs::write(cfg.join("extra"), "x").unwrap();
+        let wd = init_transient(&root, &cfg);
+        run(
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("umask {umask}; exec \"$0\" build ostree"))
+                .arg(env!("CARGO_BIN_EXE_cosa"))
+                .env("COSA_WORKDIR", &wd)
+                .env("SOURCE_DATE_EPOCH", "1700000000"),
+            true,
+        );
+        commits.push(ostree(&wd, &["rev-parse", "test/r"]));
+        let m = ostree(&wd, &["ls", "test/r", "/usr/etc/app.d/by-post", "/usr/lib/passwd"]);
+        assert!(!m.contains("-rw-------") && !m.contains("drwx------"), "umask {umask}: {m}");
+    }
+    assert_eq!(commits[0], commits[1]);
+}
