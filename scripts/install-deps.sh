@@ -20,6 +20,7 @@ pkgs=(
   docker-registry skopeo    # push-container tests: a local registry, skopeo inspect/copy
   squashfs-tools xorriso    # live media: mksquashfs, the ISO; unsquashfs in tests
   selinux-utils policycoreutils  # matchpathcon/selabel_lookup in tests; semodule builds the sample policy
+  python3-venv              # the SPDX reference validator (spdx-tools from PyPI) in a venv
 )
 # QEMU: the system emulators (bookworm, 7.2) need the qemu-utils of the same
 # release; machines that carry qemu-utils 10 from backports must take
@@ -42,4 +43,13 @@ if ((${#missing[@]} + need_qemu)); then
   echo "Installing: ${missing[*]}" >&2
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --allow-downgrades "${missing[@]}" >/dev/null
+fi
+# The SPDX reference validator (pyspdxtools) checks the SBOM in tests; it is
+# on PyPI only, so it lives in its own venv.
+default_venv=/opt/cosa-venv; [[ $(id -u) -eq 0 ]] || default_venv=$HOME/.local/share/cosa-venv
+SPDX_VENV=${COSA_SPDX_VENV:-$default_venv}
+if [[ ! -x $SPDX_VENV/bin/pyspdxtools ]]; then
+  echo "Installing spdx-tools into $SPDX_VENV" >&2
+  python3 -m venv "$SPDX_VENV"
+  "$SPDX_VENV/bin/pip" install -q spdx-tools
 fi

@@ -13,5 +13,6 @@ pub mod rpm;
 pub mod sample;
 pub mod sign;
 pub mod store;
+pub mod supply;
 pub mod testvm;
 pub mod util;

@@ -336,6 +336,37 @@ pub fn run(global: &GlobalOpts, opts: BuildOpts) -> Result<()> {
     )?;
     let art = artifact(&staged.path().join(&ostree_file), &ostree_file)?;
 
+    // The SBOM, from the packages and the committed tree.
+    let t = Instant::now();
+    let lock_name = format!("manifest-lock.generated.{arch}.json");
+    let lock_sha = crate::util::digest::sha256_file(&staged.path().join(&lock_name))?.0;
+    let sbom_file = crate::supply::sbom::file_name(&name, &version, &arch);
+    let sbom = crate::supply::sbom::generate(&crate::supply::sbom::SbomInput {
+        name: &name,
+        version: &version,
+        arch: &arch,
+        commit: &commit,
+        created: &time::format_rfc3339(timestamp as i64),
+        packages: &pkgs,
+        repo_urls: resolved
+            .repos
+            .iter()
+            .filter_map(|r| r.baseurls.first().map(|u| (r.id.clone(), u.to_string())))
+            .collect(),
+        tree: &rootfs,
+        config_gitrev: gitrev.as_deref(),
+        lockfile_sha256: Some(&lock_sha),
+    })?;
+    util::write_json_atomic(&staged.path().join(&sbom_file), &sbom)?;
+    let mut sbom_art = artifact(&staged.path().join(&sbom_file), &sbom_file)?;
+    sbom_art.skip_compression = Some(true);
+    eprintln!(
+        "Wrote the SBOM {sbom_file} ({} packages, {} files) in {:.1}s",
+        pkgs.len(),
+        sbom["files"].as_array().map_or(0, Vec::len),
+        t.elapsed().as_secs_f64()
+    );
+
     let pkgdiff = previous
         .as_ref()
         .map(|p| -> Result<_> {
@@ -350,6 +381,7 @@ pub fn run(global: &GlobalOpts, opts: BuildOpts) -> Result<()> {
         .transpose()?;
     let mut images = BTreeMap::new();
     images.insert("ostree".to_string(), art);
+    images.insert("sbom".to_string(), sbom_art);
     let m = Meta {
         buildid: version.clone(),
         name: name.clone(),

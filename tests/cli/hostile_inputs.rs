@@ -461,7 +461,10 @@ fn umask_does_not_change_the_commit() {
                 .file(FileSpec::file("/usr/bin/busybox", bb).mode(0o755))
                 .file(FileSpec::symlink("/usr/bin/sh", "busybox"))
                 .file(FileSpec::symlink("/bin", "usr/bin"))
-                .file(FileSpec::file("/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"))
+                .file(FileSpec::file(
+                    "/etc/passwd",
+                    "root:x:0:0:root:/root:/bin/sh\n",
+                ))
                 .file(FileSpec::file("/etc/group", "root:x:0:\n")),
             PkgSpec::new("app", "1")
                 .requires("base")
@@ -491,8 +494,14 @@ fn umask_does_not_change_the_commit() {
             true,
         );
         commits.push(ostree(&wd, &["rev-parse", "test/r"]));
-        let m = ostree(&wd, &["ls", "test/r", "/usr/etc/app.d/by-post", "/usr/lib/passwd"]);
-        assert!(!m.contains("-rw-------") && !m.contains("drwx------"), "umask {umask}: {m}");
+        let m = ostree(
+            &wd,
+            &["ls", "test/r", "/usr/etc/app.d/by-post", "/usr/lib/passwd"],
+        );
+        assert!(
+            !m.contains("-rw-------") && !m.contains("drwx------"),
+            "umask {umask}: {m}"
+        );
     }
     assert_eq!(commits[0], commits[1]);
 }

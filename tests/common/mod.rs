@@ -39,6 +39,21 @@ pub fn ostree(wd: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// The SPDX reference validator scripts/install-deps.sh puts in a venv.
+pub fn pyspdxtools() -> PathBuf {
+    let candidates = [
+        std::env::var_os("COSA_SPDX_VENV").map(PathBuf::from),
+        Some(PathBuf::from("/opt/cosa-venv")),
+        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/cosa-venv")),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .map(|v| v.join("bin/pyspdxtools"))
+        .find(|p| p.is_file())
+        .expect("pyspdxtools (run scripts/install-deps.sh)")
+}
+
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }

@@ -174,6 +174,50 @@ fn fcos_shaped_config_builds_and_boots() {
     // The tree.
     let co = t.path().join("co");
     ostree(&wd, &["checkout", "--user-mode", REF, co.to_str().unwrap()]);
+
+    // The SBOM: valid for the SPDX reference validator (which prints
+    // nothing for a valid document), one package per RPM of the rpm
+    // database, download locations on the mirror.
+    let sbom_path = dir.join(meta["images"]["sbom"]["path"].as_str().unwrap());
+    let o = run(Command::new(pyspdxtools()).arg("-i").arg(&sbom_path), true);
+    assert!(o.stdout.is_empty() && o.stderr.is_empty(), "{}", stderr(&o));
+    let sbom: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&sbom_path).unwrap()).unwrap();
+    let mut in_sbom: Vec<String> = sbom["packages"].as_array().unwrap()[1..]
+        .iter()
+        .map(|p| {
+            format!(
+                "{}-{}",
+                p["name"].as_str().unwrap(),
+                p["versionInfo"].as_str().unwrap()
+            )
+        })
+        .collect();
+    in_sbom.sort();
+    let q = run(
+        Command::new("rpm")
+            .arg("--dbpath")
+            .arg(co.join("usr/share/rpm"))
+            .args(["-qa", "--qf", "%{NAME}-%{VERSION}-%{RELEASE}\\n"]),
+        true,
+    );
+    let mut in_db: Vec<String> = String::from_utf8_lossy(&q.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    in_db.sort();
+    assert_eq!(in_sbom, in_db);
+    // The mirror is an IP address, which SPDX's URL pattern refuses: the
+    // location is in sourceInfo.
+    assert!(
+        sbom["packages"][1]["sourceInfo"]
+            .as_str()
+            .unwrap()
+            .contains("http://127.0.0.1:"),
+        "{}",
+        sbom["packages"][1]
+    );
+    assert!(sbom["files"].as_array().unwrap().len() > 20);
     let link = |p: &str| {
         std::fs::read_link(co.join(p))
             .unwrap()

@@ -1,0 +1,3 @@
+//! Supply chain: what a build is made of (SBOM).
+
+pub mod sbom;
