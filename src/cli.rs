@@ -679,6 +679,10 @@ pub struct SignOpts {
     /// Sign the build's container image (meta.json base-oscontainer).
     #[arg(long)]
     pub oci: bool,
+    /// Write the build's SLSA provenance (in-toto statement) signed as a DSSE
+    /// envelope with --key, as images.provenance.
+    #[arg(long)]
+    pub provenance: bool,
     /// Lookaside signature store for --oci (default: builds/<id>/<arch>/sigstore).
     #[arg(long)]
     pub sigstore: Option<PathBuf>,

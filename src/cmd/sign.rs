@@ -72,8 +72,8 @@ fn oscontainer(m: &Meta) -> Result<Option<(String, String)>> {
 }
 
 pub fn sign(global: &GlobalOpts, opts: SignOpts) -> Result<()> {
-    if !(opts.images || opts.ostree || opts.oci) {
-        bail!("nothing to sign: give --images, --ostree and/or --oci");
+    if !(opts.images || opts.ostree || opts.oci || opts.provenance) {
+        bail!("nothing to sign: give --images, --ostree, --oci and/or --provenance");
     }
     let t = target(
         global,
@@ -110,6 +110,12 @@ pub fn sign(global: &GlobalOpts, opts: SignOpts) -> Result<()> {
 
     if opts.ostree {
         sign_ostree(&t, &mut m, &meta_path, &signer, ed25519.as_ref())?;
+        if !opts.provenance && m.images.contains_key("provenance") {
+            eprintln!(
+                "warning: the ostree artifact was re-exported with its signatures; the \
+                 provenance names its old digest: run `cosa sign --provenance` again"
+            );
+        }
     }
     if let Some((image, digest)) = container {
         let store = opts
@@ -118,6 +124,9 @@ pub fn sign(global: &GlobalOpts, opts: SignOpts) -> Result<()> {
             .unwrap_or_else(|| t.dir.join("sigstore"));
         let p = oci::sign_image(&signer, &store, &image, &digest)?;
         eprintln!("Signed container image {image}@{digest}: {}", p.display());
+    }
+    if opts.provenance {
+        write_provenance(&t, &mut m, &meta_path, &signer)?;
     }
     if opts.images {
         for (name, art) in &m.images {
@@ -139,6 +148,49 @@ pub fn sign(global: &GlobalOpts, opts: SignOpts) -> Result<()> {
             eprintln!("Signed {name}: {}", sig_path.display());
         }
     }
+    Ok(())
+}
+
+/// The build's provenance, signed, recorded as images.provenance.
+fn write_provenance(t: &Target, m: &mut Meta, meta_path: &Path, signer: &PgpSigner) -> Result<()> {
+    use crate::supply::provenance;
+    let commitmeta: serde_json::Value = {
+        let p = t.dir.join("commitmeta.json");
+        let d = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
+        serde_json::from_slice(&d).with_context(|| format!("parsing {}", p.display()))?
+    };
+    let sbom = match m.images.get("sbom") {
+        Some(a) => {
+            let p = t.dir.join(&a.path);
+            let d = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
+            Some(serde_json::from_slice(&d).with_context(|| format!("parsing {}", p.display()))?)
+        }
+        None => None,
+    };
+    let st = provenance::statement(m, &t.dir, &commitmeta, sbom.as_ref())?;
+    let env = provenance::envelope(&st, signer)?;
+    let file = provenance::file_name(&m.name, &m.buildid, &t.arch);
+    let path = t.dir.join(&file);
+    util::write_json_atomic(&path, &env)?;
+    let (sha256, size) = crate::util::digest::sha256_file(&path)?;
+    m.images.insert(
+        "provenance".into(),
+        crate::store::meta::Artifact {
+            path: file.clone(),
+            sha256,
+            size: Some(size),
+            skip_compression: Some(true),
+            ..Default::default()
+        },
+    );
+    m.write(meta_path)?;
+    eprintln!(
+        "Wrote the provenance {file} ({} subjects, {} dependencies)",
+        st["subject"].as_array().map_or(0, Vec::len),
+        st["predicate"]["buildDefinition"]["resolvedDependencies"]
+            .as_array()
+            .map_or(0, Vec::len)
+    );
     Ok(())
 }
 
@@ -266,6 +318,23 @@ pub fn verify(global: &GlobalOpts, opts: VerifyOpts) -> Result<()> {
                     add(item, "good", format!("signed by {s}"));
                 }
             }
+            Err(e) => add(item, "bad", format!("{e:#}")),
+        }
+    }
+
+    // The provenance.
+    if let Some(a) = m.images.get("provenance") {
+        let item = format!("provenance ({})", a.path);
+        let r = std::fs::read(t.dir.join(&a.path))
+            .context("reading it")
+            .and_then(|d| serde_json::from_slice(&d).context("parsing it"))
+            .and_then(|env| crate::supply::provenance::verify(&env, &keyring, &m, &t.dir));
+        match r {
+            Ok(s) => add(
+                item,
+                "good",
+                format!("signed by {s}; every subject matches"),
+            ),
             Err(e) => add(item, "bad", format!("{e:#}")),
         }
     }

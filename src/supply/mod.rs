@@ -1,3 +1,5 @@
-//! Supply chain: what a build is made of (SBOM).
+//! Supply chain: what a build is made of (SBOM) and how it was made
+//! (provenance).
 
+pub mod provenance;
 pub mod sbom;

@@ -268,7 +268,14 @@ fn sign_everything_and_check_with_gpg_ostree_and_openssl() {
     let o = run(
         cosa(&wd)
             .env("COSA_SIGN_PASSPHRASE", PASS)
-            .args(["sign", "--images", "--ostree", "--oci", "--key"])
+            .args([
+                "sign",
+                "--images",
+                "--ostree",
+                "--oci",
+                "--provenance",
+                "--key",
+            ])
             .arg(&keys.secret)
             .arg("--ed25519-key")
             .arg(&edkey),
@@ -411,11 +418,12 @@ fn sign_everything_and_check_with_gpg_ostree_and_openssl() {
         1
     );
     assert!(!sig.with_file_name("signature-2").exists());
-    // The tarball changed with the re-export: sign the images again.
+    // The tarball changed with the re-export: write the provenance and
+    // sign the images again.
     run(
         cosa(&wd)
             .env("COSA_SIGN_PASSPHRASE", PASS)
-            .args(["sign", "--images", "--key"])
+            .args(["sign", "--provenance", "--images", "--key"])
             .arg(&keys.secret),
         true,
     );
@@ -433,9 +441,13 @@ fn sign_everything_and_check_with_gpg_ostree_and_openssl() {
         );
         let out = String::from_utf8_lossy(&o.stdout);
         assert!(!out.contains("bad") && !out.contains("unsigned"), "{out}");
+        // Every image (the provenance and the SBOM among them), the
+        // provenance's DSSE signature and subjects, the commit twice, the
+        // container image.
+        assert!(out.contains("good     provenance"), "{out}");
         assert_eq!(
             out.lines().filter(|l| l.starts_with("good")).count(),
-            images.len() + 3,
+            images.len() + 4,
             "{out}"
         );
     }
@@ -476,6 +488,8 @@ fn sign_everything_and_check_with_gpg_ostree_and_openssl() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("bad      image ostree"), "{out}");
     assert!(out.contains("bad      container"), "{out}");
+    // The provenance's subject no longer matches the changed file.
+    assert!(out.contains("bad      provenance"), "{out}");
     assert!(out.contains("good     ostree commit"), "{out}");
     let e = stderr(&o);
     assert!(e.contains("image ostree") && e.contains("(bad)"), "{e}");

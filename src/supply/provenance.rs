@@ -1,0 +1,242 @@
+//! The build's provenance: an in-toto Statement v1 with a SLSA Provenance v1
+//! predicate, signed as a DSSE envelope with the build's OpenPGP key
+//! (`<name>-<id>-provenance.<arch>.intoto.json`, meta.json
+//! `images.provenance`).
+//!
+//! - Subjects: every artifact of meta.json `images` (but the provenance
+//!   itself) by file name and sha256, and the OSTree commit.
+//! - Build definition: cosa's build type, the external parameters (config
+//!   repo commit and dirty flag, arch, ref, version, the commit's timestamp)
+//!   and the resolved dependencies: every RPM by purl and sha256 (from the
+//!   build's SBOM) and every rpm-md repo by id and timestamp.
+//! - Run details: the builder (cosa's version and the sha256 of its
+//!   binary) and the build's id and time.
+//!
+//! The DSSE signature is an OpenPGP detached signature over the PAE
+//! encoding of the payload, in base64, with the key's fingerprint as keyid.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail, ensure};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde_json::{Value, json};
+
+use crate::sign::{Keyring, PgpSigner, Signer};
+use crate::store::meta::Meta;
+
+pub const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+pub const BUILD_TYPE: &str = "https://cosa.invalid/build/v1";
+
+/// The provenance's file name for a build.
+pub fn file_name(name: &str, version: &str, arch: &str) -> String {
+    format!("{name}-{version}-provenance.{arch}.intoto.json")
+}
+
+/// DSSE's pre-authentication encoding.
+pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    let mut v = format!(
+        "DSSEv1 {} {} {} ",
+        payload_type.len(),
+        payload_type,
+        payload.len()
+    )
+    .into_bytes();
+    v.extend_from_slice(payload);
+    v
+}
+
+/// The in-toto statement of build `m` whose files are in `dir`;
+/// `commitmeta` is its commitmeta.json, `sbom` its SPDX document.
+pub fn statement(m: &Meta, dir: &Path, commitmeta: &Value, sbom: Option<&Value>) -> Result<Value> {
+    let mut subjects = Vec::new();
+    for (key, a) in &m.images {
+        if key == "provenance" {
+            continue;
+        }
+        let (sha, _) = crate::util::digest::sha256_file(&dir.join(&a.path))?;
+        ensure!(
+            sha == a.sha256,
+            "{}: sha256 {sha} differs from meta.json's {}",
+            a.path,
+            a.sha256
+        );
+        subjects.push(json!({"name": a.path, "digest": {"sha256": a.sha256}}));
+    }
+    subjects.push(json!({
+        "name": format!("ostree-commit:{}", m.ostree_commit),
+        "digest": {"sha256": m.ostree_commit},
+    }));
+    let mut deps = Vec::new();
+    if let Some(s) = sbom {
+        for p in s["packages"].as_array().into_iter().flatten() {
+            let purl = p["externalRefs"]
+                .as_array()
+                .and_then(|r| r.iter().find(|e| e["referenceType"] == "purl"))
+                .and_then(|e| e["referenceLocator"].as_str());
+            let sha = p["checksums"]
+                .as_array()
+                .and_then(|c| c.iter().find(|e| e["algorithm"] == "SHA256"))
+                .and_then(|e| e["checksumValue"].as_str());
+            if let (Some(purl), Some(sha)) = (purl, sha) {
+                deps.push(json!({"uri": purl, "digest": {"sha256": sha}}));
+            }
+        }
+    }
+    for r in commitmeta["rpmostree.rpmmd-repos"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        if let Some(id) = r["id"].as_str() {
+            deps.push(json!({
+                "name": id,
+                "uri": format!("rpm-md-repo:{id}"),
+                "annotations": {"timestamp": r["timestamp"]},
+            }));
+        }
+    }
+    let exe = std::env::current_exe()
+        .ok()
+        .and_then(|p| crate::util::digest::sha256_file(&p).ok())
+        .map(|(s, _)| s);
+    let extra = |k: &str| m.extra.get(k).cloned().unwrap_or(Value::Null);
+    Ok(json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": subjects,
+        "predicateType": "https://slsa.dev/provenance/v1",
+        "predicate": {
+            "buildDefinition": {
+                "buildType": BUILD_TYPE,
+                "externalParameters": {
+                    "config": {
+                        "gitrev": m.config_gitrev,
+                        "dirty": m.config_dirty,
+                    },
+                    "arch": m.basearch,
+                    "ref": m.ostree_ref,
+                    "version": m.ostree_version,
+                    "imageConfigChecksum": extra("coreos-assembler.image-config-checksum"),
+                },
+                "internalParameters": {
+                    "ostreeTimestamp": m.ostree_timestamp,
+                    "inputHash": m.rpm_ostree_inputhash,
+                },
+                "resolvedDependencies": deps,
+            },
+            "runDetails": {
+                "builder": {
+                    "id": "https://cosa.invalid/builder",
+                    "version": {
+                        "cosa": env!("CARGO_PKG_VERSION"),
+                        "cosa-sha256": exe,
+                    },
+                },
+                "metadata": {
+                    "invocationId": format!("{}/{}", m.buildid, m.basearch.clone().unwrap_or_default()),
+                    "finishedOn": m.build_timestamp,
+                },
+            },
+        },
+    }))
+}
+
+/// Sign `statement` as a DSSE envelope.
+pub fn envelope(statement: &Value, signer: &PgpSigner) -> Result<Value> {
+    let payload = serde_json::to_vec(statement)?;
+    let sig = signer
+        .sign_detached(&pae(PAYLOAD_TYPE, &payload)[..])
+        .context("signing the provenance")?;
+    Ok(json!({
+        "payloadType": PAYLOAD_TYPE,
+        "payload": B64.encode(&payload),
+        "signatures": [{"keyid": signer.fingerprint, "sig": B64.encode(sig)}],
+    }))
+}
+
+/// Check a DSSE envelope against `keyring`: some signature verifies; then
+/// every subject's digest equals meta.json's and the file's. Returns the
+/// signer.
+pub fn verify(envelope: &Value, keyring: &Keyring, m: &Meta, dir: &Path) -> Result<Signer> {
+    ensure!(
+        envelope["payloadType"] == PAYLOAD_TYPE,
+        "payloadType is {}, not {PAYLOAD_TYPE}",
+        envelope["payloadType"]
+    );
+    let payload = B64
+        .decode(envelope["payload"].as_str().context("no payload")?)
+        .context("payload is not base64")?;
+    let sigs = envelope["signatures"].as_array().context("no signatures")?;
+    let mut last = None;
+    let mut signer = None;
+    for s in sigs {
+        let Some(sig) = s["sig"].as_str().and_then(|b| B64.decode(b).ok()) else {
+            continue;
+        };
+        match keyring.verify_detached(&sig, &pae(PAYLOAD_TYPE, &payload)[..]) {
+            Ok(who) => {
+                signer = Some(who);
+                break;
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    let Some(signer) = signer else {
+        match last {
+            Some(e) => return Err(e.context("no signature of the provenance verifies")),
+            None => bail!("the provenance has no signature"),
+        }
+    };
+    let st: Value = serde_json::from_slice(&payload).context("parsing the statement")?;
+    ensure!(
+        st["predicateType"] == "https://slsa.dev/provenance/v1",
+        "predicateType is {}",
+        st["predicateType"]
+    );
+    for s in st["subject"].as_array().context("no subjects")? {
+        let name = s["name"].as_str().context("subject without name")?;
+        let sha = s["digest"]["sha256"]
+            .as_str()
+            .context("subject without sha256")?;
+        if let Some(c) = name.strip_prefix("ostree-commit:") {
+            ensure!(
+                c == m.ostree_commit && sha == m.ostree_commit,
+                "the provenance is for commit {c}, the build's is {}",
+                m.ostree_commit
+            );
+            continue;
+        }
+        crate::store::names::artifact_file(name)?;
+        let listed = m
+            .images
+            .values()
+            .find(|a| a.path == name)
+            .with_context(|| {
+                format!("the provenance names {name}, which meta.json does not list")
+            })?;
+        ensure!(
+            listed.sha256 == sha,
+            "{name}: the provenance says sha256 {sha}, meta.json {}",
+            listed.sha256
+        );
+        let (actual, _) = crate::util::digest::sha256_file(&dir.join(name))?;
+        ensure!(
+            actual == sha,
+            "{name}: the file's sha256 is {actual}, the provenance says {sha}"
+        );
+    }
+    Ok(signer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pae_is_dsse_v1() {
+        assert_eq!(
+            pae("http://example.com/HelloWorld", b"hello world"),
+            b"DSSEv1 29 http://example.com/HelloWorld 11 hello world".to_vec()
+        );
+    }
+}
