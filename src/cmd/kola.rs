@@ -67,14 +67,9 @@ fn machine_for(
             (scratch.join("disk.raw"), "raw")
         }
         image::Format::PowervsOvaGz => {
-            std::process::Command::new("tar")
-                .arg("-xzf")
-                .arg(&disk)
-                .arg("-C")
-                .arg(scratch)
-                .arg("disk.raw")
-                .run_capture("unpacking disk.raw from the PowerVS OVA")?;
-            (scratch.join("disk.raw"), "raw")
+            let raw = scratch.join("disk.raw");
+            image::formats::unpack_powervs_disk(&disk, &raw)?;
+            (raw, "raw")
         }
         image::Format::Ova { .. } => {
             std::process::Command::new("tar")

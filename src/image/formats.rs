@@ -218,6 +218,46 @@ pub fn convert(
     }
 }
 
+/// Unpack `disk.raw` from a PowerVS OVA (`ova.gz`) into `dest`, sparse:
+/// blocks of zeros become holes, so the 10 GiB disk costs what its content
+/// costs.
+pub fn unpack_powervs_disk(ova: &Path, dest: &Path) -> Result<()> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let f = fs::File::open(ova).with_context(|| format!("opening {}", ova.display()))?;
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(f));
+    for e in archive
+        .entries()
+        .with_context(|| format!("reading {}", ova.display()))?
+    {
+        let mut e = e.with_context(|| format!("reading {}", ova.display()))?;
+        if e.path()?.as_os_str() != "disk.raw" {
+            continue;
+        }
+        let len = e.size();
+        let mut out =
+            fs::File::create(dest).with_context(|| format!("creating {}", dest.display()))?;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = e
+                .read(&mut buf)
+                .with_context(|| format!("reading disk.raw from {}", ova.display()))?;
+            if n == 0 {
+                break;
+            }
+            if buf[..n].iter().all(|b| *b == 0) {
+                out.seek(SeekFrom::Current(n as i64))?;
+            } else {
+                out.write_all(&buf[..n])
+                    .with_context(|| format!("writing {}", dest.display()))?;
+            }
+        }
+        out.set_len(len)
+            .with_context(|| format!("sizing {}", dest.display()))?;
+        return Ok(());
+    }
+    anyhow::bail!("{} has no disk.raw: not a PowerVS OVA", ova.display())
+}
+
 /// PowerVS's OVF descriptor for the raw disk `disk_file` of `disk_size`
 /// bytes: image `<name>-<version>`, architecture, one boot volume.
 pub fn render_powervs_ovf(o: &OvfInfo, disk_file: &str, disk_size: u64) -> Result<String> {
@@ -379,6 +419,33 @@ fn kubevirt_ociarchive(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_powervs_disk_unpacks_sparse() {
+        use std::os::unix::fs::MetadataExt;
+        let t = tempfile::tempdir().unwrap();
+        let mut disk = vec![0u8; 8 << 20];
+        disk[4096..4100].copy_from_slice(b"GRUB");
+        let ova = t.path().join("x.ova.gz");
+        let gz = flate2::write::GzEncoder::new(
+            fs::File::create(&ova).unwrap(),
+            flate2::Compression::fast(),
+        );
+        let mut b = tar::Builder::new(gz);
+        for (name, data) in [("disk.raw", &disk[..]), ("coreos.ovf", b"<ovf/>")] {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            b.append_data(&mut h, name, data).unwrap();
+        }
+        b.into_inner().unwrap().finish().unwrap();
+        let raw = t.path().join("disk.raw");
+        unpack_powervs_disk(&ova, &raw).unwrap();
+        assert_eq!(fs::read(&raw).unwrap(), disk);
+        assert!(fs::metadata(&raw).unwrap().blocks() * 512 < 4 << 20);
+        let e = unpack_powervs_disk(&raw, &t.path().join("y")).unwrap_err();
+        assert!(format!("{e:#}").contains("reading"), "{e:#}");
+    }
 
     #[test]
     fn ovf_renders_with_the_disk_facts() {

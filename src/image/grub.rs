@@ -326,4 +326,47 @@ mod tests {
         assert!(c.contains("  initrd /ostree/os-ab/initramfs-6.img\n"));
         assert_eq!(quote("it's"), "'it'\\''s'");
     }
+
+    #[test]
+    fn ieee1275_modules_come_from_the_tree() {
+        let t = tempfile::tempdir().unwrap();
+        let tree = t.path().join(IEEE1275_TREE_DIR);
+        std::fs::create_dir_all(&tree).unwrap();
+        std::fs::write(tree.join("normal.mod"), "m").unwrap();
+        assert_eq!(ieee1275_modules(t.path()).unwrap(), tree);
+        // A tree without them: the host's, or an error naming the package.
+        let bare = tempfile::tempdir().unwrap();
+        match ieee1275_modules(bare.path()) {
+            Ok(d) => assert_eq!(d, platform_dir(IEEE1275_TARGET)),
+            Err(e) => {
+                let e = format!("{e:#}");
+                assert!(
+                    e.contains("grub2-ppc64le-modules") && e.contains("normal.mod"),
+                    "{e}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_prep_partition_takes_an_elf_core_image_that_fits() {
+        let t = tempfile::tempdir().unwrap();
+        let disk = t.path().join("disk");
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&disk)
+            .unwrap();
+        f.set_len(8192).unwrap();
+        let core = t.path().join("core.elf");
+        std::fs::write(&core, b"\x7fELF-core").unwrap();
+        install_prep(&f, &core, 1024, 4096).unwrap();
+        let d = std::fs::read(&disk).unwrap();
+        assert_eq!(&d[1024..1033], b"\x7fELF-core");
+        assert!(install_prep(&f, &core, 1024, 4).is_err());
+        std::fs::write(&core, b"not elf").unwrap();
+        let e = install_prep(&f, &core, 1024, 4096).unwrap_err();
+        assert!(format!("{e:#}").contains("not an ELF image"), "{e:#}");
+    }
 }

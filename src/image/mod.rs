@@ -527,3 +527,21 @@ pub fn scratch_dir(tmp: &Path) -> Result<tempfile::TempDir> {
         .tempdir_in(tmp)
         .with_context(|| format!("creating a scratch directory in {}", tmp.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn powervs_is_a_ppc64le_platform_shipped_compressed() {
+        let p = target("powervs").unwrap();
+        assert_eq!((p.ext, p.format), ("ova.gz", Format::PowervsOvaGz));
+        assert!(p.skip_compression);
+        assert!(platforms_for_arch("ppc64le").contains(&"powervs"));
+        for arch in ["x86_64", "aarch64", "s390x"] {
+            let ps = platforms_for_arch(arch);
+            assert!(!ps.contains(&"powervs"), "{arch}");
+            assert_eq!(ps.len(), TARGETS.len() - 1, "{arch}");
+        }
+    }
+}
