@@ -26,8 +26,8 @@ pkgs=(
 # release; machines that carry qemu-utils 10 from backports must take
 # bookworm's, so both are named with their release. qemu-system-arm and
 # qemu-efi-aarch64 (AAVMF) boot the aarch64 images, qemu-system-misc the
-# s390x ones.
-qemu_systems=(qemu-system-x86 qemu-system-arm qemu-system-misc qemu-efi-aarch64)
+# s390x ones, qemu-system-ppc (with SLOF) the ppc64le ones.
+qemu_systems=(qemu-system-x86 qemu-system-arm qemu-system-misc qemu-efi-aarch64 qemu-system-ppc)
 qemu=("${qemu_systems[@]}" qemu-utils/bookworm qemu-block-extra/bookworm)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -110,7 +110,7 @@ pub enum Command {
 Platforms: qemu openstack aliyun digitalocean exoscale oraclecloud proxmoxve
 ibmcloud nutanix (qcow2), aws (vmdk), azure azurestack (vhd), gcp (tar.gz),
 hyperv (vhdx), metal metal4k applehv hetzner vultr (raw), vmware virtualbox
-(ova), kubevirt (ociarchive).
+(ova), kubevirt (ociarchive), powervs (ova.gz, ppc64le only).
 
 The commit is deployed into a fresh OSTree sysroot (bare repo, deployment,
 BLS entry), GRUB is set up for BIOS and UEFI, and the disk is assembled from
@@ -127,7 +127,7 @@ pub struct BuildextendOpts {
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   cosa osbuild aws azure gcp                 # three platforms of the latest build
-  cosa osbuild --all                         # every platform
+  cosa osbuild --all                         # every platform of the arch
   cosa osbuild qemu metal --build 1.20260101.dev.0
 
 The commit is deployed once; platforms with the same disk geometry share one
@@ -138,7 +138,7 @@ pub struct OsbuildOpts {
     /// The platforms.
     #[arg(value_parser = crate::image::platform_names(), required_unless_present = "all")]
     pub platforms: Vec<String>,
-    /// Every platform.
+    /// Every platform of the build's arch (powervs is ppc64le only).
     #[arg(long, conflicts_with = "platforms")]
     pub all: bool,
     #[command(flatten)]

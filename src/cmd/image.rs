@@ -23,7 +23,7 @@ pub fn buildextend(global: &GlobalOpts, opts: BuildextendOpts) -> Result<()> {
 
 pub fn osbuild(global: &GlobalOpts, opts: OsbuildOpts) -> Result<()> {
     let platforms: Vec<String> = if opts.all {
-        image::platform_names()
+        image::platforms_for_arch(&util::target_arch(opts.target.arch.as_deref())?)
             .iter()
             .map(|s| s.to_string())
             .collect()

@@ -46,9 +46,11 @@ fn machine_for(
             target.sector
         );
     }
+    // Compressed by `cosa compress`, not by its format (gcp's tar.gz,
+    // powervs's ova.gz).
     let is_compressed = [".xz", ".zst", ".gz"]
         .iter()
-        .any(|e| art.path.ends_with(e) && !art.path.ends_with(".tar.gz"));
+        .any(|e| art.path.ends_with(e) && !target.ext.ends_with(e));
     if is_compressed {
         bail!("{} is compressed; run `cosa uncompress` first", art.path);
     }
@@ -63,6 +65,11 @@ fn machine_for(
                 .arg("disk.raw")
                 .run_capture("unpacking disk.raw from the GCP tarball")?;
             (scratch.join("disk.raw"), "raw")
+        }
+        image::Format::PowervsOvaGz => {
+            let raw = scratch.join("disk.raw");
+            image::formats::unpack_powervs_disk(&disk, &raw)?;
+            (raw, "raw")
         }
         image::Format::Ova { .. } => {
             std::process::Command::new("tar")
@@ -110,11 +117,12 @@ pub fn run(global: &GlobalOpts, opts: KolaRunOpts) -> Result<()> {
         1024,
         scratch.path(),
     )?;
-    // s390x images boot by direct kernel boot (no zipl): no firmware.
-    let fw = if machine.arch == "s390x" {
-        "direct"
-    } else {
-        firmware_name(opts.firmware)
+    // s390x images boot by direct kernel boot (no zipl): no firmware;
+    // ppc64le ones with SLOF, pseries' Open Firmware.
+    let fw = match machine.arch.as_str() {
+        "s390x" => "direct",
+        "ppc64le" => "slof",
+        _ => firmware_name(opts.firmware),
     };
     let log = wd
         .tmp_dir()

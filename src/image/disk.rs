@@ -2,7 +2,8 @@
 //! is created sparse, the GPT written by `gpt`, each file system made in
 //! place at its partition's offset (`mkfs.ext4 -E offset= -d DIR`,
 //! `mkfs.fat --offset` and mtools' `mcopy -i disk@@offset`), and GRUB
-//! installed by `grub`.
+//! installed by `grub` (BIOS boot code and core image, or the PReP
+//! partition's core image on ppc64le).
 
 use std::collections::HashSet;
 use std::fs::{self, OpenOptions};
@@ -30,6 +31,9 @@ pub struct DiskInput<'a> {
     /// GRUB's BIOS core image, installed when the disk has 512-byte sectors
     /// and a BIOS boot partition.
     pub bios_core: Option<&'a Path>,
+    /// GRUB's Open Firmware core image, written into the PReP partition
+    /// (ppc64le).
+    pub prep_core: Option<&'a Path>,
     pub sector: u64,
     /// Whole disk size; None sizes the root partition to its content.
     pub disk_size: Option<u64>,
@@ -204,8 +208,17 @@ pub fn make_raw(out: &Path, input: &DiskInput) -> Result<Layout> {
                     input.timestamp,
                 )?
             }
-            Role::BiosBoot | Role::Reserved => {}
+            Role::BiosBoot | Role::Reserved | Role::Prep => {}
         }
+    }
+    if let (Some(core), Some(prep)) = (input.prep_core, layout.part(Role::Prep)) {
+        let file = OpenOptions::new()
+            .write(true)
+            .open(out)
+            .with_context(|| format!("opening {}", out.display()))?;
+        grub::install_prep(&file, core, prep.offset, prep.size)?;
+        file.sync_all()
+            .with_context(|| format!("syncing {}", out.display()))?;
     }
     if let (Some(core), Some(bios)) = (input.bios_core, layout.part(Role::BiosBoot))
         && input.sector == 512

@@ -1,8 +1,9 @@
 //! Turn a raw disk into each platform's artifact format, as coreos-assembler
 //! ships it: qemu-img conversions (qcow2, vmdk, vhd, vhdx), GCP's sparse
 //! tar.gz, the OVA (OVF descriptor rendered with tera + streamOptimized
-//! vmdk) and KubeVirt's container disk (an OCI archive with the qcow2 under
-//! /disk/).
+//! vmdk), IBM Power Virtual Server's gzipped OVA (the raw disk and its OVF
+//! descriptor) and KubeVirt's container disk (an OCI archive with the qcow2
+//! under /disk/).
 
 use std::fs;
 use std::path::Path;
@@ -33,7 +34,15 @@ pub enum Format {
     },
     /// OCI archive with the (compressed) qcow2 under /disk/ (KubeVirt).
     KubevirtOci,
+    /// `disk.raw` then `coreos.ovf` in a pax tar, gzip -9 (PowerVS), as
+    /// coreos-assembler's `cosalib/ibmcloud.py` makes it.
+    PowervsOvaGz,
 }
+
+/// The capacity PowerVS's OVF declares for the boot volume (bytes, 120
+/// GiB), as coreos-assembler's powervs template does: the volume PowerVS
+/// creates on import, larger than the image.
+pub const POWERVS_CAPACITY: u64 = 120 << 30;
 
 fn qemu_img(what: &str, args: &[&str], src: &Path, dst: &Path) -> Result<()> {
     let mut cmd = Command::new("qemu-img");
@@ -178,7 +187,89 @@ pub fn convert(
             )
         }
         Format::KubevirtOci => kubevirt_ociarchive(raw, out, work, ovf, timestamp),
+        Format::PowervsOvaGz => {
+            let dir = work.join("powervs");
+            fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let disk = dir.join("disk.raw");
+            fs::rename(raw, &disk)
+                .with_context(|| format!("moving {} into {}", raw.display(), dir.display()))?;
+            let size = fs::metadata(&disk)
+                .with_context(|| format!("reading {}", disk.display()))?
+                .len();
+            fs::write(
+                dir.join("coreos.ovf"),
+                render_powervs_ovf(ovf, "disk.raw", size)?,
+            )
+            .context("writing coreos.ovf")?;
+            // Not sparse: upstream's tarfile stores the disk whole.
+            tar_cmd(
+                "making the PowerVS OVA (tar --format=posix | gzip -9)",
+                &dir,
+                "posix",
+                &["disk.raw", "coreos.ovf"],
+                out,
+                &[
+                    "--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime",
+                    "--use-compress-program=gzip -9n",
+                ],
+                timestamp,
+            )
+        }
     }
+}
+
+/// Unpack `disk.raw` from a PowerVS OVA (`ova.gz`) into `dest`, sparse:
+/// blocks of zeros become holes, so the 10 GiB disk costs what its content
+/// costs.
+pub fn unpack_powervs_disk(ova: &Path, dest: &Path) -> Result<()> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let f = fs::File::open(ova).with_context(|| format!("opening {}", ova.display()))?;
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(f));
+    for e in archive
+        .entries()
+        .with_context(|| format!("reading {}", ova.display()))?
+    {
+        let mut e = e.with_context(|| format!("reading {}", ova.display()))?;
+        if e.path()?.as_os_str() != "disk.raw" {
+            continue;
+        }
+        let len = e.size();
+        let mut out =
+            fs::File::create(dest).with_context(|| format!("creating {}", dest.display()))?;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = e
+                .read(&mut buf)
+                .with_context(|| format!("reading disk.raw from {}", ova.display()))?;
+            if n == 0 {
+                break;
+            }
+            if buf[..n].iter().all(|b| *b == 0) {
+                out.seek(SeekFrom::Current(n as i64))?;
+            } else {
+                out.write_all(&buf[..n])
+                    .with_context(|| format!("writing {}", dest.display()))?;
+            }
+        }
+        out.set_len(len)
+            .with_context(|| format!("sizing {}", dest.display()))?;
+        return Ok(());
+    }
+    anyhow::bail!("{} has no disk.raw: not a PowerVS OVA", ova.display())
+}
+
+/// PowerVS's OVF descriptor for the raw disk `disk_file` of `disk_size`
+/// bytes: image `<name>-<version>`, architecture, one boot volume.
+pub fn render_powervs_ovf(o: &OvfInfo, disk_file: &str, disk_size: u64) -> Result<String> {
+    let mut ctx = tera::Context::new();
+    ctx.insert("image", &format!("{}-{}", o.name, o.version));
+    ctx.insert("description", &format!("{} {}", o.name, o.version));
+    ctx.insert("arch", &o.arch);
+    ctx.insert("disk_file", disk_file);
+    ctx.insert("disk_file_size", &disk_size);
+    ctx.insert("capacity", &POWERVS_CAPACITY.max(disk_size));
+    tera::Tera::one_off(include_str!("templates/powervs.ovf"), &ctx, true)
+        .context("rendering the PowerVS OVF descriptor")
 }
 
 /// The OVF descriptor for VMware or VirtualBox.
@@ -330,6 +421,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_powervs_disk_unpacks_sparse() {
+        use std::os::unix::fs::MetadataExt;
+        let t = tempfile::tempdir().unwrap();
+        let mut disk = vec![0u8; 8 << 20];
+        disk[4096..4100].copy_from_slice(b"GRUB");
+        let ova = t.path().join("x.ova.gz");
+        let gz = flate2::write::GzEncoder::new(
+            fs::File::create(&ova).unwrap(),
+            flate2::Compression::fast(),
+        );
+        let mut b = tar::Builder::new(gz);
+        for (name, data) in [("disk.raw", &disk[..]), ("coreos.ovf", b"<ovf/>")] {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            b.append_data(&mut h, name, data).unwrap();
+        }
+        b.into_inner().unwrap().finish().unwrap();
+        let raw = t.path().join("disk.raw");
+        unpack_powervs_disk(&ova, &raw).unwrap();
+        assert_eq!(fs::read(&raw).unwrap(), disk);
+        assert!(fs::metadata(&raw).unwrap().blocks() * 512 < 4 << 20);
+        let e = unpack_powervs_disk(&raw, &t.path().join("y")).unwrap_err();
+        assert!(format!("{e:#}").contains("reading"), "{e:#}");
+    }
+
+    #[test]
     fn ovf_renders_with_the_disk_facts() {
         let o = OvfInfo {
             name: "cosa-sample".into(),
@@ -348,5 +466,21 @@ mod tests {
         assert!(v.contains("vmx-13") && v.contains(r#"vmw:osType="rhel9_64Guest""#));
         let vb = render_ovf(true, &o, "disk.vmdk", 1, 2).unwrap();
         assert!(vb.contains("virtualbox-2.2"));
+        let p = render_powervs_ovf(
+            &OvfInfo {
+                arch: "ppc64le".into(),
+                ..o
+            },
+            "disk.raw",
+            789,
+        )
+        .unwrap();
+        assert!(
+            p.contains(r#"<ovf:File href="disk.raw" id="file1" size="789"/>"#),
+            "{p}"
+        );
+        assert!(p.contains(r#"capacity="128849018880""#), "{p}");
+        assert!(p.contains("<ovf:Name>cosa-sample-1.2</ovf:Name>"), "{p}");
+        assert!(p.contains(">ppc64le</ibmpvc:architecture>"), "{p}");
     }
 }

@@ -7,6 +7,10 @@
 //!   embeds into a BIOS boot partition.
 //! - UEFI: `EFI/BOOT/BOOTX64.EFI` (x86_64) or `BOOTAA64.EFI` (aarch64) with
 //!   the same modules built in.
+//! - Open Firmware (ppc64le): a `powerpc-ieee1275` core image (an ELF file)
+//!   assembled from the modules in the deployed tree's
+//!   `/usr/lib/grub/powerpc-ieee1275`, written raw into the PReP partition,
+//!   as `grub2-install --target=powerpc-ieee1275` does there.
 //!
 //! Both carry a small embedded config that finds the file system labelled
 //! `boot` and loads its `grub2/grub.cfg`. Debian's GRUB has no `blscfg`, so
@@ -96,6 +100,12 @@ fn mkimage(target: &str, extra: &[&str], out: &Path, work: &Path) -> Result<()> 
         Some(d) => d,
         None => platform_dir(target),
     };
+    mkimage_from(target, &dir, extra, out, work)
+}
+
+/// `grub-mkimage -O target -d dir`: the core image with [`COMMON_MODULES`],
+/// `extra` and [`EARLY_CFG`] built in.
+fn mkimage_from(target: &str, dir: &Path, extra: &[&str], out: &Path, work: &Path) -> Result<()> {
     ensure!(
         dir.join("normal.mod").exists(),
         "GRUB modules for {target} are not installed in {} (Debian package {})",
@@ -104,6 +114,7 @@ fn mkimage(target: &str, extra: &[&str], out: &Path, work: &Path) -> Result<()> 
             "i386-pc" => "grub-pc-bin",
             "x86_64-efi" => "grub-efi-amd64-bin",
             "arm64-efi" => "grub-efi-arm64-bin",
+            "powerpc-ieee1275" => "grub-ieee1275-bin",
             _ => "grub",
         }
     );
@@ -113,7 +124,7 @@ fn mkimage(target: &str, extra: &[&str], out: &Path, work: &Path) -> Result<()> 
     cmd.arg("-O")
         .arg(target)
         .arg("-d")
-        .arg(&dir)
+        .arg(dir)
         .arg("-o")
         .arg(out)
         .arg("-p")
@@ -135,6 +146,61 @@ pub fn make_efi(arch: &str, out: &Path, work: &Path) -> Result<()> {
 /// Make the BIOS core image at `out`.
 pub fn make_bios_core(out: &Path, work: &Path) -> Result<()> {
     mkimage("i386-pc", BIOS_MODULES, out, work)
+}
+
+/// GRUB's target for Open Firmware on ppc64le.
+pub const IEEE1275_TARGET: &str = "powerpc-ieee1275";
+
+/// Where a tree keeps GRUB's Open Firmware modules (Fedora's
+/// grub2-ppc64le-modules, Debian's grub-ieee1275-bin).
+pub const IEEE1275_TREE_DIR: &str = "usr/lib/grub/powerpc-ieee1275";
+
+/// The Open Firmware modules to build the ppc64le core image from: the
+/// deployed tree's (`deploy` is the deployment's root), else the host's
+/// with a warning, else an error that says what the tree lacks.
+pub fn ieee1275_modules(deploy: &Path) -> Result<PathBuf> {
+    let tree = deploy.join(IEEE1275_TREE_DIR);
+    if tree.join("normal.mod").is_file() {
+        return Ok(tree);
+    }
+    let host = platform_dir(IEEE1275_TARGET);
+    if host.join("normal.mod").is_file() {
+        eprintln!(
+            "warning: the tree has no /{IEEE1275_TREE_DIR}: the PReP partition gets the build \
+             host's GRUB from {} instead of the OS's own",
+            host.display()
+        );
+        return Ok(host);
+    }
+    bail!(
+        "the tree has no GRUB for Open Firmware (/{IEEE1275_TREE_DIR}/normal.mod), and neither has \
+         this host ({}): add the OS's GRUB modules package to the treefile (Fedora's \
+         grub2-ppc64le-modules)",
+        host.display()
+    )
+}
+
+/// Make the ppc64le core image at `out` from the modules in `modules`.
+pub fn make_ieee1275_core(modules: &Path, out: &Path, work: &Path) -> Result<()> {
+    mkimage_from(IEEE1275_TARGET, modules, &[], out, work)
+}
+
+/// Write the Open Firmware core image `core` (an ELF file) into the PReP
+/// partition at byte `offset` of `disk`, `size` bytes long.
+pub fn install_prep(disk: &File, core: &Path, offset: u64, size: u64) -> Result<()> {
+    let img = std::fs::read(core).with_context(|| format!("reading {}", core.display()))?;
+    ensure!(
+        img.starts_with(b"\x7fELF"),
+        "{} is not an ELF image: not a GRUB core image for Open Firmware",
+        core.display()
+    );
+    ensure!(
+        img.len() as u64 <= size,
+        "the GRUB core image ({} bytes) does not fit the PReP partition ({size} bytes)",
+        img.len()
+    );
+    disk.write_all_at(&img, offset)
+        .context("writing the GRUB core image into the PReP partition")
 }
 
 // Offsets in boot.img and diskboot.img (grub's include/grub/i386/pc/boot.h).
@@ -259,5 +325,48 @@ mod tests {
         assert!(c.contains("  linux /ostree/os-ab/vmlinuz-6 rw ostree=/ostree/boot.1/os/ab/0\n"));
         assert!(c.contains("  initrd /ostree/os-ab/initramfs-6.img\n"));
         assert_eq!(quote("it's"), "'it'\\''s'");
+    }
+
+    #[test]
+    fn ieee1275_modules_come_from_the_tree() {
+        let t = tempfile::tempdir().unwrap();
+        let tree = t.path().join(IEEE1275_TREE_DIR);
+        std::fs::create_dir_all(&tree).unwrap();
+        std::fs::write(tree.join("normal.mod"), "m").unwrap();
+        assert_eq!(ieee1275_modules(t.path()).unwrap(), tree);
+        // A tree without them: the host's, or an error naming the package.
+        let bare = tempfile::tempdir().unwrap();
+        match ieee1275_modules(bare.path()) {
+            Ok(d) => assert_eq!(d, platform_dir(IEEE1275_TARGET)),
+            Err(e) => {
+                let e = format!("{e:#}");
+                assert!(
+                    e.contains("grub2-ppc64le-modules") && e.contains("normal.mod"),
+                    "{e}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_prep_partition_takes_an_elf_core_image_that_fits() {
+        let t = tempfile::tempdir().unwrap();
+        let disk = t.path().join("disk");
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&disk)
+            .unwrap();
+        f.set_len(8192).unwrap();
+        let core = t.path().join("core.elf");
+        std::fs::write(&core, b"\x7fELF-core").unwrap();
+        install_prep(&f, &core, 1024, 4096).unwrap();
+        let d = std::fs::read(&disk).unwrap();
+        assert_eq!(&d[1024..1033], b"\x7fELF-core");
+        assert!(install_prep(&f, &core, 1024, 4).is_err());
+        std::fs::write(&core, b"not elf").unwrap();
+        let e = install_prep(&f, &core, 1024, 4096).unwrap_err();
+        assert!(format!("{e:#}").contains("not an ELF image"), "{e:#}");
     }
 }

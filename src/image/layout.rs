@@ -12,6 +12,12 @@ pub const TYPE_BIOS_BOOT: &str = "21686148-6449-6E6F-744E-656564454649";
 pub const TYPE_ESP: &str = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B";
 pub const TYPE_LINUX: &str = "0FC63DAF-8483-4772-8E79-3D69D8477DE4";
 pub const TYPE_RESERVED: &str = "8DA63339-0007-60C0-C436-083AC8230908";
+/// The PowerPC Reference Platform boot partition: Open Firmware loads the
+/// ELF image written into it raw (GRUB's core image on ppc64le).
+pub const TYPE_PREP: &str = "9E1A2D38-C612-4316-AA26-8B49521E5A8B";
+/// GPT attribute bit 2, "legacy BIOS bootable": upstream's osbuild manifest
+/// marks the PReP partition `bootable: true`, which sfdisk writes as this.
+pub const ATTR_LEGACY_BOOTABLE: u64 = 1 << 2;
 
 /// Upstream's sentinel disk GUID: Ignition's first boot randomizes it.
 pub const DISK_GUID: &str = "00000000-0000-4000-a000-000000000001";
@@ -23,6 +29,8 @@ pub const ROOTFS_UUID: &str = "910678ff-f77e-4a7d-8d53-86f2ac47a823";
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
     BiosBoot,
+    /// PowerPC PReP boot: the raw GRUB core image (ppc64le).
+    Prep,
     Reserved,
     Esp,
     Boot,
@@ -68,8 +76,15 @@ impl Layout {
                 (2, "EFI-SYSTEM", Role::Esp, TYPE_ESP, 127 * MIB),
                 (3, "boot", Role::Boot, TYPE_LINUX, 384 * MIB),
             ],
+            "ppc64le" => &[
+                (1, "PowerPC-PReP-boot", Role::Prep, TYPE_PREP, 4 * MIB),
+                (2, "reserved", Role::Reserved, TYPE_RESERVED, MIB),
+                (3, "boot", Role::Boot, TYPE_LINUX, 384 * MIB),
+            ],
             "s390x" => &[(3, "boot", Role::Boot, TYPE_LINUX, 384 * MIB)],
-            other => bail!("no disk layout for architecture {other} (x86_64, aarch64, s390x)"),
+            other => {
+                bail!("no disk layout for architecture {other} (x86_64, aarch64, ppc64le, s390x)")
+            }
         };
         let mut parts = Vec::new();
         let mut offset = MIB;
@@ -131,7 +146,11 @@ impl Layout {
                     guid: Guid::derived(&format!("{seed}/{}", p.name)),
                     first_lba: p.offset / self.sector,
                     last_lba: (p.offset + p.size) / self.sector - 1,
-                    attributes: 0,
+                    attributes: if p.role == Role::Prep {
+                        ATTR_LEGACY_BOOTABLE
+                    } else {
+                        0
+                    },
                 })
             })
             .collect()
@@ -168,6 +187,26 @@ mod tests {
         let s = Layout::new("s390x", 512, None, 100 * MIB).unwrap();
         assert_eq!(s.parts.iter().map(|p| p.index).collect::<Vec<_>>(), [3, 4]);
         assert!(Layout::new("riscv64", 512, None, 1).is_err());
+        // ppc64le: upstream's PReP (4 MiB, bootable), reserved, boot, root.
+        let p = Layout::new("ppc64le", 512, Some(10 * 1024 * MIB), 0).unwrap();
+        let offs: Vec<_> = p
+            .parts
+            .iter()
+            .map(|p| (p.index, p.name, p.offset / MIB, p.size / MIB))
+            .collect();
+        assert_eq!(
+            offs[..3],
+            [
+                (1, "PowerPC-PReP-boot", 1, 4),
+                (2, "reserved", 5, 1),
+                (3, "boot", 6, 384)
+            ]
+        );
+        assert_eq!((offs[3].0, offs[3].2), (4, 390));
+        let g = p.gpt_partitions("s").unwrap();
+        assert_eq!(g[0].type_guid, Guid::parse(TYPE_PREP).unwrap());
+        assert_eq!(g[0].attributes, ATTR_LEGACY_BOOTABLE);
+        assert!(g[1..].iter().all(|e| e.attributes == 0));
         assert!(Layout::new("x86_64", 512, Some(100 * MIB), 0).is_err());
     }
 }

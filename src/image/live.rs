@@ -388,7 +388,9 @@ pub fn build_live(b: &ImageBuild) -> Result<MadeLive> {
         "x86_64" => (true, Some(grub::efi_target("x86_64")?)),
         "aarch64" => (false, Some(grub::efi_target("aarch64")?)),
         other => bail!(
-            "live media for {other} are not made (upstream's s390x ISO boots with zipl, which is not available here)"
+            "live media for {other} are not made: x86_64 and aarch64 only (upstream's s390x ISO boots \
+             with zipl, which is not available here; the ppc64le ISO's Open Firmware boot, CHRP \
+             bootinfo.txt and a powerpc-ieee1275 GRUB, is not made yet)"
         ),
     };
     let image = ImageConfig::load(b.config_dir)?;

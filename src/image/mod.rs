@@ -16,7 +16,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, ensure};
 use rayon::prelude::*;
 
 use crate::config::image::{ImageConfig, Platforms};
@@ -112,7 +112,14 @@ pub const TARGETS: &[Target] = &[
         skip_compression: true,
         ..t("kubevirt", "ociarchive", Format::KubevirtOci, Size::Config)
     },
+    Target {
+        skip_compression: true,
+        ..t("powervs", "ova.gz", Format::PowervsOvaGz, Size::Config)
+    },
 ];
+
+/// Platforms made for one architecture only: (platform, arch).
+const ARCH_ONLY: &[(&str, &str)] = &[("powervs", "ppc64le")];
 
 impl Target {
     /// The Ignition platform id the image boots with.
@@ -140,6 +147,15 @@ impl Target {
 /// Platform names, for the command line.
 pub fn platform_names() -> Vec<&'static str> {
     TARGETS.iter().map(|t| t.platform).collect()
+}
+
+/// The platforms made for `arch`: all but those made for another arch only.
+pub fn platforms_for_arch(arch: &str) -> Vec<&'static str> {
+    TARGETS
+        .iter()
+        .map(|t| t.platform)
+        .filter(|p| ARCH_ONLY.iter().all(|(q, a)| q != p || *a == arch))
+        .collect()
 }
 
 /// `cosa build` targets: ostree and every platform.
@@ -294,6 +310,16 @@ fn prepare_boot(
 /// temporary name and renamed into the build directory when complete.
 pub fn build_images(b: &ImageBuild, platforms: &[String]) -> Result<Vec<MadeImage>> {
     let targets: Vec<Target> = platforms.iter().map(|p| target(p)).collect::<Result<_>>()?;
+    for tg in &targets {
+        if let Some((_, only)) = ARCH_ONLY.iter().find(|(p, _)| *p == tg.platform) {
+            ensure!(
+                b.arch == *only,
+                "{} images are made for {only} only, not {}",
+                tg.platform,
+                b.arch
+            );
+        }
+    }
     if targets.is_empty() {
         return Ok(Vec::new());
     }
@@ -342,7 +368,17 @@ pub fn build_images(b: &ImageBuild, platforms: &[String]) -> Result<Vec<MadeImag
     } else {
         None
     };
-    let esp = if b.arch == "s390x" {
+    // ppc64le: the core image for the PReP partition, from the tree's own
+    // GRUB modules.
+    let prep_core = if b.arch == "ppc64le" {
+        let modules = grub::ieee1275_modules(&sysroot.join(&dep.deploy_path))?;
+        let core = grub_dir.join("core.elf");
+        grub::make_ieee1275_core(&modules, &core, &grub_dir)?;
+        Some(core)
+    } else {
+        None
+    };
+    let esp = if matches!(b.arch, "s390x" | "ppc64le") {
         None
     } else {
         let esp = b.work.join("esp");
@@ -405,6 +441,7 @@ pub fn build_images(b: &ImageBuild, platforms: &[String]) -> Result<Vec<MadeImag
                 boot: None,
                 esp: esp.as_deref(),
                 bios_core: bios_core.as_deref(),
+                prep_core: prep_core.as_deref(),
                 sector: *sector,
                 disk_size: *size,
                 seed: &seed,
@@ -489,4 +526,22 @@ pub fn scratch_dir(tmp: &Path) -> Result<tempfile::TempDir> {
         .prefix("image-")
         .tempdir_in(tmp)
         .with_context(|| format!("creating a scratch directory in {}", tmp.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn powervs_is_a_ppc64le_platform_shipped_compressed() {
+        let p = target("powervs").unwrap();
+        assert_eq!((p.ext, p.format), ("ova.gz", Format::PowervsOvaGz));
+        assert!(p.skip_compression);
+        assert!(platforms_for_arch("ppc64le").contains(&"powervs"));
+        for arch in ["x86_64", "aarch64", "s390x"] {
+            let ps = platforms_for_arch(arch);
+            assert!(!ps.contains(&"powervs"), "{arch}");
+            assert_eq!(ps.len(), TARGETS.len() - 1, "{arch}");
+        }
+    }
 }

@@ -1,5 +1,6 @@
-//! The sample OS's kernel: Debian's cloud kernel (amd64, arm64; s390x has
-//! no cloud flavour, so its generic `linux-image-<abi>-s390x`), with only
+//! The sample OS's kernel: Debian's cloud kernel (amd64, arm64; s390x and
+//! ppc64el have no cloud flavour, so their generic
+//! `linux-image-<abi>-s390x` and `linux-image-<abi>-powerpc64le`), with only
 //! the modules needed to boot from a virtio disk or live media, found from
 //! the kernel's config and each module's `.modinfo` ELF section.
 
@@ -18,6 +19,9 @@ const BOOT_FEATURES: &[(&str, &str, bool)] = &[
     ("CONFIG_VIRTIO_BLK", "virtio_blk", true),
     ("CONFIG_SCSI_VIRTIO", "virtio_scsi", false),
     ("CONFIG_BLK_DEV_SD", "sd_mod", false),
+    // pseries' own virtual SCSI adapter (QEMU's spapr-vscsi, PowerVM's
+    // vSCSI): ppc64le disks may sit on it instead of virtio.
+    ("CONFIG_SCSI_IBMVSCSI", "ibmvscsi", false),
     ("CONFIG_EXT4_FS", "ext4", true),
     ("CONFIG_CRYPTO_CRC32C", "crc32c_generic", true),
     // Live media (`cosa buildextend-live`): the root is a squashfs, loop
@@ -44,10 +48,12 @@ pub fn virtio_transport(arch: &str) -> (&'static str, &'static str, bool) {
 }
 
 /// The end of Debian's kernel package names for `debarch`: `-cloud-amd64`,
-/// `-cloud-arm64`, and `-s390x` (Debian has no s390x cloud flavour).
+/// `-cloud-arm64`, and `-s390x` and `-powerpc64le` (Debian has no cloud
+/// flavour for these two).
 pub fn flavour_suffix(debarch: &str) -> String {
     match debarch {
         "s390x" => "-s390x".to_string(),
+        "ppc64el" => "-powerpc64le".to_string(),
         d => format!("-cloud-{d}"),
     }
 }
@@ -208,10 +214,13 @@ pub fn from_unpacked(root: &Path, arch: &str, deb_version: String) -> Result<Ker
         bail!("the package holds several kernels: {kver:?}");
     }
     let kver = kver.into_iter().next().context("one kver")?;
-    let vmlinuz = root.join(format!("boot/vmlinuz-{kver}"));
-    if !vmlinuz.is_file() {
-        bail!("no {} in the package", vmlinuz.display());
-    }
+    // ppc64el's kernel is the uncompressed ELF `vmlinux`, which Open
+    // Firmware's GRUB loads as it is; the tree calls it vmlinuz all the same.
+    let vmlinuz = ["vmlinuz", "vmlinux"]
+        .iter()
+        .map(|n| root.join(format!("boot/{n}-{kver}")))
+        .find(|p| p.is_file())
+        .with_context(|| format!("no boot/vmlinuz-{kver} or boot/vmlinux-{kver} in the package"))?;
     let config_path = root.join(format!("boot/config-{kver}"));
     let config = std::fs::read_to_string(&config_path)
         .with_context(|| format!("reading the kernel config {}", config_path.display()))?;
@@ -545,6 +554,9 @@ mod tests {
             "linux-image-s390x_6.1.192-2_s390x.deb",
             "linux-image-6.1.0-56-s390x_6.1.192-2_s390x.deb",
             "linux-image-6.1.0-56-s390x-dbg_6.1.192-2_s390x.deb",
+            "linux-image-powerpc64le_6.1.192-2_ppc64el.deb",
+            "linux-image-6.1.0-56-powerpc64le-64k_6.1.192-2_ppc64el.deb",
+            "linux-image-6.1.0-56-powerpc64le_6.1.192-2_ppc64el.deb",
         ] {
             std::fs::write(cache.join(f), "x").unwrap();
         }
@@ -556,6 +568,11 @@ mod tests {
         assert_eq!(
             kernel_deb_from(None, &cache, "s390x").unwrap(),
             cache.join("linux-image-6.1.0-56-s390x_6.1.192-2_s390x.deb")
+        );
+        // Nor has ppc64el; its 64k-page flavour is another kernel.
+        assert_eq!(
+            kernel_deb_from(None, &cache, "ppc64el").unwrap(),
+            cache.join("linux-image-6.1.0-56-powerpc64le_6.1.192-2_ppc64el.deb")
         );
         assert_eq!(virtio_transport("s390x").1, "virtio_ccw");
         assert_eq!(virtio_transport("aarch64").1, "virtio_pci");

@@ -3,10 +3,12 @@
 //! shell and its scriptlets really run, and the cloud kernel with an
 //! initramfs of our own that boots an OSTree deployment (see
 //! [`initramfs`]), whose init ([`OS_INIT`]) reports what booted, and
-//! Debian's SELinux reference policy (see [`selinux`]).
+//! Debian's SELinux reference policy (see [`selinux`]). On ppc64le the tree
+//! also carries GRUB's Open Firmware modules (see [`grub_ieee1275`]).
 
 pub mod cpio;
 pub mod debian;
+pub mod grub_ieee1275;
 pub mod initramfs;
 pub mod kernel;
 pub mod selinux;
@@ -186,9 +188,13 @@ pub fn packages(arch: &str) -> Result<Vec<PkgSpec>> {
 
     let policy = selinux::policy_package().context("preparing the sample OS's SELinux policy")?;
 
-    Ok(vec![
+    let mut pkgs = vec![
         filesystem, setup, bb, release, daemon, extras, kernel_pkg, init, policy,
-    ])
+    ];
+    if arch == "ppc64le" {
+        pkgs.push(grub_ieee1275::package(&arch)?);
+    }
+    Ok(pkgs)
 }
 
 /// Build the sample repository into `dir/<arch>/` (replacing what was there).

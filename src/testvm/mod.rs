@@ -8,7 +8,9 @@
 //! find or enter the deployment.
 //!
 //! Per architecture: x86_64 boots the disk with OVMF or SeaBIOS (q35),
-//! aarch64 with AAVMF (`virt`), and s390x, whose disks have no zipl boot
+//! aarch64 with AAVMF (`virt`), ppc64le with SLOF, QEMU's Open Firmware
+//! (`pseries`), which loads GRUB from the disk's PReP partition and whose
+//! console is the hypervisor console `hvc0`, and s390x, whose disks have no zipl boot
 //! record here, by direct kernel boot of the kernel, initramfs and options
 //! that the image's own boot partition and BLS entry name (read with
 //! debugfs), so the layout is what is tested.
@@ -104,7 +106,8 @@ pub fn qemu_system(arch: &str) -> Result<(&'static str, &'static str)> {
         "x86_64" => ("qemu-system-x86_64", "qemu-system-x86"),
         "aarch64" => ("qemu-system-aarch64", "qemu-system-arm"),
         "s390x" => ("qemu-system-s390x", "qemu-system-misc"),
-        other => bail!("no QEMU boot for {other} images (x86_64, aarch64, s390x)"),
+        "ppc64le" => ("qemu-system-ppc64", "qemu-system-ppc"),
+        other => bail!("no QEMU boot for {other} images (x86_64, aarch64, ppc64le, s390x)"),
     })
 }
 
@@ -231,9 +234,10 @@ impl Machine {
     pub fn command(&self, scratch: &Path, interactive: bool) -> Result<Command> {
         let (qemu, _) = qemu_system(&self.arch)?;
         let mut cmd = Command::new(qemu);
-        let (machine, bus, firmware) = match self.arch.as_str() {
+        let (machine, cpu, bus, firmware) = match self.arch.as_str() {
             "x86_64" => (
                 "q35",
+                "max",
                 "pci",
                 (self.firmware == Firmware::Uefi).then(ovmf).transpose()?,
             ),
@@ -242,17 +246,36 @@ impl Machine {
                     self.firmware == Firmware::Uefi,
                     "aarch64 images boot with UEFI only (AAVMF)"
                 );
-                ("virt", "pci", Some(aavmf()?))
+                ("virt", "max", "pci", Some(aavmf()?))
             }
-            _ => ("s390-ccw-virtio", "ccw", None),
+            // SLOF is pseries' built-in firmware; the spectre/meltdown
+            // capabilities are off because TCG does not emulate them.
+            "ppc64le" => {
+                ensure!(
+                    self.firmware != Firmware::Bios,
+                    "ppc64le images boot with SLOF (Open Firmware), not a BIOS"
+                );
+                (
+                    "pseries,cap-cfpc=broken,cap-sbbc=broken,cap-ibs=broken,cap-ccf-assist=off",
+                    "power9",
+                    "pci",
+                    None,
+                )
+            }
+            _ => ("s390-ccw-virtio", "max", "ccw", None),
         };
         cmd.args([
-            "-accel", "tcg", "-machine", machine, "-cpu", "max", "-smp", "2",
+            "-accel", "tcg", "-machine", machine, "-cpu", cpu, "-smp", "2",
         ])
         .arg("-m")
         .arg(self.memory_mib.to_string())
         .arg("-no-reboot")
         .args(["-nic", "none"]);
+        if self.arch == "ppc64le" {
+            // Without a graphics card SLOF, and so GRUB, use the hypervisor
+            // console (QEMU's serial port) instead of the screen.
+            cmd.args(["-vga", "none"]);
+        }
         if let Some((code, vars)) = firmware {
             let my_vars = scratch.join("UEFI_VARS.fd");
             std::fs::copy(&vars, &my_vars)

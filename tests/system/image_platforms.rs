@@ -83,7 +83,7 @@ fn every_platform_has_upstreams_format_and_the_cloud_ones_boot() {
         serde_json::from_slice(&std::fs::read(dir.join("meta.json")).unwrap()).unwrap();
     cosa::store::meta::validate(&meta).unwrap();
     let img = |p: &str| -> PathBuf { dir.join(meta["images"][p]["path"].as_str().unwrap()) };
-    for p in cosa::image::platform_names() {
+    for p in cosa::image::platforms_for_arch("x86_64") {
         let a = &meta["images"][p];
         let t = cosa::image::target(p).unwrap();
         assert_eq!(
@@ -234,7 +234,7 @@ fn every_platform_has_upstreams_format_and_the_cloud_ones_boot() {
 
     // Every platform's disk: a valid GPT (sgdisk -v on its raw form) and a
     // boot partition naming the platform, with its console kargs.
-    for p in cosa::image::platform_names() {
+    for p in cosa::image::platforms_for_arch("x86_64") {
         let x = t.path().join(format!("x-{p}"));
         std::fs::create_dir_all(&x).unwrap();
         let (disk, fmt) = match p {
