@@ -49,6 +49,18 @@ fn store(t: &Path, id: &str, arch: &str, artifact_path: &str) -> (PathBuf, PathB
     (src, wd)
 }
 
+/// A repository with one package `app` (and `tool` when asked).
+fn app_repo(t: &Path, with_tool: bool) -> PathBuf {
+    use cosa::rpm::fixture::*;
+    let repo = t.join("repo");
+    let mut specs = vec![PkgSpec::new("app", "1").file(FileSpec::file("/usr/share/app", "1"))];
+    if with_tool {
+        specs.push(PkgSpec::new("tool", "1").file(FileSpec::file("/usr/share/tool", "1")));
+    }
+    make_repo(&repo, &specs, RepoCompression::Gz).unwrap();
+    repo
+}
+
 #[test]
 fn buildfetch_refuses_names_that_leave_the_store() {
     for (id, arch, path, want) in [
@@ -163,18 +175,8 @@ fn build_store_recovery_keeps_directories_cosa_did_not_make() {
 /// change in it is a change (it used to give "No changes" and a stale build).
 #[test]
 fn include_outside_the_config_counts_as_input() {
-    use cosa::rpm::fixture::*;
     let t = tempfile::tempdir().unwrap();
-    let repo = t.path().join("repo");
-    make_repo(
-        &repo,
-        &[
-            PkgSpec::new("app", "1").file(FileSpec::file("/usr/share/app", "1")),
-            PkgSpec::new("tool", "1").file(FileSpec::file("/usr/share/tool", "1")),
-        ],
-        RepoCompression::Gz,
-    )
-    .unwrap();
+    let repo = app_repo(t.path(), true);
     let cfg = crate::common::config_dir(
         t.path(),
         "ref: test/${basearch}\nrepos: [test]\ninclude: ../common.yaml\n",
@@ -229,15 +231,8 @@ fn unknown_key_without_a_value_is_refused() {
 /// refs move only when the build is recorded in builds.json.
 #[test]
 fn failed_build_leaves_the_ref_alone() {
-    use cosa::rpm::fixture::*;
     let t = tempfile::tempdir().unwrap();
-    let repo = t.path().join("repo");
-    make_repo(
-        &repo,
-        &[PkgSpec::new("app", "1").file(FileSpec::file("/usr/share/app", "1"))],
-        RepoCompression::Gz,
-    )
-    .unwrap();
+    let repo = app_repo(t.path(), false);
     let cfg = crate::common::config_dir(
         t.path(),
         "ref: test/r\nrepos: [test]\npackages: [app]\n",
@@ -316,7 +311,6 @@ fn bad_signature_message_names_the_key() {
 /// beside it) and the build store did not change.
 #[test]
 fn bad_input_matrix() {
-    use cosa::rpm::fixture::*;
     type Breaker = fn(&Path, &Path, &Path);
     let cases: &[(&str, &[&str], &str, Breaker)] = &[
         (
@@ -413,13 +407,7 @@ fn bad_input_matrix() {
     ];
     for (what, args, want, breaker) in cases {
         let t = tempfile::tempdir().unwrap();
-        let repo = t.path().join("repo");
-        make_repo(
-            &repo,
-            &[PkgSpec::new("app", "1").file(FileSpec::file("/usr/share/app", "1"))],
-            RepoCompression::Gz,
-        )
-        .unwrap();
+        let repo = app_repo(t.path(), false);
         let cfg =
             crate::common::config_dir(t.path(), "ref: r\nrepos: [test]\npackages: [app]\n", &repo);
         let wd = init_transient(t.path(), &cfg);

@@ -25,6 +25,10 @@ use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+#[allow(dead_code)]
+#[path = "../download_common/mod.rs"]
+mod download_common;
+
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -262,27 +266,12 @@ fn repo_root() -> PathBuf {
 }
 
 fn files_with_ext(dir: &Path, ext: &str) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = walk(dir)
+    let mut v: Vec<PathBuf> = download_common::files_under(dir)
         .into_iter()
         .filter(|p| p.extension().and_then(|e| e.to_str()) == Some(ext))
         .collect();
     v.sort();
     v
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 /// Write `input` to `dir/name` and return the path (for parsers that read files).
@@ -325,7 +314,7 @@ fn fixture() -> Fixture {
     let rpms = files_with_ext(&repo, "rpm");
     let repomd = std::fs::read(repo.join("repodata/repomd.xml")).unwrap();
     let gunzip = |suffix: &str| -> Vec<u8> {
-        let f = walk(&repo.join("repodata"))
+        let f = download_common::files_under(&repo.join("repodata"))
             .into_iter()
             .find(|p| p.to_string_lossy().ends_with(suffix))
             .unwrap();
@@ -569,14 +558,14 @@ fn lockfiles() {
     );
 }
 
-#[test]
-fn ostree_objects() {
-    let d = tempfile::tempdir().unwrap();
-    let src = d.path().join("src");
+/// An archive repo in `dir/repo` with one small commit (a file, a symlink,
+/// metadata).
+fn small_commit(dir: &Path) -> (cosa::ostree::Repo, String) {
+    let src = dir.join("src");
     std::fs::create_dir_all(src.join("usr/bin")).unwrap();
     std::fs::write(src.join("usr/bin/x"), "data").unwrap();
     std::os::unix::fs::symlink("x", src.join("usr/bin/y")).unwrap();
-    let repo = cosa::ostree::Repo::init_archive(&d.path().join("repo")).unwrap();
+    let repo = cosa::ostree::Repo::init_archive(&dir.join("repo")).unwrap();
     let root = repo.write_dir(&src).unwrap();
     let commit = repo
         .write_commit(&cosa::ostree::Commit {
@@ -588,11 +577,17 @@ fn ostree_objects() {
             root,
         })
         .unwrap();
+    (repo, commit)
+}
+
+#[test]
+fn ostree_objects() {
+    let d = tempfile::tempdir().unwrap();
+    let (repo, _) = small_commit(d.path());
     let mut seeds = Vec::new();
     for (o, _) in repo.list_objects().unwrap() {
         seeds.push(repo.read_object(&o.checksum, o.kind).unwrap());
     }
-    let _ = commit;
     fuzz(
         Target {
             name: "ostree_objects",
@@ -613,21 +608,7 @@ fn ostree_objects() {
 #[test]
 fn oci_archive_import() {
     let d = tempfile::tempdir().unwrap();
-    let src = d.path().join("src");
-    std::fs::create_dir_all(src.join("usr/lib")).unwrap();
-    std::fs::write(src.join("usr/lib/os-release"), "ID=x\n").unwrap();
-    let repo = cosa::ostree::Repo::init_archive(&d.path().join("repo")).unwrap();
-    let root = repo.write_dir(&src).unwrap();
-    let commit = repo
-        .write_commit(&cosa::ostree::Commit {
-            parent: None,
-            subject: "s".into(),
-            body: String::new(),
-            timestamp: 1,
-            metadata: Default::default(),
-            root,
-        })
-        .unwrap();
+    let (repo, commit) = small_commit(d.path());
     let archive = d.path().join("x.ociarchive");
     cosa::publish::oci::export_ociarchive(&repo, &commit, "x86_64", &archive).unwrap();
     let seeds = vec![std::fs::read(&archive).unwrap()];
