@@ -90,13 +90,36 @@ fn machine_for(
             format: format.to_string(),
             sector: target.sector,
             firmware,
+            secure_boot: false,
             memory_mib,
         },
     ))
 }
 
+/// `--secure-boot`: UEFI on x86_64 only (OVMF's Secure Boot build).
+fn with_secure_boot(mut machine: Machine, secure_boot: bool) -> Result<Machine> {
+    if secure_boot {
+        ensure!(
+            machine.firmware == Firmware::Uefi,
+            "--secure-boot boots with UEFI: drop --firmware bios"
+        );
+        ensure!(
+            machine.arch == "x86_64",
+            "--secure-boot needs OVMF's Secure Boot build, which is for x86_64; this build \
+             is {}",
+            machine.arch
+        );
+        machine.secure_boot = true;
+    }
+    Ok(machine)
+}
+
 pub fn run(global: &GlobalOpts, opts: KolaRunOpts) -> Result<()> {
     if opts.platform.starts_with("live-") {
+        ensure!(
+            !opts.secure_boot,
+            "--secure-boot boots disk images; the live media carry the host's unsigned GRUB"
+        );
         return super::live::kola_basic(global, &opts);
     }
     let wd = Workdir::open(&global.workdir)?;
@@ -110,9 +133,12 @@ pub fn run(global: &GlobalOpts, opts: KolaRunOpts) -> Result<()> {
         1024,
         scratch.path(),
     )?;
+    let machine = with_secure_boot(machine, opts.secure_boot)?;
     // s390x images boot by direct kernel boot (no zipl): no firmware.
     let fw = if machine.arch == "s390x" {
         "direct"
+    } else if opts.secure_boot {
+        "uefi-secure-boot"
     } else {
         firmware_name(opts.firmware)
     };
@@ -133,6 +159,7 @@ pub fn run(global: &GlobalOpts, opts: KolaRunOpts) -> Result<()> {
         build: &id,
         platform: &opts.platform,
         firmware: fw,
+        secure_boot: opts.secure_boot,
         console: &console,
         log: &log,
         elapsed,
@@ -156,6 +183,7 @@ pub fn interactive(global: &GlobalOpts, opts: RunOpts) -> Result<()> {
         opts.memory,
         scratch.path(),
     )?;
+    let machine = with_secure_boot(machine, opts.secure_boot)?;
     let mut cmd = machine.command(scratch.path(), true)?;
     eprintln!("Booting {} (Ctrl-a x quits)", machine.disk.display());
     let status = cmd
