@@ -192,9 +192,9 @@ pub struct KolaRunOpts {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 300)]
     pub timeout: u64,
-    /// Boot with Secure Boot enforced (x86_64 UEFI: OVMF's Secure Boot
-    /// build with Microsoft's keys); passes only when the booted system
-    /// says Secure Boot is on and its kernel is locked down.
+    /// Boot with Secure Boot enforced (UEFI with Microsoft's keys: OVMF's
+    /// Secure Boot build on x86_64, AAVMF on aarch64); passes only when the
+    /// booted system says Secure Boot is on and its kernel is locked down.
     #[arg(long)]
     pub secure_boot: bool,
 }
@@ -216,8 +216,8 @@ pub struct RunOpts {
     /// Guest memory in MiB.
     #[arg(long, default_value_t = 1024)]
     pub memory: u32,
-    /// Boot with Secure Boot enforced (x86_64 UEFI: OVMF's Secure Boot
-    /// build with Microsoft's keys).
+    /// Boot with Secure Boot enforced (UEFI with Microsoft's keys: OVMF's
+    /// Secure Boot build on x86_64, AAVMF on aarch64).
     #[arg(long)]
     pub secure_boot: bool,
 }

@@ -96,7 +96,7 @@ fn machine_for(
     ))
 }
 
-/// `--secure-boot`: UEFI on x86_64 only (OVMF's Secure Boot build).
+/// `--secure-boot`: UEFI on x86_64 and aarch64.
 fn with_secure_boot(mut machine: Machine, secure_boot: bool) -> Result<Machine> {
     if secure_boot {
         ensure!(
@@ -104,9 +104,9 @@ fn with_secure_boot(mut machine: Machine, secure_boot: bool) -> Result<Machine> 
             "--secure-boot boots with UEFI: drop --firmware bios"
         );
         ensure!(
-            machine.arch == "x86_64",
-            "--secure-boot needs OVMF's Secure Boot build, which is for x86_64; this build \
-             is {}",
+            ["x86_64", "aarch64"].contains(&machine.arch.as_str()),
+            "--secure-boot needs UEFI firmware with Secure Boot (OVMF on x86_64, AAVMF on \
+             aarch64); this build is {}",
             machine.arch
         );
         machine.secure_boot = true;

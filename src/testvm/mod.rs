@@ -8,10 +8,11 @@
 //! and its initramfs prints `COSA-BOOT-FAILED: <reason>` when it cannot
 //! find or enter the deployment.
 //!
-//! Secure Boot (x86_64): OVMF built with Secure Boot and SMM
+//! Secure Boot: on x86_64 OVMF built with Secure Boot and SMM
 //! (`OVMF_CODE_4M.secboot.fd`) with a per-boot copy of the variable store
 //! that enrolls Microsoft's keys (`OVMF_VARS_4M.ms.fd`), on a q35 machine
-//! with SMM and a secure flash. When the firmware or shim refuses a binary,
+//! with SMM and a secure flash; on aarch64 AAVMF with its Microsoft-keys
+//! store (`AAVMF_VARS.ms.fd`). When the firmware or shim refuses a binary,
 //! the console says so ([`SECURE_BOOT_REFUSALS`]) and the boot is stopped
 //! there instead of running into the timeout.
 //!
@@ -134,12 +135,21 @@ pub fn ovmf_secure_boot() -> Result<(PathBuf, PathBuf)> {
     bail!("Secure Boot firmware {c} or {v} not found (install Debian's ovmf package)")
 }
 
-/// AAVMF's code and variable store templates (Debian's `qemu-efi-aarch64`).
-fn aavmf() -> Result<(PathBuf, PathBuf)> {
-    let (c, v) = (
-        "/usr/share/AAVMF/AAVMF_CODE.fd",
-        "/usr/share/AAVMF/AAVMF_VARS.fd",
-    );
+/// AAVMF's code and variable store templates (Debian's `qemu-efi-aarch64`);
+/// with `secure_boot` the store with Microsoft's keys enrolled and Secure
+/// Boot on (`AAVMF_VARS.ms.fd`: arm64 needs no SMM for it).
+fn aavmf(secure_boot: bool) -> Result<(PathBuf, PathBuf)> {
+    let (c, v) = if secure_boot {
+        (
+            "/usr/share/AAVMF/AAVMF_CODE.ms.fd",
+            "/usr/share/AAVMF/AAVMF_VARS.ms.fd",
+        )
+    } else {
+        (
+            "/usr/share/AAVMF/AAVMF_CODE.fd",
+            "/usr/share/AAVMF/AAVMF_VARS.fd",
+        )
+    };
     if Path::new(c).exists() && Path::new(v).exists() {
         return Ok((c.into(), v.into()));
     }
@@ -280,8 +290,10 @@ impl Machine {
         let (qemu, _) = qemu_system(&self.arch)?;
         let mut cmd = Command::new(qemu);
         ensure!(
-            !self.secure_boot || (self.arch == "x86_64" && self.firmware == Firmware::Uefi),
-            "Secure Boot needs UEFI on x86_64 (OVMF); this is {} with {:?}",
+            !self.secure_boot
+                || (["x86_64", "aarch64"].contains(&self.arch.as_str())
+                    && self.firmware == Firmware::Uefi),
+            "Secure Boot needs UEFI on x86_64 (OVMF) or aarch64 (AAVMF); this is {} with {:?}",
             self.arch,
             self.firmware
         );
@@ -299,7 +311,7 @@ impl Machine {
                     self.firmware == Firmware::Uefi,
                     "aarch64 images boot with UEFI only (AAVMF)"
                 );
-                ("virt", "pci", Some(aavmf()?))
+                ("virt", "pci", Some(aavmf(self.secure_boot)?))
             }
             _ => ("s390-ccw-virtio", "ccw", None),
         };
@@ -310,7 +322,7 @@ impl Machine {
         .arg(self.memory_mib.to_string())
         .arg("-no-reboot")
         .args(["-nic", "none"]);
-        if self.secure_boot {
+        if self.secure_boot && self.arch == "x86_64" {
             cmd.args(["-global", "driver=cfi.pflash01,property=secure,value=on"]);
         }
         if let Some((code, vars)) = firmware {
