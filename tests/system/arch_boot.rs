@@ -2,8 +2,8 @@
 //! and `--arch s390x` compose the sample OS from Debian's arm64 / s390x
 //! kernel and busybox, make the qemu image with that architecture's layout
 //! (checked with sgdisk, qemu-img, mtools, debugfs), and `cosa kola run
-//! basic --arch A` boots it in QEMU TCG: aarch64 through AAVMF and GRUB's
-//! arm64-efi image, s390x by direct kernel boot of the kernel, initramfs and
+//! basic --arch A` boots it in QEMU TCG: aarch64 through AAVMF and the
+//! tree's signed shim and GRUB (also with Secure Boot), s390x by direct kernel boot of the kernel, initramfs and
 //! BLS options read from the image's own boot partition.
 
 use crate::common;
@@ -131,23 +131,31 @@ fn partition(disk: &Path, n: usize) -> Option<(String, String, u64, u64)> {
     ))
 }
 
-/// `cosa kola run basic --arch A`: passes, and says so.
-fn kola(b: &Built, arch: &str, timeout: u64) {
+/// `cosa kola run basic --arch A` (with `--secure-boot`): passes, and says so.
+fn kola(b: &Built, arch: &str, timeout: u64, secure_boot: bool) {
     let start = Instant::now();
-    let out = run(
-        cosa(&b.wd).args([
-            "kola",
-            "run",
-            "basic",
-            "--arch",
-            arch,
-            "--timeout",
-            &timeout.to_string(),
-        ]),
-        true,
-    );
+    let timeout = timeout.to_string();
+    let mut args = vec![
+        "kola",
+        "run",
+        "basic",
+        "--arch",
+        arch,
+        "--timeout",
+        &timeout,
+    ];
+    if secure_boot {
+        args.push("--secure-boot");
+    }
+    let out = run(cosa(&b.wd).args(&args), true);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("PASS: basic (qemu"), "{stdout}");
+    if secure_boot {
+        assert!(
+            stdout.contains("with Secure Boot on, lockdown integrity"),
+            "{stdout}"
+        );
+    }
     assert!(
         stdout.contains(&b.meta["ostree-commit"].as_str().unwrap()[..12]),
         "{stdout}"
@@ -180,7 +188,22 @@ fn aarch64_image_has_the_fcos_layout_and_boots_under_aavmf() {
         (parts[3].0.as_str(), parts[3].1.as_str(), parts[3].2),
         (TYPE_LINUX, "root", 513)
     );
-    // The ESP holds GRUB for arm64 UEFI: a PE image for machine 0xAA64.
+    // The ESP holds the tree's boot loader (Debian's signed arm64 shim and
+    // GRUB), byte-identical to the commit's, and BOOTAA64.EFI (the shim) is
+    // a PE image for machine 0xAA64.
+    let commit = b.meta["ostree-commit"].as_str().unwrap();
+    let payload = crate::esp::assert_esp_is_the_commits(
+        &b.wd,
+        commit,
+        &raw,
+        "/EFI/debian/grub.cfg",
+        b.t.path(),
+    );
+    assert!(
+        payload.contains(&"debian/grubaa64.efi".to_string()),
+        "{payload:?}"
+    );
+    assert_eq!(b.meta["images"]["qemu"]["bootloader"]["from"], "tree");
     let efi = b.t.path().join("BOOTAA64.EFI");
     sh(
         "mcopy",
@@ -199,7 +222,8 @@ fn aarch64_image_has_the_fcos_layout_and_boots_under_aavmf() {
         "BOOTAA64.EFI is not an arm64 image"
     );
     std::fs::remove_file(&raw).unwrap();
-    kola(&b, "aarch64", 600);
+    kola(&b, "aarch64", 600, false);
+    kola(&b, "aarch64", 600, true);
 }
 
 #[test]
@@ -230,5 +254,5 @@ fn s390x_image_has_boot_and_root_and_boots_its_own_kernel() {
     assert!(k.len() > MIB as usize, "kernel of {} bytes", k.len());
     assert!(d.initrd.is_some());
     std::fs::remove_file(&raw).unwrap();
-    kola(&b, "s390x", 300);
+    kola(&b, "s390x", 300, false);
 }
