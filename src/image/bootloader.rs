@@ -13,7 +13,9 @@
 //!   ESP's file tree with SHA-512 digests.
 //!
 //! A tree without `/usr/lib/bootupd/updates/EFI` gets the build host's GRUB
-//! (unsigned: no Secure Boot), with a warning naming why.
+//! (unsigned: no Secure Boot), with a warning naming why; image.yaml's
+//! `efi-signing-key`/`efi-signing-cert` sign that GRUB (sbsign, checked with
+//! sbverify), for machines that enroll the config's certificate.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -24,6 +26,8 @@ use serde::{Deserialize, Serialize};
 
 use super::grub;
 use crate::compose::bootupd::{ContentMetadata, UPDATES_DIR};
+use crate::config::image::EfiSigning;
+use crate::util::cmd::CommandRunExt;
 
 /// Modules the tree's GRUB must have built in to run the stub and our
 /// grub.cfg without loading modules from disk (Secure Boot forbids that).
@@ -227,7 +231,12 @@ fn fill_esp(tree: &Path, arch: &str, esp: &Path) -> Result<(FileTree, String)> {
 /// The boot loader for a build whose commit is deployed at `tree`
 /// (the deployment's root): the tree's when it has bootupd's payload, else
 /// the host's with a warning. `work` is a scratch directory.
-pub fn prepare(tree: &Path, arch: &str, work: &Path) -> Result<Prepared> {
+pub fn prepare(
+    tree: &Path,
+    arch: &str,
+    work: &Path,
+    signing: Option<&EfiSigning>,
+) -> Result<Prepared> {
     if arch == "s390x" {
         return Ok(Prepared {
             esp: None,
@@ -241,7 +250,7 @@ pub fn prepare(tree: &Path, arch: &str, work: &Path) -> Result<Prepared> {
     fs::create_dir_all(&grub_dir).with_context(|| format!("creating {}", grub_dir.display()))?;
     let efi_payload = tree.join(UPDATES_DIR).join("EFI");
     if !efi_payload.is_dir() {
-        return host(arch, &esp, &grub_dir);
+        return host(arch, &esp, &grub_dir, signing);
     }
     let efi_meta = read_metadata(tree, "EFI")?.with_context(|| {
         format!(
@@ -308,16 +317,53 @@ pub fn prepare(tree: &Path, arch: &str, work: &Path) -> Result<Prepared> {
     })
 }
 
-/// The fallback: the host's GRUB built with `grub-mkimage`, unsigned.
-fn host(arch: &str, esp: &Path, grub_dir: &Path) -> Result<Prepared> {
+/// Sign the EFI binary `file` in place with sbsign, then check the
+/// signature with sbverify against the certificate.
+pub fn sign_efi(file: &Path, s: &EfiSigning) -> Result<()> {
+    let signed = file.with_extension("signed");
+    std::process::Command::new("sbsign")
+        .arg("--key")
+        .arg(&s.key)
+        .arg("--cert")
+        .arg(&s.cert)
+        .arg("--output")
+        .arg(&signed)
+        .arg(file)
+        .run_capture(&format!(
+            "signing {} with {} (sbsign, Debian's sbsigntool)",
+            file.display(),
+            s.key.display()
+        ))?;
+    std::process::Command::new("sbverify")
+        .arg("--cert")
+        .arg(&s.cert)
+        .arg(&signed)
+        .run_capture(&format!(
+            "verifying the signature of {} against {} (sbverify)",
+            file.display(),
+            s.cert.display()
+        ))?;
+    fs::rename(&signed, file).with_context(|| format!("replacing {}", file.display()))
+}
+
+/// The fallback: the host's GRUB built with `grub-mkimage`, unsigned unless
+/// the config names a signing key.
+fn host(arch: &str, esp: &Path, grub_dir: &Path, signing: Option<&EfiSigning>) -> Result<Prepared> {
+    let signed = match signing {
+        Some(s) => format!("signed with {}", s.cert.display()),
+        None => "not signed (no Secure Boot)".to_string(),
+    };
     eprintln!(
         "warning: the tree has no /{UPDATES_DIR}/EFI (bootupd's boot loader payload): \
-         installing the build host's GRUB, which is not signed (no Secure Boot)"
+         installing the build host's GRUB, {signed}"
     );
     let (_, file) = grub::efi_target(arch)?;
     let efi_boot = esp.join("EFI/BOOT");
     fs::create_dir_all(&efi_boot).with_context(|| format!("creating {}", efi_boot.display()))?;
     grub::make_efi(arch, &efi_boot.join(file), grub_dir)?;
+    if let Some(s) = signing {
+        sign_efi(&efi_boot.join(file), s)?;
+    }
     fs::write(efi_boot.join("grub.cfg"), grub::EARLY_CFG)
         .with_context(|| format!("writing {}", efi_boot.join("grub.cfg").display()))?;
     let bios = if arch == "x86_64" {
@@ -335,6 +381,7 @@ fn host(arch: &str, esp: &Path, grub_dir: &Path) -> Result<Prepared> {
         record: serde_json::json!({
             "from": "host",
             "reason": format!("the tree has no /{UPDATES_DIR}/EFI"),
+            "signed": signing.is_some(),
         }),
     })
 }

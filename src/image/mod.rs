@@ -340,7 +340,8 @@ pub fn build_images(b: &ImageBuild, platforms: &[String]) -> Result<Vec<MadeImag
     // The boot loader, once per build: the tree's (bootupd's payload), or
     // the host's GRUB for a tree without one.
     let deployed = sysroot.join(&dep.deploy_path);
-    let bl = bootloader::prepare(&deployed, b.arch, b.work).context("preparing the boot loader")?;
+    let bl = bootloader::prepare(&deployed, b.arch, b.work, image.efi_signing.as_ref())
+        .context("preparing the boot loader")?;
     if let Some(state) = &bl.state {
         let mut json = serde_json::to_vec(state)?;
         json.push(b'\n');

@@ -82,7 +82,7 @@ fn the_esp_and_bootupd_state_come_from_the_tree() {
     let work = t.path().join("work");
     std::fs::create_dir(&work).unwrap();
     // No EFI.json: the compose step that writes it did not run.
-    let e = bootloader::prepare(&tree, "x86_64", &work).unwrap_err();
+    let e = bootloader::prepare(&tree, "x86_64", &work, None).unwrap_err();
     assert!(
         format!("{e:#}").contains("no usr/lib/bootupd/updates/EFI.json"),
         "{e:#}"
@@ -92,7 +92,7 @@ fn the_esp_and_bootupd_state_come_from_the_tree() {
         r#"{"timestamp":"2025-01-02T03:04:05Z","version":"grub-1-1.x86_64,shim-2-1.x86_64","versions":[{"name":"grub","rpm_evr":"1-1"},{"name":"shim","rpm_evr":"2-1"}]}"#,
     )
     .unwrap();
-    let p = bootloader::prepare(&tree, "x86_64", &work).unwrap();
+    let p = bootloader::prepare(&tree, "x86_64", &work, None).unwrap();
     let esp = p.esp.as_deref().unwrap();
     let payload = tree.join("usr/lib/bootupd/updates/EFI");
     for f in ["BOOT/BOOTX64.EFI", "vendor/mmx64.efi", "vendor/grubx64.efi"] {
@@ -137,7 +137,7 @@ fn a_tree_grub_without_needed_modules_is_refused_and_no_payload_means_host_grub(
     .unwrap();
     let work = t.path().join("work");
     std::fs::create_dir(&work).unwrap();
-    let e = bootloader::prepare(&tree, "x86_64", &work).unwrap_err();
+    let e = bootloader::prepare(&tree, "x86_64", &work, None).unwrap_err();
     let msg = format!("{e:#}");
     assert!(
         msg.contains("lacks built-in modules") && msg.contains("\"linux\""),
@@ -148,11 +148,77 @@ fn a_tree_grub_without_needed_modules_is_refused_and_no_payload_means_host_grub(
     std::fs::create_dir(&bare).unwrap();
     let work2 = t.path().join("work2");
     std::fs::create_dir(&work2).unwrap();
-    let p = bootloader::prepare(&bare, "x86_64", &work2).unwrap();
+    let p = bootloader::prepare(&bare, "x86_64", &work2, None).unwrap();
     assert_eq!(p.record["from"], "host");
     assert!(p.state.is_none());
     let efi = std::fs::read(p.esp.unwrap().join("EFI/BOOT/BOOTX64.EFI")).unwrap();
     let info = grub::read_image_info(&efi).unwrap();
     assert_eq!(info.prefix.as_deref(), Some("/grub2"));
     assert_eq!(info.config.as_deref(), Some(grub::EARLY_CFG));
+}
+
+#[test]
+fn a_configs_key_signs_cosas_own_grub_and_sbverify_checks_it() {
+    let t = tempfile::tempdir().unwrap();
+    let (key, cert) = (t.path().join("db.key"), t.path().join("db.crt"));
+    let st = Command::new("openssl")
+        .args([
+            "req", "-new", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=cosa test db/"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    // image.yaml names them relative to itself.
+    let cfg = t.path().join("config");
+    std::fs::create_dir(&cfg).unwrap();
+    std::fs::write(
+        cfg.join("image.yaml"),
+        "efi-signing-key: ../db.key\nefi-signing-cert: ../db.crt\n",
+    )
+    .unwrap();
+    let image = cosa::config::image::ImageConfig::load(&cfg).unwrap();
+    let signing = image.efi_signing.clone().unwrap();
+    assert_eq!(signing.cert, cfg.join("../db.crt"));
+    let bare = t.path().join("bare");
+    std::fs::create_dir(&bare).unwrap();
+    let work = t.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let p = bootloader::prepare(&bare, "x86_64", &work, Some(&signing)).unwrap();
+    assert_eq!(p.record["signed"], true);
+    let efi = p.esp.unwrap().join("EFI/BOOT/BOOTX64.EFI");
+    let verify = |f: &Path| {
+        Command::new("sbverify")
+            .arg("--cert")
+            .arg(&cert)
+            .arg(f)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(verify(&efi), "sbverify refuses the signed GRUB");
+    // The signed image is still the GRUB it was.
+    let info = grub::read_image_info(&std::fs::read(&efi).unwrap()).unwrap();
+    assert_eq!(info.prefix.as_deref(), Some("/grub2"));
+    // Without the key: unsigned, and sbverify says so.
+    let work2 = t.path().join("work2");
+    std::fs::create_dir(&work2).unwrap();
+    let p = bootloader::prepare(&bare, "x86_64", &work2, None).unwrap();
+    assert!(!verify(&p.esp.unwrap().join("EFI/BOOT/BOOTX64.EFI")));
+    // Only one of the two is an error naming the file.
+    std::fs::write(cfg.join("image.yaml"), "efi-signing-key: ../db.key\n").unwrap();
+    let e = cosa::config::image::ImageConfig::load(&cfg).unwrap_err();
+    assert!(
+        format!("{e:#}").contains("names only one of efi-signing-key and efi-signing-cert"),
+        "{e:#}"
+    );
 }
