@@ -237,7 +237,8 @@ pub fn prepare(
     work: &Path,
     signing: Option<&EfiSigning>,
 ) -> Result<Prepared> {
-    if arch == "s390x" {
+    // Architectures without UEFI here (s390x boots with zipl) have none.
+    if grub::efi_target(arch).is_err() {
         return Ok(Prepared {
             esp: None,
             bios: None,
