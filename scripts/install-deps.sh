@@ -15,7 +15,8 @@ pkgs=(
   binutils                  # readelf checks the sample kernel modules' .modinfo
   e2fsprogs dosfstools mtools gdisk   # disk images: mkfs.ext4 -d, mkfs.fat + mcopy; sgdisk -v in tests
   grub-common grub-pc-bin grub-efi-amd64-bin  # grub-mkimage, BIOS and UEFI GRUB modules
-  ovmf seabios              # UEFI and BIOS firmware for boot tests
+  ovmf seabios              # UEFI and BIOS firmware for boot tests (ovmf: also Secure Boot's secboot/ms files)
+  sbsigntool openssl        # image.yaml efi-signing-key: sbsign/sbverify; test keys
   util-linux                # blkid, losetup in tests
   docker-registry skopeo    # push-container tests: a local registry, skopeo inspect/copy
   squashfs-tools xorriso    # live media: mksquashfs, the ISO; unsquashfs in tests

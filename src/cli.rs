@@ -164,13 +164,17 @@ pub enum KolaCmd {
 #[command(after_help = "Examples:
   cosa kola run basic                       # latest build's qemu image, UEFI
   cosa kola run basic --firmware bios
+  cosa kola run basic --secure-boot          # OVMF with Secure Boot enforced
   cosa kola run basic --build 1.20260101.dev.0 --platform metal4k
 
 `basic` boots the image in QEMU (TCG, no KVM needed) with the serial console
 captured, and passes only when the booted system reports this build's
 commit and version and its kernel command line carries
-ignition.platform.id=<platform>. On failure the console log is printed and
-kept in tmp/kola/.")]
+ignition.platform.id=<platform>; with --secure-boot also only when it says
+Secure Boot is on and the kernel is locked down. A firmware or shim that
+refuses a binary under Secure Boot ends the boot at once, and the failure
+names the console line. On failure the console log is printed and kept in
+tmp/kola/.")]
 pub struct KolaRunOpts {
     /// The test to run.
     #[arg(value_parser = ["basic"])]
@@ -188,12 +192,18 @@ pub struct KolaRunOpts {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 300)]
     pub timeout: u64,
+    /// Boot with Secure Boot enforced (UEFI with Microsoft's keys: OVMF's
+    /// Secure Boot build on x86_64, AAVMF on aarch64); passes only when the
+    /// booted system says Secure Boot is on and its kernel is locked down.
+    #[arg(long)]
+    pub secure_boot: bool,
 }
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   cosa run                       # boot the latest qemu image, UEFI, console on this terminal
   cosa run --firmware bios --memory 2048
+  cosa run --secure-boot
 
 The image is opened read-only (changes go to a temporary overlay). Quit QEMU
 with Ctrl-a x.")]
@@ -206,6 +216,10 @@ pub struct RunOpts {
     /// Guest memory in MiB.
     #[arg(long, default_value_t = 1024)]
     pub memory: u32,
+    /// Boot with Secure Boot enforced (UEFI with Microsoft's keys: OVMF's
+    /// Secure Boot build on x86_64, AAVMF on aarch64).
+    #[arg(long)]
+    pub secure_boot: bool,
 }
 
 #[derive(Debug, Args)]

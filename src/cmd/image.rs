@@ -129,6 +129,8 @@ pub(crate) fn add_images(
         );
     }
     for (img, (sha256, size)) in made.iter().zip(digests) {
+        let mut extra = extra.clone();
+        extra.extend(img.extra.clone());
         let old = m.images.insert(
             img.platform.clone(),
             Artifact {

@@ -97,13 +97,36 @@ fn machine_for(
             format: format.to_string(),
             sector: target.sector,
             firmware,
+            secure_boot: false,
             memory_mib,
         },
     ))
 }
 
+/// `--secure-boot`: UEFI on x86_64 and aarch64.
+fn with_secure_boot(mut machine: Machine, secure_boot: bool) -> Result<Machine> {
+    if secure_boot {
+        ensure!(
+            machine.firmware == Firmware::Uefi,
+            "--secure-boot boots with UEFI: drop --firmware bios"
+        );
+        ensure!(
+            ["x86_64", "aarch64"].contains(&machine.arch.as_str()),
+            "--secure-boot needs UEFI firmware with Secure Boot (OVMF on x86_64, AAVMF on \
+             aarch64); this build is {}",
+            machine.arch
+        );
+        machine.secure_boot = true;
+    }
+    Ok(machine)
+}
+
 pub fn run(global: &GlobalOpts, opts: KolaRunOpts) -> Result<()> {
     if opts.platform.starts_with("live-") {
+        ensure!(
+            !opts.secure_boot,
+            "--secure-boot boots disk images; the live media carry the host's unsigned GRUB"
+        );
         return super::live::kola_basic(global, &opts);
     }
     let wd = Workdir::open(&global.workdir)?;
@@ -117,11 +140,13 @@ pub fn run(global: &GlobalOpts, opts: KolaRunOpts) -> Result<()> {
         1024,
         scratch.path(),
     )?;
+    let machine = with_secure_boot(machine, opts.secure_boot)?;
     // s390x images boot by direct kernel boot (no zipl): no firmware;
     // ppc64le ones with SLOF, pseries' Open Firmware.
     let fw = match machine.arch.as_str() {
         "s390x" => "direct",
         "ppc64le" => "slof",
+        _ if opts.secure_boot => "uefi-secure-boot",
         _ => firmware_name(opts.firmware),
     };
     let log = wd
@@ -141,6 +166,7 @@ pub fn run(global: &GlobalOpts, opts: KolaRunOpts) -> Result<()> {
         build: &id,
         platform: &opts.platform,
         firmware: fw,
+        secure_boot: opts.secure_boot,
         console: &console,
         log: &log,
         elapsed,
@@ -164,6 +190,7 @@ pub fn interactive(global: &GlobalOpts, opts: RunOpts) -> Result<()> {
         opts.memory,
         scratch.path(),
     )?;
+    let machine = with_secure_boot(machine, opts.secure_boot)?;
     let mut cmd = machine.command(scratch.path(), true)?;
     eprintln!("Booting {} (Ctrl-a x quits)", machine.disk.display());
     let status = cmd

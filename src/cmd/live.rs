@@ -207,6 +207,7 @@ pub fn kola_basic(global: &GlobalOpts, opts: &crate::cli::KolaRunOpts) -> Result
         build: &id,
         platform: &opts.platform,
         firmware: fw,
+        secure_boot: false,
         console: &console,
         log: &log,
         elapsed,

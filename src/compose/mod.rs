@@ -1,6 +1,7 @@
 //! Assemble the root tree: unpack payloads, users and groups, scriptlets in
 //! bubblewrap, overlays, the rpm database, SELinux labels for the commit.
 
+pub mod bootupd;
 pub mod caps;
 pub mod inputhash;
 pub mod install;

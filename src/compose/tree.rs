@@ -40,6 +40,9 @@ pub fn compose_tree(
         )?,
     };
     let report = install::install(tree, pkgs, &iopts)?;
+    for f in super::bootupd::generate_update_metadata(tree, pkgs)? {
+        eprintln!("Wrote bootupd's update metadata /{f}");
+    }
     let overlays = overlay_dirs(wd)?;
     let (config_overlays, rootfs_override) = overlays.split_at(overlays.len() - 1);
     overlay::apply(tree, config_overlays)?;

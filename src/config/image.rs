@@ -28,7 +28,8 @@ enum Use {
 }
 
 /// Every image.yaml key of coreos-assembler (its `image-default.yaml` over
-/// the years, `cmd-osbuild`, `cosalib`) and cosa's own `osname`.
+/// the years, `cmd-osbuild`, `cosalib`) and cosa's own `osname`,
+/// `efi-signing-key` and `efi-signing-cert`.
 #[rustfmt::skip]
 const KEYS: &[(&str, Use)] = &[
     ("include", Use::Acted),
@@ -50,6 +51,8 @@ const KEYS: &[(&str, Use)] = &[
     ("squashfs-compression", Use::Acted),
     ("live-rootfs-fstype", Use::Acted),
     ("live-rootfs-fsoptions", Use::Acted),
+    ("efi-signing-key", Use::Acted),
+    ("efi-signing-cert", Use::Acted),
     ("aws-imdsv2-only", Use::NotActed("it is read by cloud uploads, which cosa does not do yet")),
     ("aws-imds-support", Use::NotActed("it is read by cloud uploads, which cosa does not do yet")),
     ("aws-volume-type", Use::NotActed("it is read by cloud uploads, which cosa does not do yet")),
@@ -60,7 +63,7 @@ const KEYS: &[(&str, Use)] = &[
     ("ostree-container-inject-openshift-cvo-labels", Use::NotActed("OpenShift labels are not written")),
     ("bigtime", Use::NotActed("it is an XFS option and cosa's root file system is ext4")),
     ("grub-script", Use::NotActed("cosa writes grub.cfg from the BLS entries")),
-    ("bootupd-epoch", Use::NotActed("bootupd state is not written yet")),
+    ("bootupd-epoch", Use::NotActed("cosa writes /boot/bootupd-state.json from the tree's EFI.json and BIOS.json, without an epoch")),
     ("use-bootc-install", Use::NotActed("cosa deploys with its own writer, not bootc install")),
     ("bootc-install-to-fs", Use::NotActed("cosa deploys with its own writer, not bootc install")),
 ];
@@ -99,6 +102,11 @@ pub struct ImageConfig {
     pub vmware_secure_boot: bool,
     /// mksquashfs compressor of the live rootfs.
     pub squashfs_compression: String,
+    /// cosa's own: a key and certificate (PEM; relative paths are from the
+    /// file that names them) with which cosa signs the EFI binaries it
+    /// makes itself (the host-GRUB fallback), with sbsign, verified with
+    /// sbverify. A tree's own boot loader is never re-signed.
+    pub efi_signing: Option<EfiSigning>,
     /// Keys coreos-assembler knows that cosa does not act on: one line
     /// each, naming the key, the file and why.
     #[serde(skip)]
@@ -127,10 +135,18 @@ impl Default for ImageConfig {
             vmware_hw_version: 13,
             vmware_secure_boot: true,
             squashfs_compression: "zstd".into(),
+            efi_signing: None,
             warnings: Vec::new(),
             files: Vec::new(),
         }
     }
+}
+
+/// image.yaml's `efi-signing-key` and `efi-signing-cert`, resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EfiSigning {
+    pub key: PathBuf,
+    pub cert: PathBuf,
 }
 
 /// coreos-assembler's default networking for Ignition on first boot.
@@ -344,6 +360,28 @@ impl ImageConfig {
         if let Some(v) = get("squashfs-compression")? {
             c.squashfs_compression = v;
         }
+        let path_of = |k: &str| -> Result<Option<PathBuf>> {
+            Ok(get(k)?.map(|v| {
+                let base = origin
+                    .get(k)
+                    .and_then(|f| f.parent())
+                    .unwrap_or(Path::new("."));
+                base.join(v)
+            }))
+        };
+        c.efi_signing = match (path_of("efi-signing-key")?, path_of("efi-signing-cert")?) {
+            (Some(key), Some(cert)) => Some(EfiSigning { key, cert }),
+            (None, None) => None,
+            _ => bail!(
+                "image.yaml ({}) names only one of efi-signing-key and efi-signing-cert: \
+                 sbsign needs both",
+                origin
+                    .get("efi-signing-key")
+                    .or(origin.get("efi-signing-cert"))
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            ),
+        };
         let from = |k: &str| {
             origin
                 .get(k)

@@ -34,6 +34,8 @@ pub struct DiskInput<'a> {
     /// GRUB's Open Firmware core image, written into the PReP partition
     /// (ppc64le).
     pub prep_core: Option<&'a Path>,
+    /// GRUB's `boot.img` for the MBR, from the same modules as `bios_core`.
+    pub bios_boot_img: Option<&'a Path>,
     pub sector: u64,
     /// Whole disk size; None sizes the root partition to its content.
     pub disk_size: Option<u64>,
@@ -220,15 +222,18 @@ pub fn make_raw(out: &Path, input: &DiskInput) -> Result<Layout> {
         file.sync_all()
             .with_context(|| format!("syncing {}", out.display()))?;
     }
-    if let (Some(core), Some(bios)) = (input.bios_core, layout.part(Role::BiosBoot))
-        && input.sector == 512
+    if let (Some(core), Some(boot_img), Some(bios)) = (
+        input.bios_core,
+        input.bios_boot_img,
+        layout.part(Role::BiosBoot),
+    ) && input.sector == 512
     {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .open(out)
             .with_context(|| format!("opening {}", out.display()))?;
-        grub::install_bios(&file, core, bios.offset / 512, bios.size / 512)?;
+        grub::install_bios(&file, core, boot_img, bios.offset / 512, bios.size / 512)?;
         file.sync_all()
             .with_context(|| format!("syncing {}", out.display()))?;
     }

@@ -95,17 +95,12 @@ fn foreign_modules(target: &str) -> Result<Option<PathBuf>> {
     Ok(Some(root.join("usr/lib/grub").join(target)))
 }
 
-fn mkimage(target: &str, extra: &[&str], out: &Path, work: &Path) -> Result<()> {
+/// The host's modules for a GRUB platform (`target`), checked to be there.
+pub fn host_modules(target: &str) -> Result<PathBuf> {
     let dir = match foreign_modules(target)? {
         Some(d) => d,
         None => platform_dir(target),
     };
-    mkimage_from(target, &dir, extra, out, work)
-}
-
-/// `grub-mkimage -O target -d dir`: the core image with [`COMMON_MODULES`],
-/// `extra` and [`EARLY_CFG`] built in.
-fn mkimage_from(target: &str, dir: &Path, extra: &[&str], out: &Path, work: &Path) -> Result<()> {
     ensure!(
         dir.join("normal.mod").exists(),
         "GRUB modules for {target} are not installed in {} (Debian package {})",
@@ -117,6 +112,17 @@ fn mkimage_from(target: &str, dir: &Path, extra: &[&str], out: &Path, work: &Pat
             "powerpc-ieee1275" => "grub-ieee1275-bin",
             _ => "grub",
         }
+    );
+    Ok(dir)
+}
+
+/// `grub-mkimage` for `target` from the modules in `dir`, with
+/// [`EARLY_CFG`] embedded and [`COMMON_MODULES`] plus `extra` built in.
+fn mkimage(target: &str, dir: &Path, extra: &[&str], out: &Path, work: &Path) -> Result<()> {
+    ensure!(
+        dir.join("normal.mod").exists(),
+        "{} holds no GRUB {target} modules (no normal.mod)",
+        dir.display()
     );
     let cfg = work.join(format!("early-{target}.cfg"));
     std::fs::write(&cfg, EARLY_CFG).with_context(|| format!("writing {}", cfg.display()))?;
@@ -133,19 +139,23 @@ fn mkimage_from(target: &str, dir: &Path, extra: &[&str], out: &Path, work: &Pat
         .arg(&cfg)
         .args(COMMON_MODULES)
         .args(extra);
-    cmd.run_capture(&format!("making the GRUB {target} image"))?;
+    cmd.run_capture(&format!(
+        "making the GRUB {target} image from {}",
+        dir.display()
+    ))?;
     Ok(())
 }
 
-/// Make the UEFI GRUB image for `arch` at `out`.
+/// Make the UEFI GRUB image for `arch` at `out`, from the host's modules.
 pub fn make_efi(arch: &str, out: &Path, work: &Path) -> Result<()> {
     let (target, _) = efi_target(arch)?;
-    mkimage(target, EFI_MODULES, out, work)
+    mkimage(target, &host_modules(target)?, EFI_MODULES, out, work)
 }
 
-/// Make the BIOS core image at `out`.
-pub fn make_bios_core(out: &Path, work: &Path) -> Result<()> {
-    mkimage("i386-pc", BIOS_MODULES, out, work)
+/// Make the BIOS core image at `out` from the i386-pc modules in `modules`
+/// (the tree's, or the host's from [`host_modules`]).
+pub fn make_bios_core(modules: &Path, out: &Path, work: &Path) -> Result<()> {
+    mkimage("i386-pc", modules, BIOS_MODULES, out, work)
 }
 
 /// GRUB's target for Open Firmware on ppc64le.
@@ -182,7 +192,7 @@ pub fn ieee1275_modules(deploy: &Path) -> Result<PathBuf> {
 
 /// Make the ppc64le core image at `out` from the modules in `modules`.
 pub fn make_ieee1275_core(modules: &Path, out: &Path, work: &Path) -> Result<()> {
-    mkimage_from(IEEE1275_TARGET, modules, &[], out, work)
+    mkimage(IEEE1275_TARGET, modules, &[], out, work)
 }
 
 /// Write the Open Firmware core image `core` (an ELF file) into the PReP
@@ -213,14 +223,20 @@ const MBR_CODE_END: usize = 0x1b8;
 const KERNEL_SEG: u16 = 0x800;
 
 /// Install BIOS GRUB into `disk` (512-byte sectors): `core` goes at
-/// `core_lba` (the BIOS-BOOT partition, `max_sectors` long), boot.img into
-/// the MBR, keeping the partition table.
-pub fn install_bios(disk: &File, core: &Path, core_lba: u64, max_sectors: u64) -> Result<()> {
+/// `core_lba` (the BIOS-BOOT partition, `max_sectors` long), `boot.img`
+/// (from the same modules as the core image) into the MBR, keeping the
+/// partition table.
+pub fn install_bios(
+    disk: &File,
+    core: &Path,
+    boot_path: &Path,
+    core_lba: u64,
+    max_sectors: u64,
+) -> Result<()> {
     let mut core_img =
         std::fs::read(core).with_context(|| format!("reading {}", core.display()))?;
-    let boot_path = platform_dir("i386-pc").join("boot.img");
     let boot_img =
-        std::fs::read(&boot_path).with_context(|| format!("reading {}", boot_path.display()))?;
+        std::fs::read(boot_path).with_context(|| format!("reading {}", boot_path.display()))?;
     ensure!(
         boot_img.len() == 512,
         "{} is not 512 bytes",
@@ -258,6 +274,122 @@ pub fn install_bios(disk: &File, core: &Path, core_lba: u64, max_sectors: u64) -
     disk.write_all_at(&mbr, 0)
         .context("writing the MBR boot code")?;
     Ok(())
+}
+
+/// What a GRUB UEFI image (a PE file made by `grub-mkimage`) carries in its
+/// `mods` section: the built-in prefix, the embedded config and the names
+/// of the built-in modules. Read from a distribution's signed GRUB to know
+/// where it looks for grub.cfg and what it can do without loading modules
+/// (which Secure Boot forbids).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// `-p` of grub-mkimage, e.g. `/EFI/debian`.
+    pub prefix: Option<String>,
+    /// The embedded config (`-c`).
+    pub config: Option<String>,
+    pub modules: Vec<String>,
+}
+
+fn le(b: &[u8], off: usize, len: usize) -> Option<u64> {
+    let s = b.get(off..off + len)?;
+    Some(s.iter().rev().fold(0u64, |v, x| (v << 8) | *x as u64))
+}
+
+/// The `.modname` of a module (an ELF object, 32- or 64-bit little-endian).
+fn elf_modname(e: &[u8]) -> Option<String> {
+    if e.get(..4)? != b"\x7fELF" || *e.get(5)? != 1 {
+        return None;
+    }
+    let is64 = *e.get(4)? == 2;
+    let (shoff, shentsize, shnum, shstrndx) = if is64 {
+        (
+            le(e, 0x28, 8)?,
+            le(e, 0x3a, 2)?,
+            le(e, 0x3c, 2)?,
+            le(e, 0x3e, 2)?,
+        )
+    } else {
+        (
+            le(e, 0x20, 4)?,
+            le(e, 0x2e, 2)?,
+            le(e, 0x30, 2)?,
+            le(e, 0x32, 2)?,
+        )
+    };
+    let sect = |i: u64| -> Option<(u64, u64, u64)> {
+        let h = (shoff + i * shentsize) as usize;
+        let name = le(e, h, 4)?;
+        if is64 {
+            Some((name, le(e, h + 0x18, 8)?, le(e, h + 0x20, 8)?))
+        } else {
+            Some((name, le(e, h + 0x10, 4)?, le(e, h + 0x14, 4)?))
+        }
+    };
+    let (_, stroff, _) = sect(shstrndx)?;
+    for i in 0..shnum {
+        let (name, off, size) = sect(i)?;
+        let n = &e[(stroff + name) as usize..];
+        let n = &n[..n.iter().position(|b| *b == 0)?];
+        if n == b".modname" {
+            let v = e.get(off as usize..(off + size) as usize)?;
+            return Some(
+                String::from_utf8_lossy(v)
+                    .trim_end_matches('\0')
+                    .to_string(),
+            );
+        }
+    }
+    None
+}
+
+/// Read [`ImageInfo`] from a 64-bit GRUB UEFI image.
+pub fn read_image_info(pe: &[u8]) -> Result<ImageInfo> {
+    let bad = || anyhow::anyhow!("not a GRUB UEFI image (no readable `mods` PE section)");
+    let pe_off = le(pe, 0x3c, 4).ok_or_else(bad)? as usize;
+    ensure!(
+        pe.get(pe_off..pe_off + 4) == Some(b"PE\0\0"),
+        "not a PE file"
+    );
+    let nsect = le(pe, pe_off + 6, 2).ok_or_else(bad)? as usize;
+    let opt = le(pe, pe_off + 20, 2).ok_or_else(bad)? as usize;
+    let table = pe_off + 24 + opt;
+    let mods = (0..nsect)
+        .map(|i| table + i * 40)
+        .find(|h| pe.get(*h..h + 8).is_some_and(|n| n.starts_with(b"mods")))
+        .ok_or_else(bad)?;
+    let start = le(pe, mods + 20, 4).ok_or_else(bad)? as usize;
+    ensure!(
+        pe.get(start..start + 4) == Some(b"mimg"),
+        "the GRUB image's mods section has no module info"
+    );
+    let off = le(pe, start + 8, 8).ok_or_else(bad)? as usize;
+    let size = le(pe, start + 16, 8).ok_or_else(bad)? as usize;
+    let end = (start + size).min(pe.len());
+    let mut info = ImageInfo::default();
+    let mut p = start + off;
+    while p + 8 <= end {
+        let kind = le(pe, p, 4).ok_or_else(bad)?;
+        let len = le(pe, p + 4, 4).ok_or_else(bad)? as usize;
+        ensure!(
+            len >= 8 && p + len <= end,
+            "corrupt module list in the GRUB image"
+        );
+        let body = &pe[p + 8..p + len];
+        let text = || {
+            String::from_utf8_lossy(body)
+                .trim_end_matches('\0')
+                .to_string()
+        };
+        match kind {
+            0 => info.modules.extend(elf_modname(body)),
+            2 => info.config = Some(text()),
+            3 => info.prefix = Some(text()),
+            _ => {}
+        }
+        p += len;
+    }
+    info.modules.sort();
+    Ok(info)
 }
 
 fn quote(s: &str) -> String {

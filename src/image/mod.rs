@@ -1,8 +1,10 @@
 //! Disk images from a build's OSTree commit: deploy the commit into a sysroot
 //! (src/ostree/deploy.rs), then per platform write the boot partition's BLS
 //! entry and grub.cfg with the platform's kernel arguments and console, and
-//! assemble the disk (GPT, ESP with GRUB, boot, root) without mounts.
+//! assemble the disk (GPT, ESP with the boot loader from the tree (see
+//! [`bootloader`]), boot, root) without mounts.
 
+pub mod bootloader;
 pub mod compress;
 pub mod disk;
 pub mod formats;
@@ -213,6 +215,9 @@ pub struct MadeImage {
     /// File name in the build directory.
     pub file: String,
     pub skip_compression: bool,
+    /// Extra fields of its meta.json artifact (`bootloader`: where the boot
+    /// loader came from and the versions of its packages).
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 /// The kernel arguments of a platform's image: image.yaml's extra-kargs,
@@ -358,37 +363,30 @@ pub fn build_images(b: &ImageBuild, platforms: &[String]) -> Result<Vec<MadeImag
         t.elapsed().as_secs_f64()
     );
 
-    // GRUB images, once per build.
-    let grub_dir = b.work.join("grub");
-    fs::create_dir_all(&grub_dir).with_context(|| format!("creating {}", grub_dir.display()))?;
-    let bios_core = if b.arch == "x86_64" {
-        let core = grub_dir.join("core.img");
-        grub::make_bios_core(&core, &grub_dir)?;
-        Some(core)
-    } else {
-        None
-    };
+    // The boot loader, once per build: the tree's (bootupd's payload), or
+    // the host's GRUB for a tree without one.
+    let deployed = sysroot.join(&dep.deploy_path);
+    let bl = bootloader::prepare(&deployed, b.arch, b.work, image.efi_signing.as_ref())
+        .context("preparing the boot loader")?;
+    if let Some(state) = &bl.state {
+        let mut json = serde_json::to_vec(state)?;
+        json.push(b'\n');
+        write_file(&boot.join("bootupd-state.json"), &json)?;
+    }
+    let mut record = serde_json::Map::new();
+    record.insert("bootloader".into(), bl.record.clone());
     // ppc64le: the core image for the PReP partition, from the tree's own
     // GRUB modules.
     let prep_core = if b.arch == "ppc64le" {
-        let modules = grub::ieee1275_modules(&sysroot.join(&dep.deploy_path))?;
+        let grub_dir = b.work.join("grub-ieee1275");
+        fs::create_dir_all(&grub_dir)
+            .with_context(|| format!("creating {}", grub_dir.display()))?;
+        let modules = grub::ieee1275_modules(&deployed)?;
         let core = grub_dir.join("core.elf");
         grub::make_ieee1275_core(&modules, &core, &grub_dir)?;
         Some(core)
     } else {
         None
-    };
-    let esp = if matches!(b.arch, "s390x" | "ppc64le") {
-        None
-    } else {
-        let esp = b.work.join("esp");
-        let (_, file) = grub::efi_target(b.arch)?;
-        let efi_boot = esp.join("EFI/BOOT");
-        fs::create_dir_all(&efi_boot)
-            .with_context(|| format!("creating {}", efi_boot.display()))?;
-        grub::make_efi(b.arch, &efi_boot.join(file), &grub_dir)?;
-        write_file(&efi_boot.join("grub.cfg"), grub::EARLY_CFG.as_bytes())?;
-        Some(esp)
     };
 
     // Base disks: one per (sector size, disk size).
@@ -439,8 +437,9 @@ pub fn build_images(b: &ImageBuild, platforms: &[String]) -> Result<Vec<MadeImag
                 arch: b.arch,
                 sysroot: &sysroot,
                 boot: None,
-                esp: esp.as_deref(),
-                bios_core: bios_core.as_deref(),
+                esp: bl.esp.as_deref(),
+                bios_core: bl.bios.as_ref().map(|(c, _)| c.as_path()),
+                bios_boot_img: bl.bios.as_ref().map(|(_, i)| i.as_path()),
                 prep_core: prep_core.as_deref(),
                 sector: *sector,
                 disk_size: *size,
@@ -494,6 +493,7 @@ pub fn build_images(b: &ImageBuild, platforms: &[String]) -> Result<Vec<MadeImag
                     platform: tg.platform.to_string(),
                     file,
                     skip_compression: tg.skip_compression,
+                    extra: record.clone(),
                 })
             })
             .collect();

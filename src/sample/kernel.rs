@@ -37,6 +37,10 @@ const BOOT_FEATURES: &[(&str, &str, bool)] = &[
     ("CONFIG_SATA_AHCI", "ahci", false),
 ];
 
+/// Modules the booted OS loads itself (not the initramfs): efivarfs, to
+/// read the `SecureBoot` EFI variable (its init fails without UEFI).
+const OS_FEATURES: &[(&str, &str)] = &[("CONFIG_EFIVAR_FS", "efivarfs")];
+
 /// The virtio transport QEMU gives `arch`'s disks: PCI, except on s390x,
 /// whose virtio devices sit on the channel subsystem (virtio-ccw, built by
 /// `CONFIG_S390_GUEST`; Debian builds it in).
@@ -77,6 +81,9 @@ pub struct Kernel {
     pub vmlinuz: PathBuf,
     /// Modules to load, in load order (dependencies first).
     pub modules: Vec<Module>,
+    /// Modules the booted OS loads when it needs them (see `OS_FEATURES`),
+    /// in the package but not in the initramfs.
+    pub os_modules: Vec<Module>,
 }
 
 /// One kernel module that goes into the image.
@@ -241,11 +248,21 @@ pub fn from_unpacked(root: &Path, arch: &str, deb_version: String) -> Result<Ker
         }
     }
     let modules = select_modules(&moddir.join(&kver), &roots)?;
+    let os_roots: Vec<String> = OS_FEATURES
+        .iter()
+        .filter(|(sym, _)| config.get(*sym).map(String::as_str) == Some("m"))
+        .map(|(_, m)| m.to_string())
+        .collect();
+    let os_modules = select_modules(&moddir.join(&kver), &os_roots)?
+        .into_iter()
+        .filter(|m| !modules.iter().any(|b| b.name == m.name))
+        .collect();
     Ok(Kernel {
         kver,
         deb_version,
         vmlinuz,
         modules,
+        os_modules,
     })
 }
 
@@ -515,6 +532,7 @@ mod tests {
             deb_version: "1-1".into(),
             vmlinuz: PathBuf::new(),
             modules: mods,
+            os_modules: Vec::new(),
         };
         let dep = k.modules_dep();
         assert!(

@@ -6,6 +6,7 @@
 //! Debian's SELinux reference policy (see [`selinux`]). On ppc64le the tree
 //! also carries GRUB's Open Firmware modules (see [`grub_ieee1275`]).
 
+pub mod bootloader;
 pub mod cpio;
 pub mod debian;
 pub mod grub_ieee1275;
@@ -24,12 +25,12 @@ use crate::rpm::fixture::{
 const APPLETS: &[&str] = &[
     "sh", "ls", "cat", "echo", "mkdir", "chmod", "chown", "id", "grep", "sed", "printf", "test",
     "[", "mount", "umount", "readlink", "basename", "sync", "poweroff", "reboot", "sleep", "uname",
-    "dmesg",
+    "dmesg", "od", "insmod",
 ];
 
 /// The OS's /sbin/init: prints
-/// `COSA-BOOTED version=<version> commit=<commit> cmdline=<cmdline>` to the
-/// console and powers off.
+/// `COSA-BOOTED version=<version> commit=<commit> secureboot=<0|1>
+/// lockdown=<mode> cmdline=<cmdline>` to the console and powers off.
 pub const OS_INIT: &str = include_str!("os-init.sh");
 
 /// Debian's static busybox for `arch`: the host's /bin/busybox when the
@@ -69,7 +70,7 @@ pub fn kernel_package(arch: &str, k: &kernel::Kernel, busybox: &[u8]) -> Result<
             k.modules_dep(),
         ));
     let mut dirs = std::collections::BTreeSet::new();
-    for m in &k.modules {
+    for m in k.modules.iter().chain(&k.os_modules) {
         let mut d = Path::new(&m.rel).parent();
         while let Some(x) = d.filter(|x| !x.as_os_str().is_empty()) {
             dirs.insert(x.to_string_lossy().into_owned());
@@ -79,7 +80,7 @@ pub fn kernel_package(arch: &str, k: &kernel::Kernel, busybox: &[u8]) -> Result<
     for d in dirs {
         p = p.file(FileSpec::dir(&format!("{dir}/{d}")));
     }
-    for m in &k.modules {
+    for m in k.modules.iter().chain(&k.os_modules) {
         p = p.file(FileSpec::file(&format!("{dir}/{}", m.rel), m.data.clone()));
     }
     Ok(p)
@@ -188,13 +189,14 @@ pub fn packages(arch: &str) -> Result<Vec<PkgSpec>> {
 
     let policy = selinux::policy_package().context("preparing the sample OS's SELinux policy")?;
 
-    let mut pkgs = vec![
+    let mut all = vec![
         filesystem, setup, bb, release, daemon, extras, kernel_pkg, init, policy,
     ];
+    all.extend(bootloader::packages(&arch).context("preparing the sample OS's boot loader")?);
     if arch == "ppc64le" {
-        pkgs.push(grub_ieee1275::package(&arch)?);
+        all.push(grub_ieee1275::package(&arch)?);
     }
-    Ok(pkgs)
+    Ok(all)
 }
 
 /// Build the sample repository into `dir/<arch>/` (replacing what was there).
@@ -209,7 +211,10 @@ pub fn make_sample_repo(dir: &Path, arch: &str) -> Result<()> {
     let pkgs = specs
         .iter()
         .map(|s| {
-            if s.name == "kernel" || s.name == "selinux-policy" {
+            // Large payloads: built once per content (see build_cached).
+            if ["kernel", "selinux-policy", "shim-signed", "grub-pc-bin"].contains(&s.name.as_str())
+                || s.name.starts_with("grub-efi-")
+            {
                 build_cached(s, &cache, &out)
             } else {
                 s.build(&out)

@@ -59,7 +59,36 @@ done < /proc/mounts
 [ -n "$usr_ro" ] || fail "/usr is not mounted read-only"
 [ -d "/sysroot/ostree/deploy" ] || fail "/sysroot holds no /ostree/deploy"
 
-say "COSA-BOOTED version=$version commit=$commit cmdline=$cmdline"
+# Secure Boot, as the firmware reports it: the last byte of the
+# SecureBoot EFI variable (4 bytes of attributes, then 0 or 1). 0 when the
+# machine did not boot through UEFI.
+secureboot=0
+if [ -d /sys/firmware/efi ]; then
+    efivars=/sys/firmware/efi/efivars
+    # efivarfs is a module in Debian's kernel (signed: lockdown allows it).
+    grep -q efivarfs /proc/filesystems ||
+        insmod "/usr/lib/modules/$(uname -r)/kernel/fs/efivarfs/efivarfs.ko" 2>/dev/null
+    [ -e "$efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c" ] ||
+        mount -t efivarfs efivarfs "$efivars" 2>/dev/null
+    sb="$efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
+    # od prints the 5 bytes as numbers; efivarfs ignores od's seek (-j).
+    # shellcheck disable=SC2046
+    [ -r "$sb" ] && set -- $(od -An -tu1 -N5 "$sb") && secureboot=${5:-0}
+fi
+# The kernel's lockdown mode (the bracketed word of securityfs's
+# `none [integrity] confidentiality`), or `unsupported`.
+lockdown=unsupported
+sec=/sys/kernel/security
+[ -e "$sec/lockdown" ] || mount -t securityfs securityfs "$sec" 2>/dev/null
+if [ -r "$sec/lockdown" ]; then
+    set -f
+    for word in $(cat "$sec/lockdown"); do
+        case "$word" in \[*\]) lockdown=${word#[}; lockdown=${lockdown%]} ;; esac
+    done
+    set +f
+fi
+
+say "COSA-BOOTED version=$version commit=$commit secureboot=$secureboot lockdown=$lockdown cmdline=$cmdline"
 sync
 poweroff -f
 reboot -f

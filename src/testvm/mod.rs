@@ -2,10 +2,19 @@
 //! captured, and read what the booted system reports. The sample OS's init
 //! prints one line:
 //!
-//! `COSA-BOOTED version=<version> commit=<commit> cmdline=<kernel command line>`
+//! `COSA-BOOTED version=<version> commit=<commit> secureboot=<0|1>
+//! lockdown=<mode> cmdline=<kernel command line>`
 //!
 //! and its initramfs prints `COSA-BOOT-FAILED: <reason>` when it cannot
 //! find or enter the deployment.
+//!
+//! Secure Boot: on x86_64 OVMF built with Secure Boot and SMM
+//! (`OVMF_CODE_4M.secboot.fd`) with a per-boot copy of the variable store
+//! that enrolls Microsoft's keys (`OVMF_VARS_4M.ms.fd`), on a q35 machine
+//! with SMM and a secure flash; on aarch64 AAVMF with its Microsoft-keys
+//! store (`AAVMF_VARS.ms.fd`). When the firmware or shim refuses a binary,
+//! the console says so ([`SECURE_BOOT_REFUSALS`]) and the boot is stopped
+//! there instead of running into the timeout.
 //!
 //! Per architecture: x86_64 boots the disk with OVMF or SeaBIOS (q35),
 //! aarch64 with AAVMF (`virt`), ppc64le with SLOF, QEMU's Open Firmware
@@ -27,11 +36,23 @@ use crate::util::cmd::CommandRunExt;
 pub const BOOTED_MARKER: &str = "COSA-BOOTED ";
 pub const FAILED_MARKER: &str = "COSA-BOOT-FAILED";
 
+/// Console messages of a firmware or shim that refused to run a binary
+/// under Secure Boot: OVMF's boot manager (`BdsDxe: failed to load Boot0001
+/// ...: Access Denied`), shim (`Verification failed: (0x1A) Security
+/// Violation`) and GRUB's shim_lock verifier (`bad shim signature`).
+pub const SECURE_BOOT_REFUSALS: &[&str] =
+    &["Access Denied", "Security Violation", "bad shim signature"];
+
 /// What the booted system said about itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Booted {
     pub version: String,
     pub commit: String,
+    /// The `SecureBoot` EFI variable (None: an init that does not say).
+    pub secure_boot: Option<bool>,
+    /// The kernel's lockdown mode (`none`, `integrity`, `confidentiality`,
+    /// `unsupported`; None: an init that does not say).
+    pub lockdown: Option<String>,
     pub cmdline: String,
 }
 
@@ -47,10 +68,22 @@ pub fn parse_booted(console: &str) -> Option<Booted> {
     })?;
     let rest = line.strip_prefix("version=")?;
     let (version, rest) = rest.split_once(" commit=")?;
-    let (commit, cmdline) = rest.split_once(" cmdline=")?;
+    let (fields, cmdline) = rest.split_once(" cmdline=")?;
+    let mut fields = fields.split(' ');
+    let commit = fields.next()?;
+    let (mut secure_boot, mut lockdown) = (None, None);
+    for f in fields {
+        match f.split_once('=')? {
+            ("secureboot", v) => secure_boot = Some(v == "1"),
+            ("lockdown", v) => lockdown = Some(v.to_string()),
+            _ => {}
+        }
+    }
     Some(Booted {
         version: version.to_string(),
         commit: commit.to_string(),
+        secure_boot,
+        lockdown,
         cmdline: cmdline.trim().to_string(),
     })
 }
@@ -65,6 +98,8 @@ pub struct Machine {
     /// Logical sector size the disk is attached with.
     pub sector: u64,
     pub firmware: Firmware,
+    /// UEFI with Secure Boot enforced (x86_64: OVMF secboot, Microsoft keys).
+    pub secure_boot: bool,
     pub memory_mib: u32,
 }
 
@@ -88,12 +123,35 @@ pub fn ovmf() -> Result<(PathBuf, PathBuf)> {
     bail!("UEFI firmware not found in /usr/share/OVMF (install Debian's ovmf package)")
 }
 
-/// AAVMF's code and variable store templates (Debian's `qemu-efi-aarch64`).
-fn aavmf() -> Result<(PathBuf, PathBuf)> {
+/// OVMF with Secure Boot: the SMM build's code and a variable store with
+/// Microsoft's keys enrolled (Debian's `ovmf`), as a distribution's
+/// Microsoft-signed shim expects on real machines.
+pub fn ovmf_secure_boot() -> Result<(PathBuf, PathBuf)> {
     let (c, v) = (
-        "/usr/share/AAVMF/AAVMF_CODE.fd",
-        "/usr/share/AAVMF/AAVMF_VARS.fd",
+        "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd",
+        "/usr/share/OVMF/OVMF_VARS_4M.ms.fd",
     );
+    if Path::new(c).exists() && Path::new(v).exists() {
+        return Ok((c.into(), v.into()));
+    }
+    bail!("Secure Boot firmware {c} or {v} not found (install Debian's ovmf package)")
+}
+
+/// AAVMF's code and variable store templates (Debian's `qemu-efi-aarch64`);
+/// with `secure_boot` the store with Microsoft's keys enrolled and Secure
+/// Boot on (`AAVMF_VARS.ms.fd`: arm64 needs no SMM for it).
+fn aavmf(secure_boot: bool) -> Result<(PathBuf, PathBuf)> {
+    let (c, v) = if secure_boot {
+        (
+            "/usr/share/AAVMF/AAVMF_CODE.ms.fd",
+            "/usr/share/AAVMF/AAVMF_VARS.ms.fd",
+        )
+    } else {
+        (
+            "/usr/share/AAVMF/AAVMF_CODE.fd",
+            "/usr/share/AAVMF/AAVMF_VARS.fd",
+        )
+    };
     if Path::new(c).exists() && Path::new(v).exists() {
         return Ok((c.into(), v.into()));
     }
@@ -234,7 +292,18 @@ impl Machine {
     pub fn command(&self, scratch: &Path, interactive: bool) -> Result<Command> {
         let (qemu, _) = qemu_system(&self.arch)?;
         let mut cmd = Command::new(qemu);
+        ensure!(
+            !self.secure_boot
+                || (["x86_64", "aarch64"].contains(&self.arch.as_str())
+                    && self.firmware == Firmware::Uefi),
+            "Secure Boot needs UEFI on x86_64 (OVMF) or aarch64 (AAVMF); this is {} with {:?}",
+            self.arch,
+            self.firmware
+        );
         let (machine, cpu, bus, firmware) = match self.arch.as_str() {
+            // SMM keeps the variable store out of the OS's reach, which
+            // OVMF's Secure Boot build requires.
+            "x86_64" if self.secure_boot => ("q35,smm=on", "max", "pci", Some(ovmf_secure_boot()?)),
             "x86_64" => (
                 "q35",
                 "max",
@@ -246,7 +315,7 @@ impl Machine {
                     self.firmware == Firmware::Uefi,
                     "aarch64 images boot with UEFI only (AAVMF)"
                 );
-                ("virt", "max", "pci", Some(aavmf()?))
+                ("virt", "max", "pci", Some(aavmf(self.secure_boot)?))
             }
             // SLOF is pseries' built-in firmware; the spectre/meltdown
             // capabilities are off because TCG does not emulate them.
@@ -275,6 +344,9 @@ impl Machine {
             // Without a graphics card SLOF, and so GRUB, use the hypervisor
             // console (QEMU's serial port) instead of the screen.
             cmd.args(["-vga", "none"]);
+        }
+        if self.secure_boot && self.arch == "x86_64" {
+            cmd.args(["-global", "driver=cfi.pflash01,property=secure,value=on"]);
         }
         if let Some((code, vars)) = firmware {
             let my_vars = scratch.join("UEFI_VARS.fd");
@@ -341,33 +413,86 @@ impl Machine {
 /// Run the non-interactive QEMU command `qemu` (serial console on stdout)
 /// until the guest powers off or `timeout` passes, then kill it; returns
 /// the console output, also written to `log`, and the time it ran. `what`
-/// names the program in the error when it cannot start.
+/// names the program in the error when it cannot start. A console that
+/// shows a Secure Boot refusal ([`SECURE_BOOT_REFUSALS`]) stops the
+/// machine a few seconds later: the firmware would only wait in its menu.
 pub fn run_capture(
     qemu: &Command,
     what: &str,
     log: &Path,
     timeout: Duration,
 ) -> Result<(String, Duration)> {
+    use std::io::Read;
+    use std::sync::{Arc, Mutex};
+    /// Time the console keeps running after a refusal, for its context.
+    const GRACE: Duration = Duration::from_secs(3);
     let mut cmd = Command::new("timeout");
     cmd.arg("--kill-after=5")
         .arg(timeout.as_secs().max(1).to_string())
         .arg(qemu.get_program())
-        .args(qemu.get_args());
+        .args(qemu.get_args())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
     let started = Instant::now();
-    let out = cmd.output().with_context(|| format!("starting {what}"))?;
+    let mut child = cmd.spawn().with_context(|| format!("starting {what}"))?;
+    let out = Arc::new(Mutex::new(Vec::new()));
+    let reader = {
+        let out = Arc::clone(&out);
+        let mut stdout = child.stdout.take().context("QEMU's stdout")?;
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                out.lock().map(|mut o| o.extend_from_slice(&buf[..n])).ok();
+            }
+        })
+    };
+    let err_reader = {
+        let mut stderr = child.stderr.take().context("QEMU's stderr")?;
+        std::thread::spawn(move || {
+            let mut e = Vec::new();
+            let _ = stderr.read_to_end(&mut e);
+            e
+        })
+    };
+    let mut refused_at: Option<Instant> = None;
+    let status = loop {
+        if let Some(st) = child.try_wait().context("waiting for QEMU")? {
+            break st;
+        }
+        if refused_at.is_none() {
+            let o = out.lock().map(|o| o.clone()).unwrap_or_default();
+            let text = String::from_utf8_lossy(&o);
+            if SECURE_BOOT_REFUSALS.iter().any(|p| text.contains(p)) {
+                refused_at = Some(Instant::now());
+            }
+        }
+        if refused_at.is_some_and(|t| t.elapsed() >= GRACE) {
+            // timeout(1) passes TERM on to QEMU.
+            // SAFETY: kill(2) on the pid of our own child, not yet reaped.
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+            break child.wait().context("waiting for QEMU")?;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
     let elapsed = started.elapsed();
-    let console = String::from_utf8_lossy(&out.stdout).into_owned();
+    let _ = reader.join();
+    let stderr = err_reader.join().unwrap_or_default();
+    let stdout = out.lock().map(|o| o.clone()).unwrap_or_default();
+    let console = String::from_utf8_lossy(&stdout).into_owned();
     if let Some(d) = log.parent() {
         std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
     }
-    std::fs::write(log, &out.stdout).with_context(|| format!("writing {}", log.display()))?;
-    // timeout's status when it had to stop QEMU (TERM, then KILL).
-    let timed_out = matches!(out.status.code(), Some(124) | Some(137));
-    if !timed_out && !out.status.success() {
+    std::fs::write(log, &stdout).with_context(|| format!("writing {}", log.display()))?;
+    // timeout's status when it had to stop QEMU (TERM, then KILL), or ours.
+    let stopped = refused_at.is_some() || matches!(status.code(), Some(124) | Some(137));
+    if !stopped && !status.success() {
         bail!(
-            "QEMU failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
+            "QEMU failed ({status}): {}",
+            String::from_utf8_lossy(&stderr).trim()
         );
     }
     Ok((console, elapsed))
@@ -379,6 +504,9 @@ pub struct BasicBoot<'a> {
     pub platform: &'a str,
     /// The firmware, as the log name and messages say it (bios, uefi, direct).
     pub firmware: &'a str,
+    /// Secure Boot was enforced: the system must say it is on, with the
+    /// kernel locked down.
+    pub secure_boot: bool,
     pub console: &'a str,
     pub log: &'a Path,
     pub elapsed: Duration,
@@ -392,7 +520,14 @@ pub fn basic_verdict(
     version: &str,
     kargs: &[String],
 ) -> Result<String> {
-    let b = check_booted(boot.console, boot.elapsed, commit, version, kargs).map_err(|why| {
+    let b = check_booted(boot.console, boot.elapsed, commit, version, kargs)
+        .and_then(|b| {
+            if boot.secure_boot {
+                check_secure_boot(&b)?;
+            }
+            Ok(b)
+        })
+        .map_err(|why| {
         anyhow::anyhow!(
             "kola basic FAILED on {} {} ({}): {why}\n--- console (last 40 lines; full log {}) ---\n{}",
             boot.build,
@@ -402,14 +537,52 @@ pub fn basic_verdict(
             tail(boot.console, 40)
         )
     })?;
+    let sb = if boot.secure_boot {
+        format!(
+            " with Secure Boot on, lockdown {}",
+            b.lockdown.as_deref().unwrap_or("?")
+        )
+    } else {
+        String::new()
+    };
     Ok(format!(
-        "PASS: basic ({} {}) booted {} commit {} in {:.1}s",
+        "PASS: basic ({} {}) booted {} commit {}{sb} in {:.1}s",
         boot.platform,
         boot.firmware,
         b.version,
         &b.commit[..12.min(b.commit.len())],
         boot.elapsed.as_secs_f64()
     ))
+}
+
+/// A Secure Boot run must report Secure Boot on and the kernel locked down
+/// (Debian's kernels lock down to `integrity` when booted that way).
+pub fn check_secure_boot(b: &Booted) -> std::result::Result<(), String> {
+    match b.secure_boot {
+        Some(true) => {}
+        Some(false) => {
+            return Err(
+                "the system booted but says Secure Boot is off (SecureBoot EFI variable 0)".into(),
+            );
+        }
+        None => return Err("the booted system does not report Secure Boot (secureboot=)".into()),
+    }
+    match b.lockdown.as_deref() {
+        Some("integrity") | Some("confidentiality") => Ok(()),
+        other => Err(format!(
+            "Secure Boot is on but the kernel is not locked down (lockdown={})",
+            other.unwrap_or("not reported")
+        )),
+    }
+}
+
+/// The console line where the firmware, shim or GRUB refused a binary
+/// under Secure Boot, if any.
+pub fn secure_boot_refusal(console: &str) -> Option<&str> {
+    console
+        .lines()
+        .find(|l| SECURE_BOOT_REFUSALS.iter().any(|p| l.contains(p)))
+        .map(|l| l.trim())
 }
 
 /// The verdict of a `basic` boot: the booted system must report `commit`
@@ -425,6 +598,12 @@ pub fn check_booted(
     let Some(b) = parse_booted(console) else {
         if let Some(l) = console.lines().find(|l| l.contains(FAILED_MARKER)) {
             return Err(format!("the initramfs failed: {}", l.trim()));
+        }
+        if let Some(l) = secure_boot_refusal(console) {
+            return Err(format!(
+                "Secure Boot refused to run the boot loader or kernel: {l:?} (is every binary \
+                 in the chain signed with a key the firmware or shim trusts?)"
+            ));
         }
         return Err(format!(
             "no COSA-BOOTED line on the console after {:.0}s",
@@ -470,8 +649,50 @@ mod tests {
             b.cmdline,
             "rw ignition.platform.id=qemu ostree=/ostree/boot.1/x/y/0"
         );
+        assert_eq!((b.secure_boot, b.lockdown.as_deref()), (None, None));
+        let b = parse_booted(
+            "COSA-BOOTED version=1 commit=abc secureboot=1 lockdown=integrity cmdline=a b\r\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (b.commit.as_str(), b.secure_boot, b.lockdown.as_deref()),
+            ("abc", Some(true), Some("integrity"))
+        );
+        assert_eq!(b.cmdline, "a b");
+        assert_eq!(check_secure_boot(&b), Ok(()));
+        let off = Booted {
+            secure_boot: Some(false),
+            ..b.clone()
+        };
+        assert!(
+            check_secure_boot(&off)
+                .unwrap_err()
+                .contains("Secure Boot is off")
+        );
+        let open = Booted {
+            lockdown: Some("none".into()),
+            ..b
+        };
+        assert!(
+            check_secure_boot(&open)
+                .unwrap_err()
+                .contains("lockdown=none")
+        );
         assert!(parse_booted("COSA-BOOT-FAILED: no root\n").is_none());
         assert_eq!(tail("a\nb\nc", 2), "b\nc");
+    }
+
+    #[test]
+    fn a_secure_boot_refusal_is_named() {
+        let console = "BdsDxe: loading Boot0001 \"UEFI Misc Device\"\r\n\
+            BdsDxe: failed to load Boot0001 \"UEFI Misc Device\" from PciRoot(0x0): Access Denied\r\n";
+        let e = check_booted(console, Duration::from_secs(9), "c", "v", &[]).unwrap_err();
+        assert!(
+            e.contains("Secure Boot refused") && e.contains("Access Denied"),
+            "{e}"
+        );
+        let e = check_booted("nothing\n", Duration::from_secs(9), "c", "v", &[]).unwrap_err();
+        assert!(e.contains("no COSA-BOOTED line"), "{e}");
     }
 
     #[test]

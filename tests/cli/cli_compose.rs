@@ -17,6 +17,9 @@ const SAMPLE_PKGS: &[&str] = &[
     "kernel",
     "sample-init",
     "selinux-policy",
+    "shim-signed",
+    "grub-efi-amd64-signed",
+    "grub-pc-bin",
 ];
 
 /// A workdir on the project's own sample config with a freshly built sample repo.
@@ -58,15 +61,18 @@ fn dnf_install(root: &Path, repo: &Path, cache: &Path, pkgs: &[&str]) {
 }
 
 /// What the sample manifest resolves to (weak dependencies off).
-const SAMPLE_PACKAGES: [&str; 8] = [
+const SAMPLE_PACKAGES: [&str; 11] = [
     "busybox",
     "filesystem",
+    "grub-efi-amd64-signed",
+    "grub-pc-bin",
     "kernel",
     "sample-daemon",
     "sample-init",
     "sample-release",
     "selinux-policy",
     "setup",
+    "shim-signed",
 ];
 
 #[test]
@@ -133,7 +139,23 @@ fn sample_compose_matches_dnf() {
             .unwrap();
     assert_eq!(report["packages"], SAMPLE_PKGS.len());
 
-    // Same tree as dnf, apart from the overlay and dnf's own database and state.
+    // bootupd's update metadata, which cosa writes from the packages that
+    // own the boot loader files (as bootupctl does in Fedora CoreOS).
+    let efi: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dest.join("usr/lib/bootupd/updates/EFI.json")).unwrap(),
+    )
+    .unwrap();
+    let names: Vec<&str> = efi["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["grub-efi-amd64-signed", "shim-signed"], "{efi}");
+    assert!(dest.join("usr/lib/bootupd/updates/BIOS.json").is_file());
+
+    // Same tree as dnf, apart from the overlay, bootupd's metadata and dnf's
+    // own database and state.
     let dnfroot = t.path().join("dnfroot");
     dnf_install(
         &dnfroot,
@@ -148,6 +170,8 @@ fn sample_compose_matches_dnf() {
         [
             "usr/lib/sample ",
             "usr/lib/sample/",
+            "usr/lib/bootupd/updates/EFI.json",
+            "usr/lib/bootupd/updates/BIOS.json",
             "var/lib",
             "var/cache",
             "var/log",

@@ -28,6 +28,7 @@ mod cli_init;
 mod download_gpg;
 mod download_http;
 mod fixture_rpm;
+mod grub_image;
 mod hostile_inputs;
 mod install_safety;
 mod install_scripts;

@@ -2,11 +2,12 @@
 //! and `--arch s390x` compose the sample OS from Debian's arm64 / s390x
 //! kernel and busybox, make the qemu image with that architecture's layout
 //! (checked with sgdisk, qemu-img, mtools, debugfs), and `cosa kola run
-//! basic --arch A` boots it in QEMU TCG: aarch64 through AAVMF and GRUB's
-//! arm64-efi image, s390x by direct kernel boot of the kernel, initramfs and
-//! BLS options read from the image's own boot partition, ppc64le through
-//! SLOF and the GRUB core image in the PReP partition, built from the
-//! tree's own powerpc-ieee1275 modules.
+//! basic --arch A` boots it in QEMU TCG: aarch64 through AAVMF and the
+//! tree's signed shim and GRUB (also with Secure Boot), s390x by direct
+//! kernel boot of the kernel, initramfs and BLS options read from the
+//! image's own boot partition, ppc64le through SLOF and the GRUB core image
+//! in the PReP partition, built from the tree's own powerpc-ieee1275
+//! modules.
 
 use crate::common;
 use common::*;
@@ -140,33 +141,41 @@ fn partition(disk: &Path, n: usize) -> Option<(String, String, u64, u64)> {
     ))
 }
 
-/// `cosa kola run basic --arch A`: passes, and says so.
-fn kola(b: &Built, arch: &str, timeout: u64) {
-    kola_platform(b, arch, "qemu", timeout)
+/// `cosa kola run basic --arch A` (with `--secure-boot`): passes, and says so.
+fn kola(b: &Built, arch: &str, timeout: u64, secure_boot: bool) {
+    kola_platform(b, arch, "qemu", timeout, secure_boot)
 }
 
 /// `cosa kola run basic --arch A --platform P`: passes, and says so.
-fn kola_platform(b: &Built, arch: &str, platform: &str, timeout: u64) {
+fn kola_platform(b: &Built, arch: &str, platform: &str, timeout: u64, secure_boot: bool) {
     let start = Instant::now();
-    let out = run(
-        cosa(&b.wd).args([
-            "kola",
-            "run",
-            "basic",
-            "--arch",
-            arch,
-            "--platform",
-            platform,
-            "--timeout",
-            &timeout.to_string(),
-        ]),
-        true,
-    );
+    let timeout = timeout.to_string();
+    let mut args = vec![
+        "kola",
+        "run",
+        "basic",
+        "--arch",
+        arch,
+        "--platform",
+        platform,
+        "--timeout",
+        &timeout,
+    ];
+    if secure_boot {
+        args.push("--secure-boot");
+    }
+    let out = run(cosa(&b.wd).args(&args), true);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains(&format!("PASS: basic ({platform} ")),
         "{stdout}"
     );
+    if secure_boot {
+        assert!(
+            stdout.contains("with Secure Boot on, lockdown integrity"),
+            "{stdout}"
+        );
+    }
     assert!(
         stdout.contains(&b.meta["ostree-commit"].as_str().unwrap()[..12]),
         "{stdout}"
@@ -199,7 +208,22 @@ fn aarch64_image_has_the_fcos_layout_and_boots_under_aavmf() {
         (parts[3].0.as_str(), parts[3].1.as_str(), parts[3].2),
         (TYPE_LINUX, "root", 513)
     );
-    // The ESP holds GRUB for arm64 UEFI: a PE image for machine 0xAA64.
+    // The ESP holds the tree's boot loader (Debian's signed arm64 shim and
+    // GRUB), byte-identical to the commit's, and BOOTAA64.EFI (the shim) is
+    // a PE image for machine 0xAA64.
+    let commit = b.meta["ostree-commit"].as_str().unwrap();
+    let payload = crate::esp::assert_esp_is_the_commits(
+        &b.wd,
+        commit,
+        &raw,
+        "/EFI/debian/grub.cfg",
+        b.t.path(),
+    );
+    assert!(
+        payload.contains(&"debian/grubaa64.efi".to_string()),
+        "{payload:?}"
+    );
+    assert_eq!(b.meta["images"]["qemu"]["bootloader"]["from"], "tree");
     let efi = b.t.path().join("BOOTAA64.EFI");
     sh(
         "mcopy",
@@ -218,7 +242,8 @@ fn aarch64_image_has_the_fcos_layout_and_boots_under_aavmf() {
         "BOOTAA64.EFI is not an arm64 image"
     );
     std::fs::remove_file(&raw).unwrap();
-    kola(&b, "aarch64", 600);
+    kola(&b, "aarch64", 600, false);
+    kola(&b, "aarch64", 600, true);
 }
 
 #[test]
@@ -249,7 +274,7 @@ fn s390x_image_has_boot_and_root_and_boots_its_own_kernel() {
     assert!(k.len() > MIB as usize, "kernel of {} bytes", k.len());
     assert!(d.initrd.is_some());
     std::fs::remove_file(&raw).unwrap();
-    kola(&b, "s390x", 300);
+    kola(&b, "s390x", 300, false);
 }
 
 /// Whether `needle` occurs in `hay`.
@@ -387,8 +412,8 @@ fn ppc64le_images_have_the_prep_layout_and_boot_under_slof() {
     );
     assert!(ovf.contains(">ppc64le</ibmpvc:architecture>"), "{ovf}");
 
-    kola(&b, "ppc64le", 900);
-    kola_platform(&b, "ppc64le", "metal", 900);
+    kola(&b, "ppc64le", 900, false);
+    kola_platform(&b, "ppc64le", "metal", 900, false);
     vscsi_boot(
         &b,
         &dir.join(b.meta["images"]["metal"]["path"].as_str().unwrap()),
@@ -409,6 +434,7 @@ fn vscsi_boot(b: &Built, metal: &Path) {
         sector: 512,
         firmware: cosa::cli::Firmware::Uefi,
         memory_mib: 1024,
+        secure_boot: false,
     };
     let kola_cmd = m.command(&scratch, false).unwrap();
     let mut cmd = Command::new(kola_cmd.get_program());

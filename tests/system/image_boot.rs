@@ -358,6 +358,36 @@ fn sample_images_have_the_fcos_layout_and_boot() {
         );
         assert!(grub.contains(&format!("linux {} {}", fields["linux"], fields["options"])));
 
+        // The boot loader is the tree's: the ESP holds the commit's bootupd
+        // payload byte for byte (Microsoft-signed shim, Debian-signed GRUB)
+        // with the grub.cfg stub where Debian's GRUB looks (its prefix),
+        // bootupd's state names it, and the kernel GRUB boots is signed.
+        let payload = crate::esp::assert_esp_is_the_commits(
+            &b.wd,
+            commit,
+            disk,
+            "/EFI/debian/grub.cfg",
+            t.path(),
+        );
+        assert!(
+            payload.contains(&"BOOT/BOOTX64.EFI".to_string())
+                && payload.contains(&"debian/grubx64.efi".to_string()),
+            "{payload:?}"
+        );
+        crate::esp::assert_bootupd_state(&b.wd, commit, &boot, &payload, true);
+        let vmlinuz = std::fs::read(boot.join(&fields["linux"][1..])).unwrap();
+        assert!(crate::esp::pe_signed(&vmlinuz), "the kernel is not signed");
+        let record = &b.meta["images"][platform]["bootloader"];
+        assert_eq!(record["from"], "tree", "{record}");
+        assert_eq!(record["grub-cfg-stub"], "/EFI/debian/grub.cfg", "{record}");
+        assert!(
+            record["BIOS"]["version"]
+                .as_str()
+                .unwrap()
+                .starts_with("grub-pc-bin-"),
+            "{record}"
+        );
+
         // The root partition: an OSTree sysroot; with the boot partition
         // at /boot, `ostree admin status` sees this build's deployment.
         let root = t.path().join(format!("root-{platform}"));
@@ -434,7 +464,100 @@ fn sample_images_have_the_fcos_layout_and_boot() {
             stdout.contains(&format!("PASS: basic ({platform} {fw}) booted {}", b.id)),
             "{stdout}"
         );
+        eprintln!("{}", stdout.trim());
     }
+    // Secure Boot: OVMF with Microsoft's keys runs the signed chain, and the
+    // booted kernel says Secure Boot is on and locks itself down.
+    let out = run(
+        cosa(&b.wd).args(["kola", "run", "basic", "--secure-boot", "--timeout", "300"]),
+        true,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "PASS: basic (qemu uefi-secure-boot) booted {}",
+            b.id
+        )) && stdout.contains("with Secure Boot on, lockdown integrity"),
+        "{stdout}"
+    );
+    eprintln!("{}", stdout.trim());
+}
+
+#[test]
+fn secure_boot_refuses_the_hosts_unsigned_grub() {
+    // The sample config without its boot loader packages: the image gets
+    // the build host's GRUB, with a warning, and meta.json says so.
+    let t = tempfile::tempdir().unwrap();
+    let repo = t.path().join("sample-repo");
+    cosa::sample::make_sample_repo(&repo, "x86_64").unwrap();
+    let cfg = t.path().join("config");
+    let manifests = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
+    std::fs::create_dir(&cfg).unwrap();
+    // The sample config, with base.yaml rewritten (the rest linked:
+    // image.yaml, platforms.yaml and overlay.d are links themselves).
+    for e in std::fs::read_dir(&manifests).unwrap() {
+        let e = e.unwrap();
+        let target = std::fs::canonicalize(e.path()).unwrap();
+        if e.file_name() == "base.yaml" {
+            std::fs::copy(&target, cfg.join("base.yaml")).unwrap();
+        } else {
+            std::os::unix::fs::symlink(&target, cfg.join(e.file_name())).unwrap();
+        }
+    }
+    let base = std::fs::read_to_string(cfg.join("base.yaml")).unwrap();
+    let (kept, _) = base.split_once("packages-x86_64:").unwrap();
+    std::fs::write(cfg.join("base.yaml"), kept).unwrap();
+    let wd = t.path().join("wd");
+    run(cosa(&wd).args(["init", "--transient"]).arg(&cfg), true);
+    let out = run(
+        cosa(&wd)
+            .env("DNF_VAR_cosa_sample_repo", &repo)
+            .arg("build"),
+        true,
+    );
+    let e = stderr(&out);
+    assert!(
+        e.contains("warning: the tree has no /usr/lib/bootupd/updates/EFI")
+            && e.contains("build host's GRUB"),
+        "{e}"
+    );
+    let bj: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(wd.join("builds/builds.json")).unwrap()).unwrap();
+    let id = bj["builds"][0]["id"].as_str().unwrap();
+    let meta: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(wd.join(format!("builds/{id}/x86_64/meta.json"))).unwrap(),
+    )
+    .unwrap();
+    cosa::store::meta::validate(&meta).unwrap();
+    assert_eq!(
+        meta["images"]["qemu"]["bootloader"]["from"], "host",
+        "{meta}"
+    );
+    // It boots without Secure Boot...
+    let out = run(
+        cosa(&wd).args(["kola", "run", "basic", "--timeout", "180"]),
+        true,
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("PASS: basic (qemu uefi)"));
+    // ...and under Secure Boot the firmware refuses the unsigned GRUB: kola
+    // fails at once, naming the firmware's message, not by timing out.
+    let start = std::time::Instant::now();
+    let out = run(
+        cosa(&wd).args(["kola", "run", "basic", "--secure-boot", "--timeout", "240"]),
+        false,
+    );
+    let took = start.elapsed();
+    let e = stderr(&out);
+    assert!(
+        e.contains("kola basic FAILED") && e.contains("Secure Boot refused"),
+        "{e}"
+    );
+    assert!(e.contains("Access Denied"), "{e}");
+    assert!(
+        took < std::time::Duration::from_secs(120),
+        "the refusal took {took:?}: kola waited for the timeout"
+    );
+    eprintln!("unsigned GRUB refused under Secure Boot in {took:?}");
 }
 
 #[test]

@@ -17,6 +17,7 @@ mod release_common;
 mod arch_boot;
 mod cli_build;
 mod compress_sample;
+mod esp;
 mod fcos_shape;
 mod image_boot;
 mod image_platforms;

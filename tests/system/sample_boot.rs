@@ -202,7 +202,11 @@ fn sample_build_boots_into_its_deployment() {
         .unwrap_or_else(|| panic!("no COSA-BOOTED line:\n{console}"));
     assert_eq!(
         line,
-        format!("COSA-BOOTED version={version} commit={commit} cmdline={append}"),
+        // No UEFI here: Secure Boot off, the kernel not locked down.
+        format!(
+            "COSA-BOOTED version={version} commit={commit} secureboot=0 lockdown=none \
+             cmdline={append}"
+        ),
         "{console}"
     );
 }

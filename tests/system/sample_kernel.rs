@@ -85,7 +85,13 @@ fn kernel_package_holds_the_boot_modules_and_initramfs() {
         assert!(files.contains(&format!("{dir}/{f}\n")), "{f}: {files}");
     }
     let kos: Vec<&str> = files.lines().filter(|l| l.ends_with(".ko")).collect();
-    assert_eq!(kos.len(), k.modules.len(), "{files}");
+    // The boot modules, and those the booted OS loads itself (efivarfs).
+    assert_eq!(kos.len(), k.modules.len() + k.os_modules.len(), "{files}");
+    assert!(
+        k.os_modules.iter().any(|m| m.name == "efivarfs"),
+        "{:?}",
+        k.os_modules.iter().map(|m| &m.name).collect::<Vec<_>>()
+    );
     assert!(q(&["--requires"]).lines().any(|l| l == "filesystem"));
     assert!(q(&["--provides"]).contains(&format!("kernel-uname-r = {}", k.kver)));
     for (name, req) in [("busybox", "filesystem"), ("sample-init", "busybox")] {
