@@ -157,6 +157,13 @@ async fn fetch_arch(
             "warning: build {id} {arch} has no ostree artifact; its commit cannot be imported"
         );
     }
+    // The build's SBOM and provenance are small and describe it: they come
+    // along like commitmeta.json.
+    for k in ["sbom", "provenance"] {
+        if m.images.contains_key(k) {
+            names.push(k);
+        }
+    }
     for w in wanted {
         if w == "all" {
             names.extend(m.images.keys().map(String::as_str));

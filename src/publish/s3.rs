@@ -560,6 +560,9 @@ pub struct BuildsJsonUpdate {
     pub conflicts: u32,
 }
 
+/// How long a written change must stay in builds.json before it counts.
+const SETTLE_MS: u64 = 200;
+
 /// Read-merge-write builds.json until our conditional PUT wins: `change`
 /// gets the current list and returns the new one, or `None` when nothing is
 /// to change; `done` tells whether a list already holds our change (checked
@@ -575,6 +578,7 @@ pub async fn update_builds_json(
     let key = bucket.key(&rel);
     let mut conflicts = 0;
     let mut written = false;
+    let mut confirmed = false;
     for round in 0..CAS_ROUNDS {
         let current = get_bytes(client, bucket, &rel).await?;
         let (base, etag) = match &current {
@@ -588,12 +592,22 @@ pub async fn update_builds_json(
         };
         if written {
             if done(&base) {
-                return Ok(BuildsJsonUpdate {
-                    builds: base,
-                    written,
-                    conflicts,
-                });
+                // Seen once more after a pause: a racer whose conditional
+                // write a non-atomic server let through just before ours
+                // landed may still be writing.
+                if confirmed {
+                    return Ok(BuildsJsonUpdate {
+                        builds: base,
+                        written,
+                        conflicts,
+                    });
+                }
+                confirmed = true;
+                let ms = SETTLE_MS + rand::random::<u64>() % 100;
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                continue;
             }
+            confirmed = false;
             // The server took our conditional write but a racing one
             // replaced it (a server that checks the condition apart from the
             // write, as s3s-fs does): merge our change in again.

@@ -656,5 +656,6 @@ fn fetch_from_a_local_path_and_over_http() {
         cosa(&wd3).args(["buildfetch", "--url", &format!("http://127.0.0.1:{port}")]),
         true,
     );
-    assert!(stderr(&out).contains("1 already here"), "{}", stderr(&out));
+    // The ostree artifact and the SBOM.
+    assert!(stderr(&out).contains("2 already here"), "{}", stderr(&out));
 }
