@@ -54,6 +54,23 @@ pub fn pyspdxtools() -> PathBuf {
         .expect("pyspdxtools (run scripts/install-deps.sh)")
 }
 
+/// Run a tool that must succeed; its stdout as bytes. `what` names the step.
+pub fn sh_bytes(what: &str, cmd: &mut Command) -> Vec<u8> {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what}: {cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// [`sh_bytes`], as text.
+pub fn sh(what: &str, cmd: &mut Command) -> String {
+    String::from_utf8_lossy(&sh_bytes(what, cmd)).into_owned()
+}
+
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }

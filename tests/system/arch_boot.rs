@@ -21,17 +21,6 @@ const TYPE_ESP: &str = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B";
 const TYPE_RESERVED: &str = "8DA63339-0007-60C0-C436-083AC8230908";
 const TYPE_PREP: &str = "9E1A2D38-C612-4316-AA26-8B49521E5A8B";
 
-fn sh(what: &str, cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what}: {cmd:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 struct Built {
     t: tempfile::TempDir,
     wd: PathBuf,

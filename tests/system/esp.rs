@@ -4,26 +4,16 @@
 //! grub.cfg stub; bootupd's state file on the boot partition (read with
 //! debugfs) naming those files with their SHA-512 and the update metadata.
 
+use crate::common::sh_bytes;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
 const MIB: u64 = 1024 * 1024;
 
-fn sh(what: &str, cmd: &mut Command) -> Vec<u8> {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what}: {cmd:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
 /// `ostree cat` of a file of `commit` in the working directory's repo.
 pub fn ostree_cat(wd: &Path, commit: &str, path: &str) -> Vec<u8> {
-    sh(
+    sh_bytes(
         "ostree cat",
         Command::new("ostree")
             .arg(format!("--repo={}", wd.join("tmp/repo").display()))
@@ -35,7 +25,7 @@ pub fn ostree_cat(wd: &Path, commit: &str, path: &str) -> Vec<u8> {
 
 /// Regular files under `dir` in `commit` (`ostree ls -R`), relative to it.
 fn commit_files(wd: &Path, commit: &str, dir: &str) -> Vec<String> {
-    let out = sh(
+    let out = sh_bytes(
         "ostree ls -R",
         Command::new("ostree")
             .arg(format!("--repo={}", wd.join("tmp/repo").display()))
@@ -54,7 +44,7 @@ fn commit_files(wd: &Path, commit: &str, dir: &str) -> Vec<String> {
 
 /// Files of the ESP (at 2 MiB of `raw`, 512-byte sectors), as `EFI/...`.
 fn esp_files(raw: &Path) -> Vec<String> {
-    let out = sh(
+    let out = sh_bytes(
         "mdir",
         Command::new("mdir")
             .env("MTOOLS_SKIP_CHECK", "1")
@@ -75,7 +65,7 @@ fn esp_files(raw: &Path) -> Vec<String> {
 fn esp_read(raw: &Path, path: &str, scratch: &Path) -> Vec<u8> {
     let dest = scratch.join("esp-file");
     let _ = std::fs::remove_file(&dest);
-    sh(
+    sh_bytes(
         "mcopy",
         Command::new("mcopy")
             .env("MTOOLS_SKIP_CHECK", "1")

@@ -11,17 +11,6 @@ use std::process::Command;
 
 const MIB: u64 = 1024 * 1024;
 
-fn sh(what: &str, cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what}: {cmd:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 struct Built {
     _t: tempfile::TempDir,
     wd: PathBuf,

@@ -11,17 +11,6 @@ use std::process::Command;
 
 const MIB: u64 = 1024 * 1024;
 
-fn sh(what: &str, cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what}: {cmd:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn qemu_info(path: &Path) -> serde_json::Value {
     serde_json::from_str(&sh(
         "qemu-img info",

@@ -12,16 +12,6 @@ use std::time::{Duration, Instant};
 const OS: &str = "cosa-sample";
 const REF: &str = "cosa-sample/x86_64/dev";
 
-fn sh(what: &str, cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what}: {cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// `mkfs.ext4 -L label -d dir` into a sparse image big enough for `dir`.
 fn mkfs(dir: &Path, label: &str, img: &Path) {
     let du = sh("du", Command::new("du").args(["-sm"]).arg(dir));
