@@ -117,20 +117,7 @@ pub(crate) fn add_images(
         .par_iter()
         .map(|img| crate::util::digest::sha256_file(&build_dir.join(&img.file)))
         .collect::<Result<_>>()?;
-    // image.yaml's `rootfs: xfs` is made as ext4: say so where the image is
-    // recorded (an extra field of the artifact, which the schema allows).
-    let image_config = crate::config::image::ImageConfig::load(&wd.config_dir())?;
-    let mut extra = serde_json::Map::new();
-    if image_config.rootfs_substituted() {
-        extra.insert("rootfs-fstype".into(), "ext4".into());
-        extra.insert(
-            "rootfs-fstype-requested".into(),
-            image_config.rootfs.clone().into(),
-        );
-    }
     for (img, (sha256, size)) in made.iter().zip(digests) {
-        let mut extra = extra.clone();
-        extra.extend(img.extra.clone());
         let old = m.images.insert(
             img.platform.clone(),
             Artifact {
@@ -138,7 +125,7 @@ pub(crate) fn add_images(
                 sha256,
                 size: Some(size),
                 skip_compression: img.skip_compression.then_some(true),
-                extra: extra.clone(),
+                extra: img.extra.clone(),
                 ..Default::default()
             },
         );

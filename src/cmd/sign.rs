@@ -154,19 +154,12 @@ pub fn sign(global: &GlobalOpts, opts: SignOpts) -> Result<()> {
 /// The build's provenance, signed, recorded as images.provenance.
 fn write_provenance(t: &Target, m: &mut Meta, meta_path: &Path, signer: &PgpSigner) -> Result<()> {
     use crate::supply::provenance;
-    let commitmeta: serde_json::Value = {
-        let p = t.dir.join("commitmeta.json");
-        let d = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
-        serde_json::from_slice(&d).with_context(|| format!("parsing {}", p.display()))?
-    };
-    let sbom = match m.images.get("sbom") {
-        Some(a) => {
-            let p = t.dir.join(&a.path);
-            let d = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
-            Some(serde_json::from_slice(&d).with_context(|| format!("parsing {}", p.display()))?)
-        }
-        None => None,
-    };
+    let commitmeta = meta::read_value(&t.dir.join("commitmeta.json"))?;
+    let sbom = m
+        .images
+        .get("sbom")
+        .map(|a| meta::read_value(&t.dir.join(&a.path)))
+        .transpose()?;
     let st = provenance::statement(m, &t.dir, &commitmeta, sbom.as_ref())?;
     let env = provenance::envelope(&st, signer)?;
     let file = provenance::file_name(&m.name, &m.buildid, &t.arch);

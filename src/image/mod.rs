@@ -375,6 +375,15 @@ pub fn build_images(b: &ImageBuild, platforms: &[String]) -> Result<Vec<MadeImag
     }
     let mut record = serde_json::Map::new();
     record.insert("bootloader".into(), bl.record.clone());
+    // image.yaml's `rootfs: xfs` is made as ext4: said where the image is
+    // recorded (extra fields of the artifact, which the schema allows).
+    if image.rootfs_substituted() {
+        record.insert("rootfs-fstype".into(), "ext4".into());
+        record.insert(
+            "rootfs-fstype-requested".into(),
+            image.rootfs.clone().into(),
+        );
+    }
     // ppc64le: the core image for the PReP partition, from the tree's own
     // GRUB modules.
     let prep_core = if b.arch == "ppc64le" {

@@ -583,6 +583,19 @@ impl Complete {
         self.depth = self.depth.saturating_sub(1);
     }
 
+    /// Track one event; at the end of input, check the document was whole.
+    fn event(&mut self, ev: &Event) -> Result<()> {
+        match ev {
+            Event::Start(e) => self.start(e),
+            Event::End(_) => {
+                self.end();
+                Ok(())
+            }
+            Event::Eof => self.finish(),
+            _ => Ok(()),
+        }
+    }
+
     fn finish(&self) -> Result<()> {
         if !self.seen_root {
             bail!(
@@ -617,16 +630,9 @@ impl Repomd {
             let ev = reader
                 .read_event()
                 .with_context(|| format!("at byte {}", reader.error_position()))?;
-            if let Event::Start(e) = &ev {
-                complete.start(e)?;
-            } else if let Event::End(_) = &ev {
-                complete.end();
-            }
+            complete.event(&ev)?;
             match ev {
-                Event::Eof => {
-                    complete.finish()?;
-                    break;
-                }
+                Event::Eof => break,
                 Event::Start(e) | Event::Empty(e) => {
                     let name = e.local_name();
                     match name.as_ref() {
@@ -832,16 +838,9 @@ pub fn parse_primary(input: impl BufRead, repo: &str) -> Result<Vec<PackageMeta>
             Ok(ev) => ev,
             Err(e) => bail!("XML error at byte {}: {e}", reader.error_position()),
         };
-        if let Event::Start(e) = &ev {
-            complete.start(e)?;
-        } else if let Event::End(_) = &ev {
-            complete.end();
-        }
+        complete.event(&ev)?;
         match ev {
-            Event::Eof => {
-                complete.finish()?;
-                break;
-            }
+            Event::Eof => break,
             Event::Start(e) => {
                 if let Some(p) = cur.as_mut() {
                     field = primary_start(p, &mut list, &e, false)
@@ -1037,16 +1036,9 @@ pub fn parse_filelists(input: impl BufRead) -> Result<HashMap<String, FileList>>
             Ok(ev) => ev,
             Err(e) => bail!("XML error at byte {}: {e}", reader.error_position()),
         };
-        if let Event::Start(e) = &ev {
-            complete.start(e)?;
-        } else if let Event::End(_) = &ev {
-            complete.end();
-        }
+        complete.event(&ev)?;
         match ev {
-            Event::Eof => {
-                complete.finish()?;
-                break;
-            }
+            Event::Eof => break,
             Event::Start(e) => match e.local_name().as_ref() {
                 "package" => {
                     let id =
