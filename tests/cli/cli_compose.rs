@@ -193,25 +193,7 @@ fn sample_compose_matches_dnf() {
         .collect();
     assert_eq!(ours, theirs, "tree differs from dnf's");
     // Our rpm database and dnf's (written by librpm) list the same packages.
-    let qa = |dbpath: &Path| {
-        let out = Command::new("rpm")
-            .arg("--dbpath")
-            .arg(dbpath)
-            .args(["-qa", "--qf", "%{NEVRA}\n"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_string)
-            .collect();
-        v.sort();
-        v
-    };
+    let qa = |dbpath: &Path| rpm_qa(dbpath, "%{NEVRA}\n");
     let ours = qa(&dest.join("usr/share/rpm"));
     assert_eq!(ours.len(), SAMPLE_PKGS.len());
     assert_eq!(ours, qa(&dnfroot.join("root/.rpmdb")));

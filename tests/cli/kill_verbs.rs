@@ -108,7 +108,6 @@ fn kill_rounds(
     for round in 0..rounds {
         before();
         let delay = Duration::from_micros(rng.gen_range(0..window.as_micros() as u64));
-        let t = Instant::now();
         let mut child = cosa(wd)
             .args(args)
             .stdout(std::process::Stdio::null())
@@ -127,8 +126,7 @@ fn kill_rounds(
             fsck(wd);
         }
         // The next run completes.
-        let out = run(cosa(wd).args(args), true);
-        let _ = (out, t);
+        run(cosa(wd).args(args), true);
         check(wd, round, verb);
     }
     fsck(wd);

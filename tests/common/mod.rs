@@ -71,6 +71,20 @@ pub fn sh(what: &str, cmd: &mut Command) -> String {
     String::from_utf8_lossy(&sh_bytes(what, cmd)).into_owned()
 }
 
+/// `rpm --dbpath DB -qa --qf QF`, one line per package, sorted.
+pub fn rpm_qa(dbpath: &Path, qf: &str) -> Vec<String> {
+    let out = sh(
+        "rpm -qa",
+        Command::new("rpm")
+            .arg("--dbpath")
+            .arg(dbpath)
+            .args(["-qa", "--qf", qf]),
+    );
+    let mut v: Vec<String> = out.lines().map(str::to_string).collect();
+    v.sort();
+    v
+}
+
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }

@@ -176,16 +176,10 @@ fn kola_platform(b: &Built, arch: &str, platform: &str, timeout: u64, secure_boo
     );
 }
 
-#[test]
-fn aarch64_image_has_the_fcos_layout_and_boots_under_aavmf() {
-    let b = build("aarch64");
-    let raw = raw(&b);
-    let parts: Vec<_> = (1..=4).map(|n| partition(&raw, n).unwrap()).collect();
-    let want = [
-        (TYPE_RESERVED, "reserved", 1, 1),
-        (TYPE_ESP, "EFI-SYSTEM", 2, 127),
-        (TYPE_LINUX, "boot", 129, 384),
-    ];
+/// Partitions 1-3 are `want` (type, name, start MiB, size MiB) and 4 is
+/// the root from `root_start` MiB, as sgdisk reads them.
+fn check_partitions(raw: &Path, want: [(&str, &str, u64, u64); 3], root_start: u64) {
+    let parts: Vec<_> = (1..=4).map(|n| partition(raw, n).unwrap()).collect();
     for (got, (ty, name, start, size)) in parts.iter().zip(want) {
         assert_eq!(
             got,
@@ -195,7 +189,22 @@ fn aarch64_image_has_the_fcos_layout_and_boots_under_aavmf() {
     }
     assert_eq!(
         (parts[3].0.as_str(), parts[3].1.as_str(), parts[3].2),
-        (TYPE_LINUX, "root", 513)
+        (TYPE_LINUX, "root", root_start)
+    );
+}
+
+#[test]
+fn aarch64_image_has_the_fcos_layout_and_boots_under_aavmf() {
+    let b = build("aarch64");
+    let raw = raw(&b);
+    check_partitions(
+        &raw,
+        [
+            (TYPE_RESERVED, "reserved", 1, 1),
+            (TYPE_ESP, "EFI-SYSTEM", 2, 127),
+            (TYPE_LINUX, "boot", 129, 384),
+        ],
+        513,
     );
     // The ESP holds the tree's boot loader (Debian's signed arm64 shim and
     // GRUB), byte-identical to the commit's, and BOOTAA64.EFI (the shim) is
@@ -294,22 +303,14 @@ fn ppc64le_images_have_the_prep_layout_and_boot_under_slof() {
 
     // upstream's layout: PReP (4 MiB, legacy-bootable), reserved, boot, root.
     let raw = raw(&b);
-    let parts: Vec<_> = (1..=4).map(|n| partition(&raw, n).unwrap()).collect();
-    let want = [
-        (TYPE_PREP, "PowerPC-PReP-boot", 1, 4),
-        (TYPE_RESERVED, "reserved", 5, 1),
-        (TYPE_LINUX, "boot", 6, 384),
-    ];
-    for (got, (ty, name, start, size)) in parts.iter().zip(want) {
-        assert_eq!(
-            got,
-            &(ty.to_string(), name.to_string(), start, size),
-            "{parts:?}"
-        );
-    }
-    assert_eq!(
-        (parts[3].0.as_str(), parts[3].1.as_str(), parts[3].2),
-        (TYPE_LINUX, "root", 390)
+    check_partitions(
+        &raw,
+        [
+            (TYPE_PREP, "PowerPC-PReP-boot", 1, 4),
+            (TYPE_RESERVED, "reserved", 5, 1),
+            (TYPE_LINUX, "boot", 6, 384),
+        ],
+        390,
     );
     let i1 = sh("sgdisk -i 1", Command::new("sgdisk").arg("-i=1").arg(&raw));
     assert!(i1.contains("Attribute flags: 0000000000000004"), "{i1}");

@@ -179,26 +179,10 @@ fn build_commits_records_and_detects_no_change() {
     assert!(osr.contains(&format!("OSTREE_VERSION='{id}'")), "{osr}");
 
     // The commit's rpm database lists exactly the commit metadata's packages.
-    let out = Command::new("rpm")
-        .arg("--dbpath")
-        .arg(co.join("usr/share/rpm"))
-        .args([
-            "-qa",
-            "--qf",
-            "%{NAME} %{EPOCHNUM} %{VERSION} %{RELEASE} %{ARCH}\n",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let from_db = rpm_qa(
+        &co.join("usr/share/rpm"),
+        "%{NAME} %{EPOCHNUM} %{VERSION} %{RELEASE} %{ARCH}\n",
     );
-    let mut from_db: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect();
-    from_db.sort();
     let mut from_meta: Vec<String> = cm["rpmostree.rpmdb.pkglist"]
         .as_array()
         .unwrap()

@@ -194,18 +194,7 @@ fn fcos_shaped_config_builds_and_boots() {
         })
         .collect();
     in_sbom.sort();
-    let q = run(
-        Command::new("rpm")
-            .arg("--dbpath")
-            .arg(co.join("usr/share/rpm"))
-            .args(["-qa", "--qf", "%{NAME}-%{VERSION}-%{RELEASE}\\n"]),
-        true,
-    );
-    let mut in_db: Vec<String> = String::from_utf8_lossy(&q.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect();
-    in_db.sort();
+    let in_db = rpm_qa(&co.join("usr/share/rpm"), "%{NAME}-%{VERSION}-%{RELEASE}\n");
     assert_eq!(in_sbom, in_db);
     // The mirror is an IP address, which SPDX's URL pattern refuses: the
     // location is in sourceInfo.
