@@ -362,8 +362,7 @@ impl StagedBuild {
                     dest.display()
                 );
             }
-            fs::remove_dir_all(&dest)
-                .with_context(|| format!("removing unlisted {}", dest.display()))?;
+            remove_marked_dir(&dest)?;
         }
         let staged = self.dir.keep();
         write_marker(&staged)?;
@@ -391,6 +390,31 @@ pub(crate) fn write_marker(dir: &Path) -> Result<()> {
     fs::File::open(&p)
         .and_then(|f| f.sync_all())
         .with_context(|| format!("syncing {}", p.display()))
+}
+
+/// Delete a directory cosa marked with [`UNPUBLISHED`] so that a kill at
+/// any moment leaves something recovery removes: `remove_dir_all` may take
+/// the marker before the rest, so the directory is first renamed to a
+/// [`TMP_PREFIX`] name in the same parent (atomic), which recovery removes
+/// whatever is left in it. A directory already gone is not an error.
+pub(crate) fn remove_marked_dir(dir: &Path) -> Result<()> {
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
+        bail!("{} is not a directory to remove", dir.display());
+    };
+    let doomed = parent.join(format!(
+        "{TMP_PREFIX}-removing-{}-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    match fs::rename(dir, &doomed) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(e).with_context(|| format!("moving {} aside to delete it", dir.display()));
+        }
+    }
+    sync_dir(parent)?;
+    fs::remove_dir_all(&doomed).with_context(|| format!("removing {}", doomed.display()))
 }
 
 fn remove_marker(dir: &Path) -> Result<()> {
@@ -459,7 +483,7 @@ pub fn recover(builds_dir: &Path, _lock: &WorkdirLock) -> Result<Recovery> {
         }
         match builds.get(&name) {
             None if path.join(UNPUBLISHED).exists() => {
-                remove_any(&path, true)?;
+                remove_marked_dir(&path)?;
                 rec.removed.push(path);
             }
             None => rec.kept.push(path),
@@ -489,7 +513,10 @@ fn recover_build_dir(dir: &Path, build: &BuildEntry, rec: &mut Recovery) -> Resu
         let unlisted_arch = is_dir && !arches.contains(name.as_str());
         if unlisted_arch && !path.join(UNPUBLISHED).exists() {
             rec.kept.push(path);
-        } else if name.starts_with(TMP_PREFIX) || unlisted_arch {
+        } else if unlisted_arch {
+            remove_marked_dir(&path)?;
+            rec.removed.push(path);
+        } else if name.starts_with(TMP_PREFIX) {
             remove_any(&path, is_dir)?;
             rec.removed.push(path);
         } else if is_dir {

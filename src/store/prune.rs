@@ -13,7 +13,6 @@
 //! for the caller to prune from `tmp/repo`.
 
 use std::collections::BTreeSet;
-use std::fs;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
@@ -154,10 +153,8 @@ pub fn prune(builds_dir: &Path, plan: &PrunePlan, _lock: &WorkdirLock) -> Result
     let mut failures = Vec::new();
     for p in &result.removed {
         let dir = builds_dir.join(&p.id);
-        match fs::remove_dir_all(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => failures.push(format!("{}: {e}", dir.display())),
+        if let Err(e) = builds::remove_marked_dir(&dir) {
+            failures.push(format!("{e:#}"));
         }
     }
     if !failures.is_empty() {
