@@ -15,7 +15,7 @@
 //! The repository (a dependency web of packages with versioned, virtual and
 //! file requires; many small packages with nested files, a few with 20-80 MB
 //! files; symlinks, hardlinks, %config; zstd payloads, a few xz) is made once
-//! from `cosa::rpm::fixture` specs and `createrepo_c`, and cached under
+//! from `cosa_testkit::fixture` specs and `createrepo_c`, and cached under
 //! `target/bench-data/repo-<GEN_VERSION>-<pkgs>p-<mib>m-<arch>`; bump
 //! [`GEN_VERSION`] whenever the generator changes. Both tools then run from a
 //! warm cache: cosa after an untimed `cosa fetch`, dnf after an untimed
@@ -30,7 +30,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use cosa::rpm::fixture::{self, FileSpec, PkgSpec, RepoCompression};
+use cosa_testkit::fixture::{self, FileSpec, PkgSpec, RepoCompression};
 use rayon::prelude::*;
 
 /// Part of the cache key of the generated repository.

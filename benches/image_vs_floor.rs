@@ -20,7 +20,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use cosa::rpm::fixture::{FileSpec, PkgSpec, RepoCompression, make_repo};
+use cosa_testkit::fixture::{FileSpec, PkgSpec, RepoCompression, make_repo};
 
 const GEN_VERSION: &str = "v1";
 const GOAL: f64 = 1.5;
@@ -156,7 +156,7 @@ fn run() -> Result<()> {
         let _ = std::fs::remove_dir_all(&base);
         std::fs::create_dir_all(&base)?;
         eprintln!("image_vs_floor: preparing {mib} MiB payload, sample repo and a build (once)");
-        cosa::sample::make_sample_repo(&sample, "x86_64")?;
+        cosa_testkit::sample::make_sample_repo(&sample, "x86_64")?;
         make_repo(
             &base.join("payload-repo"),
             &[payload(mib)],

@@ -49,7 +49,7 @@ fn run() -> Result<()> {
     if !base.join("ready").exists() {
         let _ = std::fs::remove_dir_all(&base);
         std::fs::create_dir_all(&base)?;
-        cosa::sample::make_sample_repo(&repo, "x86_64")?;
+        cosa_testkit::sample::make_sample_repo(&repo, "x86_64")?;
         let manifests = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
         sh(cosa(&wd, &repo)
             .args(["init", "--transient"])

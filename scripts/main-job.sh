@@ -8,10 +8,10 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 work=$(realpath -m "${1:-$here/sample-workdir}")
 "$here/scripts/install-deps.sh"
-cargo build --release --manifest-path "$here/Cargo.toml" --bin cosa --example sample-repo
+cargo build --release --manifest-path "$here/Cargo.toml" --bin cosa --bin sample-repo
 cosa="$here/target/release/cosa"
 mkdir -p "$work"
-"$here/target/release/examples/sample-repo" "$work/sample-repo"
+"$here/target/release/sample-repo" "$work/sample-repo"
 export DNF_VAR_cosa_sample_repo="$work/sample-repo"
 export COSA_WORKDIR="$work/cosa"
 if [[ ! -e $COSA_WORKDIR/src/config ]]; then

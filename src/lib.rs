@@ -10,7 +10,6 @@ pub mod ostree;
 pub mod publish;
 pub mod release;
 pub mod rpm;
-pub mod sample;
 pub mod sign;
 pub mod store;
 pub mod supply;

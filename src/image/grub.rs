@@ -74,36 +74,14 @@ pub fn efi_target(arch: &str) -> Result<(&'static str, &'static str)> {
     })
 }
 
-/// The modules of a GRUB platform the host has no package for: arm64-efi
-/// on an amd64 host comes from Debian's arm64 `grub-efi-arm64-bin`, fetched
-/// and unpacked once into the sample OS's .deb cache (a private apt state,
-/// see [`crate::sample::debian`]). None for the host's own platforms, and
-/// when `COSA_GRUB_DIR` says where the modules are.
-fn foreign_modules(target: &str) -> Result<Option<PathBuf>> {
-    let (package, debarch) = match target {
-        "arm64-efi" => ("grub-efi-arm64-bin", "arm64"),
-        _ => return Ok(None),
-    };
-    if std::env::var_os("COSA_GRUB_DIR").is_some() || platform_dir(target).is_dir() {
-        return Ok(None);
-    }
-    use crate::sample::debian;
-    let cache = debian::cache_dir()?;
-    let deb = debian::fetch_deb(&cache, package, debarch)
-        .with_context(|| format!("fetching GRUB's {target} modules (Debian's {package})"))?;
-    let root = debian::extract_deb(&cache, &deb)?;
-    Ok(Some(root.join("usr/lib/grub").join(target)))
-}
-
 /// The host's modules for a GRUB platform (`target`), checked to be there.
 pub fn host_modules(target: &str) -> Result<PathBuf> {
-    let dir = match foreign_modules(target)? {
-        Some(d) => d,
-        None => platform_dir(target),
-    };
+    let dir = platform_dir(target);
     ensure!(
         dir.join("normal.mod").exists(),
-        "GRUB modules for {target} are not installed in {} (Debian package {})",
+        "GRUB modules for {target} are not installed in {} (Debian package {}); \
+         ship the boot loader in the tree (/usr/lib/bootupd/updates) or set \
+         COSA_GRUB_DIR to a directory holding <platform>/normal.mod",
         dir.display(),
         match target {
             "i386-pc" => "grub-pc-bin",

@@ -3,7 +3,6 @@
 //! database writer.
 
 pub mod download;
-pub mod fixture;
 pub mod lockfile;
 pub mod mirrors;
 pub mod nevra;

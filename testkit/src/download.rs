@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use cosa::rpm::PackageMeta;
-use cosa::rpm::fixture::PkgSpec;
+use crate::fixture::PkgSpec;
 use cosa::rpm::repodata::LoadedRepo;
 use sha2::Digest;
 

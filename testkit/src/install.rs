@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use cosa::compose::install::{InstallOptions, ScriptPolicy};
 use cosa::rpm::PackageMeta;
-use cosa::rpm::fixture::PkgSpec;
+use crate::fixture::PkgSpec;
 
 pub fn meta(spec: &PkgSpec) -> PackageMeta {
     PackageMeta {

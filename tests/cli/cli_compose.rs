@@ -25,7 +25,7 @@ const SAMPLE_PKGS: &[&str] = &[
 /// A workdir on the project's own sample config with a freshly built sample repo.
 fn sample_workdir(t: &Path) -> (PathBuf, PathBuf) {
     let repo = t.join("sample-repo");
-    cosa::sample::make_sample_repo(&repo, "x86_64").unwrap();
+    cosa_testkit::sample::make_sample_repo(&repo, "x86_64").unwrap();
     let wd = t.join("wd");
     let manifests = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
     run(cosa(&wd).args(["init", "--transient"]).arg(manifests), true);
@@ -212,7 +212,7 @@ impl Drop for Guard {
 
 /// A private config with two versions of a package, for lockfile tests.
 fn versions_setup(t: &Path) -> (PathBuf, PathBuf) {
-    use cosa::rpm::fixture::*;
+    use cosa_testkit::fixture::*;
     let repo = t.join("repo");
     make_repo(
         &repo,
@@ -315,7 +315,7 @@ fn lockfile_pins_versions_and_strict_refuses_unlocked() {
 
 #[test]
 fn overrides_rpm_win_over_repos_and_lockfile() {
-    use cosa::rpm::fixture::*;
+    use cosa_testkit::fixture::*;
     let t = tempfile::tempdir().unwrap();
     let (wd, cfg) = versions_setup(t.path());
     std::fs::write(
@@ -360,7 +360,7 @@ fn compose_refuses_a_non_empty_dest() {
 fn foreign_arch_compose_skips_scriptlets_visibly() {
     let t = tempfile::tempdir().unwrap();
     let repo = t.path().join("sample-repo");
-    cosa::sample::make_sample_repo(&repo, "aarch64").unwrap();
+    cosa_testkit::sample::make_sample_repo(&repo, "aarch64").unwrap();
     let wd = t.path().join("wd");
     let manifests = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
     run(cosa(&wd).args(["init", "--transient"]).arg(manifests), true);
@@ -455,7 +455,7 @@ fn fetch_dry_run_resolves_without_downloading() {
 
 #[test]
 fn ostree_layers_are_checked_out_over_the_packages() {
-    use cosa::rpm::fixture::*;
+    use cosa_testkit::fixture::*;
     let t = tempfile::tempdir().unwrap();
     let repo = t.path().join("repo");
     make_repo(

@@ -3,7 +3,7 @@
 
 use crate::common;
 use common::*;
-use cosa::rpm::fixture::*;
+use cosa_testkit::fixture::*;
 use std::path::{Path, PathBuf};
 
 fn repo(t: &Path) -> PathBuf {

@@ -3,16 +3,15 @@
 //! revalidated; a flaky server is retried.
 
 use crate::common;
-use crate::download_common;
 
 use common::*;
-use download_common::Server;
+use cosa_testkit::download::Server;
 
 #[test]
 fn fetch_over_http_caches_and_revalidates() {
     let t = tempfile::tempdir().unwrap();
     let repo = t.path().join("sample-repo");
-    cosa::sample::make_sample_repo(&repo, "x86_64").unwrap();
+    cosa_testkit::sample::make_sample_repo(&repo, "x86_64").unwrap();
     let server = Server::start(&repo);
     let cfg = t.path().join("config");
     std::fs::create_dir_all(&cfg).unwrap();

@@ -3,7 +3,6 @@
 //! a good signature passes, an unsigned package or one signed by another key
 //! is refused and never enters the cache.
 
-use crate::download_common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,9 +10,9 @@ use std::sync::OnceLock;
 
 use cosa::rpm::PackageMeta;
 use cosa::rpm::download::{cache_path, fetch_packages};
-use cosa::rpm::fixture::{FileSpec, PkgSpec, RepoCompression, createrepo, make_repo};
+use cosa_testkit::fixture::{FileSpec, PkgSpec, RepoCompression, createrepo, make_repo};
 use cosa::rpm::repodata::LoadedRepo;
-use download_common::*;
+use cosa_testkit::download::*;
 
 /// An OpenPGP key pair, armored.
 pub(crate) struct Key {

@@ -1,14 +1,13 @@
 //! Downloads against a real HTTP server on 127.0.0.1 (and file:// URLs):
 //! parallelism, retries, truncation, digests, mirror fallthrough, the cache.
 
-use crate::download_common;
 
 use std::path::Path;
 
 use cosa::rpm::PackageMeta;
 use cosa::rpm::download::{Checksum, Item, cache_path, fetch_packages};
-use cosa::rpm::fixture::{FileSpec, PkgSpec, RepoCompression, make_repo};
-use download_common::*;
+use cosa_testkit::fixture::{FileSpec, PkgSpec, RepoCompression, make_repo};
+use cosa_testkit::download::*;
 
 /// A file of `len` bytes that differs per `seed`.
 fn content(seed: usize, len: usize) -> Vec<u8> {

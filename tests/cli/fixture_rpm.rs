@@ -1,6 +1,6 @@
 //! The fixture generator makes packages that Debian's `rpm` reads as intended.
 
-use cosa::rpm::fixture::{FileSpec, PkgSpec, RepoCompression, make_repo};
+use cosa_testkit::fixture::{FileSpec, PkgSpec, RepoCompression, make_repo};
 use std::process::Command;
 
 fn rpm_q(path: &std::path::Path, fmt: &str) -> String {

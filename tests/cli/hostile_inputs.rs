@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 /// Every path under `root` with its size: a snapshot to compare.
 fn snapshot(root: &Path) -> Vec<(PathBuf, u64)> {
-    let mut v: Vec<(PathBuf, u64)> = crate::download_common::files_under(root)
+    let mut v: Vec<(PathBuf, u64)> = cosa_testkit::download::files_under(root)
         .into_iter()
         .map(|p| {
             let n = std::fs::symlink_metadata(&p).map(|m| m.len()).unwrap_or(0);
@@ -51,7 +51,7 @@ fn store(t: &Path, id: &str, arch: &str, artifact_path: &str) -> (PathBuf, PathB
 
 /// A repository with one package `app` (and `tool` when asked).
 fn app_repo(t: &Path, with_tool: bool) -> PathBuf {
-    use cosa::rpm::fixture::*;
+    use cosa_testkit::fixture::*;
     let repo = t.join("repo");
     let mut specs = vec![PkgSpec::new("app", "1").file(FileSpec::file("/usr/share/app", "1"))];
     if with_tool {
@@ -363,7 +363,7 @@ fn bad_input_matrix() {
             &["fetch"],
             "app",
             |_, repo, _| {
-                let rpm = crate::download_common::files_under(repo)
+                let rpm = cosa_testkit::download::files_under(repo)
                     .into_iter()
                     .find(|p| p.extension().is_some_and(|e| e == "rpm"))
                     .unwrap();
@@ -437,7 +437,7 @@ fn bad_input_matrix() {
 /// the same commit as one under 022 (same inputs, SOURCE_DATE_EPOCH).
 #[test]
 fn umask_does_not_change_the_commit() {
-    use cosa::rpm::fixture::*;
+    use cosa_testkit::fixture::*;
     let t = tempfile::tempdir().unwrap();
     let repo = t.path().join("repo");
     let bb = std::fs::read("/bin/busybox").expect("busybox-static");

@@ -1,10 +1,9 @@
 //! Path safety, file conflicts, %doc and remove-from-packages.
 
-use crate::install_common;
 
 use cosa::compose::install::install;
-use cosa::rpm::fixture::{FileSpec, PkgSpec};
-use install_common::*;
+use cosa_testkit::fixture::{FileSpec, PkgSpec};
+use cosa_testkit::install::*;
 
 #[test]
 fn symlink_shipped_by_one_package_cannot_redirect_another() {

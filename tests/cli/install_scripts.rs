@@ -1,13 +1,12 @@
 //! Scriptlets in bubblewrap (with Debian's busybox-static as the tree's
 //! shell), owners resolved through the tree's passwd, skip policies.
 
-use crate::install_common;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use cosa::compose::install::{ScriptPolicy, install};
-use cosa::rpm::fixture::{FileSpec, PkgSpec};
-use install_common::*;
+use cosa_testkit::fixture::{FileSpec, PkgSpec};
+use cosa_testkit::install::*;
 
 /// A base package with /bin/busybox, /bin/sh and a minimal passwd/group.
 fn base() -> PkgSpec {

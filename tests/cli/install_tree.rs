@@ -1,15 +1,14 @@
 //! Unpacking: the tree we write matches what `rpm2cpio | cpio -idm` and
 //! `rpm -i` make from the same packages.
 
-use crate::install_common;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use cosa::compose::install::install;
-use cosa::rpm::fixture::{FileSpec, PkgSpec};
-use install_common::*;
+use cosa_testkit::fixture::{FileSpec, PkgSpec};
+use cosa_testkit::install::*;
 
 #[derive(Debug, PartialEq)]
 struct Node {
@@ -261,7 +260,7 @@ fn install_langs_matches_rpm() {
         String::from_utf8_lossy(&out.stderr)
     );
     let files = |root: &std::path::Path| -> Vec<String> {
-        let mut v: Vec<String> = crate::download_common::files_under(&root.join("usr/share"))
+        let mut v: Vec<String> = cosa_testkit::download::files_under(&root.join("usr/share"))
             .into_iter()
             .map(|p| p.strip_prefix(root).unwrap().display().to_string())
             .collect();

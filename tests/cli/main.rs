@@ -6,20 +6,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 #[allow(dead_code)]
-#[path = "../download_common/mod.rs"]
-mod download_common;
-#[allow(dead_code)]
-#[path = "../install_common/mod.rs"]
-mod install_common;
-#[allow(dead_code)]
-#[path = "../postprocess_common/mod.rs"]
-mod postprocess_common;
-#[allow(dead_code)]
 #[path = "../release_common/mod.rs"]
 mod release_common;
-#[allow(dead_code)]
-#[path = "../solver_common/mod.rs"]
-mod solver_common;
 
 mod cli_compose;
 mod cli_errors;

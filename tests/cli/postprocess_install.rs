@@ -2,12 +2,10 @@
 //! creates a user owning /var content, a kernel package, then
 //! postprocessing; a rebuild whose %pre picks another uid is refused.
 
-use crate::install_common;
-use crate::postprocess_common;
 
 use cosa::compose::install::install;
-use cosa::rpm::fixture::{FileSpec, PkgSpec};
-use postprocess_common::{KVER, listing, opts, read, treefile};
+use cosa_testkit::fixture::{FileSpec, PkgSpec};
+use cosa_testkit::postprocess::{KVER, listing, opts, read, treefile};
 
 fn base() -> PkgSpec {
     let bb = std::fs::read("/bin/busybox").expect("apt-get install busybox-static");
@@ -61,9 +59,9 @@ fn kernel() -> PkgSpec {
 }
 
 fn compose(dir: &std::path::Path, uid: u32) -> std::path::PathBuf {
-    let pkgs = install_common::build(&dir.join("rpms"), &[base(), app(uid), kernel()]);
+    let pkgs = cosa_testkit::install::build(&dir.join("rpms"), &[base(), app(uid), kernel()]);
     let root = dir.join("root");
-    install(&root, &pkgs, &install_common::opts()).unwrap();
+    install(&root, &pkgs, &cosa_testkit::install::opts()).unwrap();
     root
 }
 

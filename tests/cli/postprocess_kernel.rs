@@ -1,9 +1,8 @@
 //! The kernel: exactly one, at /usr/lib/modules/<kver>/vmlinuz with
 //! initramfs.img beside it; moved from /boot; dracut when needed.
 
-use crate::postprocess_common;
 
-use postprocess_common::*;
+use cosa_testkit::postprocess::*;
 use serde_json::json;
 
 fn modules_tf() -> cosa::config::treefile::Treefile {

@@ -1,11 +1,10 @@
 //! The OSTree layout: /etc to /usr/etc, the rebuilt top level, /var to
 //! tmpfiles.d, /boot to /usr/lib/ostree-boot, refusals.
 
-use crate::postprocess_common;
 
 use std::os::unix::fs::MetadataExt;
 
-use postprocess_common::*;
+use cosa_testkit::postprocess::*;
 use serde_json::json;
 
 #[test]

@@ -1,9 +1,8 @@
 //! Users and groups: the split into /usr/lib, etc-group-members,
 //! nss-altfiles, and uid/gid stability against the previous build.
 
-use crate::postprocess_common;
 
-use postprocess_common::*;
+use cosa_testkit::postprocess::*;
 use serde_json::json;
 
 #[test]

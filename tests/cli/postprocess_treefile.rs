@@ -1,11 +1,10 @@
 //! Treefile postprocessing: mutate-os-release, remove-files, add-files and
 //! the postprocess scripts in bubblewrap (busybox sh as the tree's shell).
 
-use crate::postprocess_common;
 
 use std::os::unix::fs::MetadataExt;
 
-use postprocess_common::*;
+use cosa_testkit::postprocess::*;
 
 #[test]
 fn mutate_os_release_rewrites_the_file_etc_os_release_points_at() {

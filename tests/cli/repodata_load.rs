@@ -8,7 +8,7 @@ use std::process::Command;
 
 use cosa::config::repofile::RepoDef;
 use cosa::rpm::download::Downloader;
-use cosa::rpm::fixture::{FileSpec, PkgSpec, RepoCompression, createrepo, make_repo};
+use cosa_testkit::fixture::{FileSpec, PkgSpec, RepoCompression, createrepo, make_repo};
 use cosa::rpm::repodata::{LoadedRepo, load, load_local_rpms};
 use cosa::rpm::{Dep, PackageMeta};
 use sha2::Digest;

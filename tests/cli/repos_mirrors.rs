@@ -4,15 +4,14 @@
 //! ones; and `repo_gpgcheck=1` with repomd.xml signatures made by GnuPG.
 
 use crate::common;
-use crate::download_common;
 use crate::download_gpg;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use common::*;
-use cosa::rpm::fixture::{PkgSpec, RepoCompression, make_repo};
-use download_common::{Server, sha256_hex};
+use cosa_testkit::fixture::{PkgSpec, RepoCompression, make_repo};
+use cosa_testkit::download::{Server, sha256_hex};
 use download_gpg::{Key, gpg, keys};
 
 /// A 127.0.0.1 port nothing listens on (bound, then closed).

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::*;
-use cosa::rpm::fixture::{PkgSpec, RepoCompression, make_repo};
+use cosa_testkit::fixture::{PkgSpec, RepoCompression, make_repo};
 
 fn pkg(repo: &str, name: &str, version: &str) -> PkgSpec {
     PkgSpec::new(name, version).provides(&format!("origin-{repo}"))

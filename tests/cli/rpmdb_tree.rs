@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use cosa::rpm::PackageMeta;
-use cosa::rpm::fixture::{FileSpec, PkgSpec, RepoCompression, make_repo};
+use cosa_testkit::fixture::{FileSpec, PkgSpec, RepoCompression, make_repo};
 use cosa::rpm::rpmdb;
 
 const DB: &str = "usr/share/rpm";

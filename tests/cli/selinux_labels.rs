@@ -355,11 +355,11 @@ fn bad_entries_are_refused_like_libselinux() {
 }
 
 /// Debian's reference policy (built once with semodule into the sample
-/// cache, see `cosa::sample::selinux`): every path derived from its specs,
+/// cache, see `cosa_testkit::sample::selinux`): every path derived from its specs,
 /// as every file type, gets libselinux's label.
 #[test]
 fn debian_policy_matches_matchpathcon() {
-    let built = cosa::sample::selinux::debian_policy().unwrap();
+    let built = cosa_testkit::sample::selinux::debian_policy().unwrap();
     let files = built.join("etc/selinux/default/contexts/files");
     let fc = files.join("file_contexts");
     let mut text = fs::read_to_string(&fc).unwrap();

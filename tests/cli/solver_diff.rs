@@ -15,7 +15,6 @@
 //! `target/tmp/solver-diff/case-<seed>.json`; copy it into
 //! tests/data/solver-cases/ to keep it as a regression test.
 
-use crate::solver_common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -23,10 +22,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use cosa::rpm::fixture::{RepoCompression, make_repo};
+use cosa_testkit::fixture::{RepoCompression, make_repo};
 use cosa::rpm::solver::{Request, solve};
-use solver_common::random_repo::{Case, generate};
-use solver_common::{dnf_install, key, load_repo};
+use cosa_testkit::solver::random_repo::{Case, generate};
+use cosa_testkit::solver::{dnf_install, key, load_repo};
 
 /// What one tool answered.
 #[derive(Debug)]

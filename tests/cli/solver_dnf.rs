@@ -2,13 +2,12 @@
 //! repositories. Each scenario installs the same specs with both and
 //! compares the installed sets.
 
-use crate::solver_common;
 
 use std::collections::BTreeSet;
 
-use cosa::rpm::fixture::{FileSpec, PkgSpec};
+use cosa_testkit::fixture::{FileSpec, PkgSpec};
 use cosa::rpm::solver::{Request, solve};
-use solver_common::{RepoSpec, build_repos, dnf_install, dnf_repos, key};
+use cosa_testkit::solver::{RepoSpec, build_repos, dnf_install, dnf_repos, key};
 
 fn p(name: &str, version: &str) -> PkgSpec {
     PkgSpec::new(name, version)

@@ -25,9 +25,6 @@ use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-#[allow(dead_code)]
-#[path = "../download_common/mod.rs"]
-mod download_common;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -266,7 +263,7 @@ fn repo_root() -> PathBuf {
 }
 
 fn files_with_ext(dir: &Path, ext: &str) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = download_common::files_under(dir)
+    let mut v: Vec<PathBuf> = cosa_testkit::download::files_under(dir)
         .into_iter()
         .filter(|p| p.extension().and_then(|e| e.to_str()) == Some(ext))
         .collect();
@@ -292,7 +289,7 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    use cosa::rpm::fixture::*;
+    use cosa_testkit::fixture::*;
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
     make_repo(
@@ -314,7 +311,7 @@ fn fixture() -> Fixture {
     let rpms = files_with_ext(&repo, "rpm");
     let repomd = std::fs::read(repo.join("repodata/repomd.xml")).unwrap();
     let gunzip = |suffix: &str| -> Vec<u8> {
-        let f = download_common::files_under(&repo.join("repodata"))
+        let f = cosa_testkit::download::files_under(&repo.join("repodata"))
             .into_iter()
             .find(|p| p.to_string_lossy().ends_with(suffix))
             .unwrap();

@@ -51,7 +51,7 @@ pub fn env(with_repo: bool) -> Env {
     std::fs::write(config.join("streams.yaml"), STREAMS_YAML).unwrap();
     let repo = root.join("sample-repo");
     if with_repo {
-        cosa::sample::make_sample_repo(&repo, "x86_64").unwrap();
+        cosa_testkit::sample::make_sample_repo(&repo, "x86_64").unwrap();
     }
     let wd = root.join("wd");
     run(cosa(&wd).args(["init", "--transient"]).arg(&config), true);

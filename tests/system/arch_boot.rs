@@ -38,7 +38,7 @@ fn build_platforms(arch: &str, platforms: &[&str]) -> Built {
     let start = Instant::now();
     let t = tempfile::tempdir().unwrap();
     let repo = t.path().join("sample-repo");
-    cosa::sample::make_sample_repo(&repo, arch).unwrap();
+    cosa_testkit::sample::make_sample_repo(&repo, arch).unwrap();
     let wd = t.path().join("wd");
     let manifests = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
     run(cosa(&wd).args(["init", "--transient"]).arg(manifests), true);

@@ -9,7 +9,7 @@ use std::process::Command;
 
 fn sample(t: &Path) -> (PathBuf, PathBuf) {
     let repo = t.join("sample-repo");
-    cosa::sample::make_sample_repo(&repo, "x86_64").unwrap();
+    cosa_testkit::sample::make_sample_repo(&repo, "x86_64").unwrap();
     let wd = t.join("wd");
     let manifests = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
     run(cosa(&wd).args(["init", "--transient"]).arg(manifests), true);
@@ -344,7 +344,7 @@ fn sigkill_at_any_moment_leaves_a_valid_store() {
 fn same_inputs_and_source_date_epoch_give_the_same_commit() {
     let t = tempfile::tempdir().unwrap();
     let repo = t.path().join("sample-repo");
-    cosa::sample::make_sample_repo(&repo, "x86_64").unwrap();
+    cosa_testkit::sample::make_sample_repo(&repo, "x86_64").unwrap();
     let manifests = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
     let mut commits = Vec::new();
     for n in ["a", "b"] {

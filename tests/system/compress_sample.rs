@@ -21,7 +21,7 @@ struct Built {
 fn build_sample() -> Built {
     let t = tempfile::tempdir().unwrap();
     let repo = t.path().join("sample-repo");
-    cosa::sample::make_sample_repo(&repo, "x86_64").unwrap();
+    cosa_testkit::sample::make_sample_repo(&repo, "x86_64").unwrap();
     // A copy of the sample config, so the test can edit its image.yaml.
     let cfg = t.path().join("config");
     let manifests = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");

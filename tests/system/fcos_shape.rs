@@ -8,7 +8,7 @@
 //! tools key by key.
 
 use crate::common;
-use crate::download_common::Server;
+use cosa_testkit::download::Server;
 use common::*;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -48,13 +48,13 @@ fn gpg(home: &Path, args: &[&str]) {
 
 #[test]
 fn fcos_shaped_config_builds_and_boots() {
-    use cosa::rpm::fixture::{RepoCompression, createrepo};
+    use cosa_testkit::fixture::{RepoCompression, createrepo};
     let t = tempfile::tempdir().unwrap();
     let www = t.path().join("www");
     // The mirror: the sample OS, an updates repo, and the pool holding the
     // fast-tracked sample-daemon of manifest-lock.overrides.yaml.
-    cosa::sample::make_sample_repo(&www.join("mirror/sample"), "x86_64").unwrap();
-    let mut daemon = cosa::sample::packages("x86_64")
+    cosa_testkit::sample::make_sample_repo(&www.join("mirror/sample"), "x86_64").unwrap();
+    let mut daemon = cosa_testkit::sample::packages("x86_64")
         .unwrap()
         .into_iter()
         .find(|p| p.name == "sample-daemon")
@@ -66,10 +66,10 @@ fn fcos_shaped_config_builds_and_boots() {
     daemon.build(&pool).unwrap();
     createrepo(&pool, RepoCompression::Gz).unwrap();
     let updates = www.join("mirror/updates/x86_64");
-    cosa::rpm::fixture::make_repo(
+    cosa_testkit::fixture::make_repo(
         &updates,
-        &[cosa::rpm::fixture::PkgSpec::new("sample-tools", "1").file(
-            cosa::rpm::fixture::FileSpec::file("/usr/share/sample-tools/t", "t"),
+        &[cosa_testkit::fixture::PkgSpec::new("sample-tools", "1").file(
+            cosa_testkit::fixture::FileSpec::file("/usr/share/sample-tools/t", "t"),
         )],
         RepoCompression::Gz,
     )

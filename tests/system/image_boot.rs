@@ -22,7 +22,7 @@ struct Built {
 fn build_sample(targets: &[&[&str]]) -> Built {
     let t = tempfile::tempdir().unwrap();
     let repo = t.path().join("sample-repo");
-    cosa::sample::make_sample_repo(&repo, "x86_64").unwrap();
+    cosa_testkit::sample::make_sample_repo(&repo, "x86_64").unwrap();
     let wd = t.path().join("wd");
     let manifests = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
     run(cosa(&wd).args(["init", "--transient"]).arg(manifests), true);
@@ -478,7 +478,7 @@ fn secure_boot_refuses_the_hosts_unsigned_grub() {
     // the build host's GRUB, with a warning, and meta.json says so.
     let t = tempfile::tempdir().unwrap();
     let repo = t.path().join("sample-repo");
-    cosa::sample::make_sample_repo(&repo, "x86_64").unwrap();
+    cosa_testkit::sample::make_sample_repo(&repo, "x86_64").unwrap();
     let cfg = t.path().join("config");
     let manifests = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
     std::fs::create_dir(&cfg).unwrap();
@@ -604,7 +604,7 @@ fn kola_fails_with_the_console_when_the_build_does_not_match() {
 fn a_tree_without_kernel_gets_no_image_and_a_clear_error() {
     let t = tempfile::tempdir().unwrap();
     let repo = t.path().join("repo");
-    cosa::sample::make_sample_repo(&repo, "x86_64").unwrap();
+    cosa_testkit::sample::make_sample_repo(&repo, "x86_64").unwrap();
     let cfg = config_dir(
         t.path(),
         "ref: t/x86_64/dev\nreleasever: 1\nrepos:\n  - test\npackages:\n  - filesystem\n",

@@ -1,14 +1,13 @@
 //! uids and gids carry over from the previous build: its users are in place
 //! before the scriptlets run, so `%pre` finds them and adds nothing.
 
-use crate::install_common;
-use install_common::*;
+use cosa_testkit::install::*;
 use std::os::unix::fs::MetadataExt;
 
 #[test]
 fn previous_users_keep_their_ids() {
     let t = tempfile::tempdir().unwrap();
-    let specs: Vec<_> = cosa::sample::packages(cosa::util::host_arch())
+    let specs: Vec<_> = cosa_testkit::sample::packages(cosa::util::host_arch())
         .unwrap()
         .into_iter()
         .filter(|s| s.name != "sample-extras")

@@ -39,7 +39,7 @@ fn built() -> &'static Built {
         let root = process_dir("live_boot");
         std::fs::create_dir_all(&root).unwrap();
         let repo = root.join("sample-repo");
-        cosa::sample::make_sample_repo(&repo, "x86_64").unwrap();
+        cosa_testkit::sample::make_sample_repo(&repo, "x86_64").unwrap();
         let wd = root.join("wd");
         let manifests = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
         run(cosa(&wd).args(["init", "--transient"]).arg(manifests), true);

@@ -5,12 +5,6 @@
 #[path = "../common/mod.rs"]
 mod common;
 #[allow(dead_code)]
-#[path = "../download_common/mod.rs"]
-mod download_common;
-#[allow(dead_code)]
-#[path = "../install_common/mod.rs"]
-mod install_common;
-#[allow(dead_code)]
 #[path = "../release_common/mod.rs"]
 mod release_common;
 

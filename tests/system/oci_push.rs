@@ -82,7 +82,7 @@ impl Drop for Registry {
 
 fn sample_build(t: &Path) -> (PathBuf, PathBuf, Value) {
     let repo = t.join("sample-repo");
-    cosa::sample::make_sample_repo(&repo, "x86_64").unwrap();
+    cosa_testkit::sample::make_sample_repo(&repo, "x86_64").unwrap();
     let wd = t.join("wd");
     let manifests = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
     run(cosa(&wd).args(["init", "--transient"]).arg(manifests), true);

@@ -120,7 +120,7 @@ fn built() -> (PathBuf, String) {
         let t = process_dir("s3_publish-build");
         std::fs::create_dir_all(&t).unwrap();
         let repo = t.join("sample-repo");
-        cosa::sample::make_sample_repo(&repo, "x86_64").unwrap();
+        cosa_testkit::sample::make_sample_repo(&repo, "x86_64").unwrap();
         let wd = t.join("wd");
         let manifests = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
         run(cosa(&wd).args(["init", "--transient"]).arg(manifests), true);

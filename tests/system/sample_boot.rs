@@ -102,7 +102,7 @@ fn deploy(t: &Path, repo: &Path, commit: &str, bootcsum: &str) -> (PathBuf, Stri
 fn sample_build_boots_into_its_deployment() {
     let t = tempfile::tempdir().unwrap();
     let repo = t.path().join("sample-repo");
-    cosa::sample::make_sample_repo(&repo, "x86_64").unwrap();
+    cosa_testkit::sample::make_sample_repo(&repo, "x86_64").unwrap();
     let wd = t.path().join("wd");
     let manifests = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
     run(cosa(&wd).args(["init", "--transient"]).arg(manifests), true);
@@ -204,18 +204,18 @@ fn sample_build_boots_into_its_deployment() {
 #[test]
 fn sample_initramfs_fails_fast_without_a_root() {
     let t = tempfile::tempdir().unwrap();
-    let k = cosa::sample::kernel::load("x86_64").unwrap();
-    let busybox = cosa::sample::busybox("x86_64").unwrap();
+    let k = cosa_testkit::sample::kernel::load("x86_64").unwrap();
+    let busybox = cosa_testkit::sample::busybox("x86_64").unwrap();
     let initrd = t.path().join("initramfs.img");
     std::fs::write(
         &initrd,
-        cosa::sample::initramfs::build(&k, &busybox).unwrap(),
+        cosa_testkit::sample::initramfs::build(&k, &busybox).unwrap(),
     )
     .unwrap();
     // The initramfs is reproducible.
     assert_eq!(
         std::fs::read(&initrd).unwrap(),
-        cosa::sample::initramfs::build(&k, &busybox).unwrap()
+        cosa_testkit::sample::initramfs::build(&k, &busybox).unwrap()
     );
     let empty = t.path().join("empty");
     std::fs::create_dir(&empty).unwrap();

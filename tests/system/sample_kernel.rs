@@ -27,7 +27,7 @@ fn readelf_depends(path: &std::path::Path) -> Vec<String> {
 
 #[test]
 fn kernel_package_holds_the_boot_modules_and_initramfs() {
-    let k = cosa::sample::kernel::load("x86_64").unwrap();
+    let k = cosa_testkit::sample::kernel::load("x86_64").unwrap();
     assert!(k.kver.ends_with("-cloud-amd64"), "{}", k.kver);
     let names: Vec<&str> = k.modules.iter().map(|m| m.name.as_str()).collect();
     for want in [
@@ -41,9 +41,9 @@ fn kernel_package_holds_the_boot_modules_and_initramfs() {
         assert!(names.contains(&want), "{want} missing from {names:?}");
     }
     // Dependencies as binutils reads them, each loaded before its users.
-    let cache = cosa::sample::debian::cache_dir().unwrap();
-    let deb = cosa::sample::kernel::kernel_deb(&cache, "amd64").unwrap();
-    let root = cosa::sample::debian::extract_deb(&cache, &deb).unwrap();
+    let cache = cosa_testkit::sample::debian::cache_dir().unwrap();
+    let deb = cosa_testkit::sample::kernel::kernel_deb(&cache, "amd64").unwrap();
+    let root = cosa_testkit::sample::debian::extract_deb(&cache, &deb).unwrap();
     let moddir = root.join("lib/modules").join(&k.kver);
     let mut loaded = BTreeSet::new();
     for m in &k.modules {
@@ -60,9 +60,9 @@ fn kernel_package_holds_the_boot_modules_and_initramfs() {
     }
 
     // The package, read back by Debian's rpm.
-    let pkgs = cosa::sample::packages("x86_64").unwrap();
+    let pkgs = cosa_testkit::sample::packages("x86_64").unwrap();
     let kernel = pkgs.iter().find(|p| p.name == "kernel").unwrap();
-    let (v, r) = cosa::sample::rpm_version(&k.deb_version);
+    let (v, r) = cosa_testkit::sample::rpm_version(&k.deb_version);
     assert_eq!(
         (&kernel.version, &kernel.release),
         (&v, &format!("{r}.sample"))
@@ -100,8 +100,8 @@ fn kernel_package_holds_the_boot_modules_and_initramfs() {
     }
 
     // The initramfs: gzip'd newc that GNU cpio lists, with /init and the modules.
-    let busybox = cosa::sample::busybox("x86_64").unwrap();
-    let gz = cosa::sample::initramfs::build(&k, &busybox).unwrap();
+    let busybox = cosa_testkit::sample::busybox("x86_64").unwrap();
+    let gz = cosa_testkit::sample::initramfs::build(&k, &busybox).unwrap();
     let mut cpio = Vec::new();
     flate2::read::GzDecoder::new(&gz[..])
         .read_to_end(&mut cpio)

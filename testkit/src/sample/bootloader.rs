@@ -15,14 +15,14 @@
 //!
 //! The update metadata (`EFI.json`, `BIOS.json`) is written at compose time
 //! from the installed packages, as `bootupctl backend
-//! generate-update-metadata` does (see `crate::compose::bootupd`).
+//! generate-update-metadata` does (see `cosa::compose::bootupd`).
 
 use std::path::Path;
 
 use anyhow::{Context, Result, ensure};
 
 use super::{debian, rpm_version};
-use crate::rpm::fixture::{FileSpec, PkgSpec};
+use crate::fixture::{FileSpec, PkgSpec};
 
 /// bootupd's update payload directory in the tree.
 pub const UPDATES: &str = "/usr/lib/bootupd/updates";

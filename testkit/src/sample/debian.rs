@@ -7,7 +7,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use crate::util::cmd::CommandRunExt;
+use cosa::util::cmd::CommandRunExt;
 
 /// rpm architecture names and Debian's, in one place.
 const ARCHES: &[(&str, &str)] = &[

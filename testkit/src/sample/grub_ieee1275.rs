@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::{Context, Result, ensure};
 
 use super::debian;
-use crate::rpm::fixture::{FileSpec, PkgSpec};
+use crate::fixture::{FileSpec, PkgSpec};
 
 /// Where the modules live, in the Debian package and in the tree.
 pub const MODULE_DIR: &str = "usr/lib/grub/powerpc-ieee1275";

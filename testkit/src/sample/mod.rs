@@ -18,7 +18,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::rpm::fixture::{
+use crate::fixture::{
     FileKind, FileSpec, PkgSpec, RepoCompression, check_with_rpm, createrepo,
 };
 
@@ -36,7 +36,7 @@ pub const OS_INIT: &str = include_str!("os-init.sh");
 /// Debian's static busybox for `arch`: the host's /bin/busybox when the
 /// arches match, else busybox-static for that arch from the Debian mirror.
 pub fn busybox(arch: &str) -> Result<Vec<u8>> {
-    if arch == crate::util::host_arch() {
+    if arch == cosa::util::host_arch() {
         return std::fs::read("/bin/busybox")
             .context("reading /bin/busybox (install Debian's busybox-static)");
     }
@@ -242,8 +242,8 @@ fn build_cached(spec: &PkgSpec, cache: &Path, dir: &Path) -> Result<std::path::P
         h.update(b);
     };
     // The code that turns a spec into bytes, and the rpm crate's version.
-    put(include_str!("../rpm/fixture.rs").as_bytes());
-    put(include_str!("../../Cargo.lock").as_bytes());
+    put(include_str!("../fixture.rs").as_bytes());
+    put(include_str!("../../../Cargo.lock").as_bytes());
     put(format!(
         "{} {} {} {} {} {} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?}",
         spec.name,

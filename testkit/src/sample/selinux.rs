@@ -20,8 +20,8 @@ use std::process::Command;
 use anyhow::{Context, Result, ensure};
 
 use super::debian;
-use crate::rpm::fixture::{FileSpec, PkgSpec};
-use crate::util::cmd::CommandRunExt;
+use crate::fixture::{FileSpec, PkgSpec};
+use cosa::util::cmd::CommandRunExt;
 
 /// The policy name (`SELINUXTYPE`) of the sample OS.
 pub const POLICY: &str = "default";

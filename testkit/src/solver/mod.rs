@@ -12,7 +12,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use cosa::config::repofile::RepoDef;
 use cosa::rpm::download::Downloader;
-use cosa::rpm::fixture::{PkgSpec, RepoCompression, make_repo};
+use crate::fixture::{PkgSpec, RepoCompression, make_repo};
 use cosa::rpm::repodata::{self, LoadedRepo};
 use cosa::rpm::types::{Cmp, Dep, Evr, PackageMeta};
 

@@ -16,7 +16,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use cosa::rpm::fixture::{FileSpec, PkgSpec};
+use crate::fixture::{FileSpec, PkgSpec};
 
 /// One package of a generated repository.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
