@@ -229,7 +229,8 @@ fn compress_arch(
             src.display()
         );
         let what = format!("Compressing {} ({})", art.path, s.describe());
-        let result = compress::compress(&src, &tmp, &s, &what).and_then(|o| {
+        let o = into_place(&tmp, &out, || {
+            let o = compress::compress(&src, &tmp, &s, &what)?;
             if o.input.sha256 != art.sha256 || art.size.is_some_and(|n| n != o.input.size) {
                 bail!(
                     "{} changed since it was recorded in meta.json (sha256 {} size {}, recorded {} size {:?}); \
@@ -241,17 +242,8 @@ fn compress_arch(
                     art.size
                 );
             }
-            std::fs::rename(&tmp, &out)
-                .with_context(|| format!("renaming {} to {}", tmp.display(), out.display()))?;
             Ok(o)
-        });
-        let o = match result {
-            Ok(o) => o,
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(e);
-            }
-        };
+        })?;
         let entry = m.images.get_mut(&name).context("artifact vanished")?;
         entry.uncompressed_sha256 = Some(art.sha256.clone());
         entry.uncompressed_size = Some(o.input.size);
@@ -340,8 +332,10 @@ fn uncompress_arch(dir: &Path, meta_path: &Path, arch: &str, only: &[String]) ->
         let tmp = tmp_path(&out);
         let want_sha = art.uncompressed_sha256.clone().unwrap_or_default();
         let what = format!("Uncompressing {} ({})", art.path, c.name());
-        let result = compress::decompress(&src, &tmp, c, &what).and_then(|o| {
-            if o.output.sha256 != want_sha || art.uncompressed_size.is_some_and(|n| n != o.output.size)
+        let o = into_place(&tmp, &out, || {
+            let o = compress::decompress(&src, &tmp, c, &what)?;
+            if o.output.sha256 != want_sha
+                || art.uncompressed_size.is_some_and(|n| n != o.output.size)
             {
                 bail!(
                     "{} does not decompress to what meta.json recorded (sha256 {} size {}, \
@@ -352,17 +346,8 @@ fn uncompress_arch(dir: &Path, meta_path: &Path, arch: &str, only: &[String]) ->
                     art.uncompressed_size
                 );
             }
-            std::fs::rename(&tmp, &out)
-                .with_context(|| format!("renaming {} to {}", tmp.display(), out.display()))?;
             Ok(o)
-        });
-        let o = match result {
-            Ok(o) => o,
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(e);
-            }
-        };
+        })?;
         let entry = m.images.get_mut(&name).context("artifact vanished")?;
         entry.path = out_name.clone();
         entry.sha256 = want_sha;
@@ -384,4 +369,18 @@ fn uncompress_arch(dir: &Path, meta_path: &Path, arch: &str, only: &[String]) ->
         eprintln!("Updated: {}", meta_path.display());
     }
     Ok(changed)
+}
+
+/// Make a file at `tmp` with `make`, then rename it to `out`; on any error
+/// `tmp` is removed and `out` is left as it was.
+fn into_place<T>(tmp: &Path, out: &Path, make: impl FnOnce() -> Result<T>) -> Result<T> {
+    let r = make().and_then(|v| {
+        std::fs::rename(tmp, out)
+            .with_context(|| format!("renaming {} to {}", tmp.display(), out.display()))?;
+        Ok(v)
+    });
+    if r.is_err() {
+        let _ = std::fs::remove_file(tmp);
+    }
+    r
 }

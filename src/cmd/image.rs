@@ -2,12 +2,15 @@
 //! build`: make disk images from a build's commit and record them in its
 //! meta.json.
 
-use anyhow::{Result, ensure};
+use std::path::PathBuf;
+
+use anyhow::Result;
 
 use crate::cli::{BuildextendOpts, GlobalOpts, OsbuildOpts};
 use crate::config::workdir::Workdir;
-use crate::image::{self, ImageBuild};
-use crate::store::builds::{self, BuildsJson};
+use crate::image::{self, ImageBuild, MadeImage};
+use crate::ostree::Repo;
+use crate::store::builds;
 use crate::store::lock::WorkdirLock;
 use crate::store::meta::{self, Artifact, Meta};
 use crate::util::{self, time};
@@ -46,13 +49,7 @@ fn extend(
 ) -> Result<()> {
     let wd = Workdir::open(&global.workdir)?;
     let lock = WorkdirLock::acquire(&wd.root)?;
-    let builds = BuildsJson::load(&wd.builds_dir())?;
-    let arch = util::target_arch(arch)?;
-    let id = builds.resolve(build)?;
-    ensure!(
-        builds.has_arch(&id, &arch),
-        "build {id} has no {arch} part; `cosa list` shows the builds and their arches"
-    );
+    let (id, arch) = super::resolve_part(&wd, build, arch)?;
     let mut unique: Vec<String> = Vec::new();
     for p in platforms {
         if !unique.contains(p) {
@@ -62,10 +59,113 @@ fn extend(
     add_images(&wd, &lock, &id, &arch, &unique)
 }
 
+/// One arch of a build, opened to add artifacts made from its commit:
+/// leftovers of an interrupted run removed, the commit in the repo, a
+/// scratch directory.
+pub(crate) struct OpenBuild {
+    id: String,
+    arch: String,
+    build_dir: PathBuf,
+    meta_path: PathBuf,
+    meta: Meta,
+    repo: Repo,
+    scratch: tempfile::TempDir,
+    ostree_ref: String,
+    ostree_archive: String,
+    config_dir: PathBuf,
+    timestamp: i64,
+}
+
+impl OpenBuild {
+    pub(crate) fn open(wd: &Workdir, _lock: &WorkdirLock, id: &str, arch: &str) -> Result<Self> {
+        let builds_dir = wd.builds_dir();
+        let build_dir = builds::build_dir(&builds_dir, id, arch);
+        let meta_path = meta::meta_path(&builds_dir, id, arch);
+        let meta = Meta::read(&meta_path)?;
+        for p in builds::remove_partial_artifacts(&build_dir, &meta) {
+            eprintln!("Removed leftover of an interrupted run: {}", p.display());
+        }
+        let repo = Repo::open_or_init(&wd.repo_dir())?;
+        crate::publish::oci::ensure_build_commit(&repo, &meta, &build_dir)?;
+        Ok(OpenBuild {
+            id: id.to_string(),
+            arch: arch.to_string(),
+            scratch: image::scratch_dir(&wd.tmp_dir())?,
+            timestamp: time::parse_rfc3339(&meta.ostree_timestamp).unwrap_or(0),
+            ostree_ref: meta
+                .ostree_ref
+                .clone()
+                .unwrap_or_else(|| meta.ostree_commit.clone()),
+            ostree_archive: meta
+                .images
+                .get("ostree")
+                .map(|a| a.path.clone())
+                .unwrap_or_default(),
+            config_dir: wd.config_dir(),
+            build_dir,
+            meta_path,
+            meta,
+            repo,
+        })
+    }
+
+    /// What the image stage needs to make artifacts of this build.
+    pub(crate) fn image_build(&self) -> ImageBuild<'_> {
+        ImageBuild {
+            repo: &self.repo,
+            commit: &self.meta.ostree_commit,
+            name: &self.meta.name,
+            buildid: &self.id,
+            ostree_ref: &self.ostree_ref,
+            ostree_archive: &self.ostree_archive,
+            arch: &self.arch,
+            config_dir: &self.config_dir,
+            build_dir: &self.build_dir,
+            work: self.scratch.path(),
+            timestamp: self.timestamp,
+        }
+    }
+
+    /// Record `made` in meta.json (digests on every core), replacing an
+    /// artifact of the same key and deleting its old file if it had another.
+    pub(crate) fn record(&self, made: &[MadeImage]) -> Result<()> {
+        use rayon::prelude::*;
+        let digests: Vec<(String, u64)> = made
+            .par_iter()
+            .map(|img| crate::util::digest::sha256_file(&self.build_dir.join(&img.file)))
+            .collect::<Result<_>>()?;
+        // Re-read: the meta.json on disk is the truth, we only add images.
+        let mut m = Meta::read(&self.meta_path)?;
+        for (img, (sha256, size)) in made.iter().zip(digests) {
+            let old = m.images.insert(
+                img.platform.clone(),
+                Artifact {
+                    path: img.file.clone(),
+                    sha256,
+                    size: Some(size),
+                    skip_compression: img.skip_compression.then_some(true),
+                    extra: img.extra.clone(),
+                    ..Default::default()
+                },
+            );
+            if let Some(old) = old
+                && old.path != img.file
+            {
+                let _ = std::fs::remove_file(self.build_dir.join(&old.path));
+            }
+        }
+        m.write(&self.meta_path)?;
+        for img in made {
+            eprintln!("Recorded images.{} = {}", img.platform, img.file);
+        }
+        Ok(())
+    }
+}
+
 /// Make `platforms` for build `id` of `arch` and record them in its meta.json.
 pub(crate) fn add_images(
     wd: &Workdir,
-    _lock: &WorkdirLock,
+    lock: &WorkdirLock,
     id: &str,
     arch: &str,
     platforms: &[String],
@@ -73,71 +173,7 @@ pub(crate) fn add_images(
     if platforms.is_empty() {
         return Ok(());
     }
-    let builds_dir = wd.builds_dir();
-    let build_dir = builds::build_dir(&builds_dir, id, arch);
-    let meta_path = meta::meta_path(&builds_dir, id, arch);
-    let m = Meta::read(&meta_path)?;
-    for p in builds::remove_partial_artifacts(&build_dir, &m) {
-        eprintln!("Removed leftover of an interrupted run: {}", p.display());
-    }
-    let repo = crate::ostree::Repo::open_or_init(&wd.repo_dir())?;
-    crate::publish::oci::ensure_build_commit(&repo, &m, &build_dir)?;
-    let scratch = image::scratch_dir(&wd.tmp_dir())?;
-    let timestamp = time::parse_rfc3339(&m.ostree_timestamp).unwrap_or(0);
-    let ostree_ref = m
-        .ostree_ref
-        .clone()
-        .unwrap_or_else(|| m.ostree_commit.clone());
-    let ostree_archive = m
-        .images
-        .get("ostree")
-        .map(|a| a.path.clone())
-        .unwrap_or_default();
-    let made = image::build_images(
-        &ImageBuild {
-            repo: &repo,
-            commit: &m.ostree_commit,
-            name: &m.name,
-            buildid: id,
-            ostree_ref: &ostree_ref,
-            ostree_archive: &ostree_archive,
-            arch,
-            config_dir: &wd.config_dir(),
-            build_dir: &build_dir,
-            work: scratch.path(),
-            timestamp,
-        },
-        platforms,
-    )?;
-    // Re-read: the meta.json on disk is the truth, we only add images.
-    let mut m = Meta::read(&meta_path)?;
-    // Digests of big disks, on every core.
-    use rayon::prelude::*;
-    let digests: Vec<(String, u64)> = made
-        .par_iter()
-        .map(|img| crate::util::digest::sha256_file(&build_dir.join(&img.file)))
-        .collect::<Result<_>>()?;
-    for (img, (sha256, size)) in made.iter().zip(digests) {
-        let old = m.images.insert(
-            img.platform.clone(),
-            Artifact {
-                path: img.file.clone(),
-                sha256,
-                size: Some(size),
-                skip_compression: img.skip_compression.then_some(true),
-                extra: img.extra.clone(),
-                ..Default::default()
-            },
-        );
-        if let Some(old) = old
-            && old.path != img.file
-        {
-            let _ = std::fs::remove_file(build_dir.join(&old.path));
-        }
-    }
-    m.write(&meta_path)?;
-    for img in &made {
-        eprintln!("Recorded images.{} = {}", img.platform, img.file);
-    }
-    Ok(())
+    let b = OpenBuild::open(wd, lock, id, arch)?;
+    let made = image::build_images(&b.image_build(), platforms)?;
+    b.record(&made)
 }

@@ -93,9 +93,11 @@ fn machine_for(
         m,
         Machine {
             arch,
-            disk,
-            format: format.to_string(),
-            sector: target.sector,
+            media: testvm::Media::Disk {
+                path: disk,
+                format: format.to_string(),
+                sector: target.sector,
+            },
             firmware,
             secure_boot: false,
             memory_mib,
@@ -122,25 +124,28 @@ fn with_secure_boot(mut machine: Machine, secure_boot: bool) -> Result<Machine> 
 }
 
 pub fn run(global: &GlobalOpts, opts: KolaRunOpts) -> Result<()> {
-    if opts.platform.starts_with("live-") {
+    let wd = Workdir::open(&global.workdir)?;
+    let scratch = image::scratch_dir(&wd.tmp_dir())?;
+    let (id, m, machine, want) = if opts.platform.starts_with("live-") {
         ensure!(
             !opts.secure_boot,
             "--secure-boot boots disk images; the live media carry the host's unsigned GRUB"
         );
-        return super::live::kola_basic(global, &opts);
-    }
-    let wd = Workdir::open(&global.workdir)?;
-    let scratch = image::scratch_dir(&wd.tmp_dir())?;
-    let (id, m, machine) = machine_for(
-        &wd,
-        opts.target.build.as_deref(),
-        opts.target.arch.as_deref(),
-        &opts.platform,
-        opts.firmware,
-        1024,
-        scratch.path(),
-    )?;
-    let machine = with_secure_boot(machine, opts.secure_boot)?;
+        live_machine(&wd, &opts, scratch.path())?
+    } else {
+        let (id, m, machine) = machine_for(
+            &wd,
+            opts.target.build.as_deref(),
+            opts.target.arch.as_deref(),
+            &opts.platform,
+            opts.firmware,
+            1024,
+            scratch.path(),
+        )?;
+        let platform_id = image::target(&opts.platform)?.ignition_id();
+        let want = vec![format!("ignition.platform.id={platform_id}")];
+        (id, m, with_secure_boot(machine, opts.secure_boot)?, want)
+    };
     // s390x images boot by direct kernel boot (no zipl): no firmware;
     // ppc64le ones with SLOF, pseries' Open Firmware.
     let fw = match machine.arch.as_str() {
@@ -155,13 +160,11 @@ pub fn run(global: &GlobalOpts, opts: KolaRunOpts) -> Result<()> {
         .join(format!("basic-{id}-{}-{fw}.log", opts.platform));
     eprintln!(
         "kola basic: booting {} ({fw}, TCG, timeout {}s)",
-        machine.disk.display(),
+        machine.media.describe(),
         opts.timeout
     );
     let (console, elapsed) =
         machine.boot_capture(scratch.path(), &log, Duration::from_secs(opts.timeout))?;
-    let platform_id = image::target(&opts.platform)?.ignition_id();
-    let want = [format!("ignition.platform.id={platform_id}")];
     let boot = testvm::BasicBoot {
         build: &id,
         platform: &opts.platform,
@@ -178,6 +181,67 @@ pub fn run(global: &GlobalOpts, opts: KolaRunOpts) -> Result<()> {
     Ok(())
 }
 
+/// `--platform live-iso|live-pxe`: the ISO as a CD-ROM, or the PXE kernel
+/// with the initramfs and the rootfs appended as one initrd (QEMU's
+/// `-kernel`/`-initrd`, laid out as a PXE loader passes two initrds); and
+/// what the booted kernel command line must hold.
+fn live_machine(
+    wd: &Workdir,
+    opts: &KolaRunOpts,
+    scratch: &std::path::Path,
+) -> Result<(String, Meta, Machine, Vec<String>)> {
+    use crate::image::live;
+    let pxe = match opts.platform.as_str() {
+        "live-iso" => false,
+        "live-pxe" => true,
+        other => bail!("unknown live platform {other:?} (live-iso or live-pxe)"),
+    };
+    let builds = BuildsJson::load(&wd.builds_dir())?;
+    let arch = util::target_arch(opts.target.arch.as_deref())?;
+    ensure!(
+        arch == "x86_64",
+        "booting {arch} live media is not supported yet (x86_64 only)"
+    );
+    let id = builds.resolve(opts.target.build.as_deref())?;
+    let build_dir = builds::build_dir(&wd.builds_dir(), &id, &arch);
+    let m = Meta::read(&meta::meta_path(&wd.builds_dir(), &id, &arch))?;
+    let file = |key: &str| -> Result<std::path::PathBuf> {
+        let art = m.images.get(key).with_context(|| {
+            format!("build {id} has no {key}; make the live media with `cosa buildextend-live`")
+        })?;
+        let p = build_dir.join(&art.path);
+        ensure!(p.exists(), "{} is missing", p.display());
+        Ok(p)
+    };
+    let mut want = vec!["ignition.platform.id=metal".to_string()];
+    let media = if pxe {
+        let kernel = file("live-kernel")?;
+        let initramfs = file("live-initramfs")?;
+        let append = live::pxe_kargs(&wd.config_dir(), &arch, &m.name, &kernel, &initramfs)?;
+        let initrd = scratch.join("initrd-with-rootfs.img");
+        testvm::concat_initrds(&[initramfs, file("live-rootfs")?], &initrd)?;
+        testvm::Media::Kernel {
+            kernel,
+            initrd,
+            append: append.join(" "),
+        }
+    } else {
+        want.push(format!(
+            "coreos.liveiso={}",
+            live::volume_label(&m.name, &id)
+        ));
+        testvm::Media::Cdrom(file("live-iso")?)
+    };
+    let machine = Machine {
+        arch,
+        media,
+        firmware: opts.firmware,
+        secure_boot: false,
+        memory_mib: 1536,
+    };
+    Ok((id, m, machine, want))
+}
+
 pub fn interactive(global: &GlobalOpts, opts: RunOpts) -> Result<()> {
     let wd = Workdir::open(&global.workdir)?;
     let scratch = image::scratch_dir(&wd.tmp_dir())?;
@@ -192,7 +256,7 @@ pub fn interactive(global: &GlobalOpts, opts: RunOpts) -> Result<()> {
     )?;
     let machine = with_secure_boot(machine, opts.secure_boot)?;
     let mut cmd = machine.command(scratch.path(), true)?;
-    eprintln!("Booting {} (Ctrl-a x quits)", machine.disk.display());
+    eprintln!("Booting {} (Ctrl-a x quits)", machine.media.describe());
     let status = cmd
         .status()
         .with_context(|| format!("starting {:?}", cmd.get_program()))?;

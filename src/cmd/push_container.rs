@@ -10,10 +10,9 @@ use serde_json::json;
 use crate::cli::{GlobalOpts, PushContainerOpts};
 use crate::config::workdir::Workdir;
 use crate::publish::oci;
-use crate::store::builds::{self, BuildsJson};
+use crate::store::builds;
 use crate::store::lock::WorkdirLock;
 use crate::store::meta::{self, Meta};
-use crate::util;
 
 /// The stream a build belongs to, when meta.json or commitmeta.json say.
 fn stream_of(m: &Meta, dir: &std::path::Path) -> Option<String> {
@@ -39,12 +38,6 @@ fn valid_tag(t: &str) -> bool {
 pub fn push_container(global: &GlobalOpts, opts: PushContainerOpts) -> Result<()> {
     let wd = Workdir::open(&global.workdir)?;
     let builds_dir = wd.builds_dir();
-    if !builds_dir.join("builds.json").exists() {
-        bail!(
-            "no builds yet in {}: run `cosa build`",
-            builds_dir.display()
-        );
-    }
     let reference = oci_client::Reference::from_str(&opts.image)
         .with_context(|| format!("parsing image reference {:?}", opts.image))?;
     ensure!(
@@ -54,12 +47,11 @@ pub fn push_container(global: &GlobalOpts, opts: PushContainerOpts) -> Result<()
     );
     let registry = reference.registry().to_string();
     let repository = reference.repository().to_string();
-    let b = BuildsJson::load(&builds_dir)?;
-    let arch = util::target_arch(opts.target.arch.as_deref())?;
-    let id = b.resolve(opts.target.build.as_deref())?;
-    if !b.has_arch(&id, &arch) {
-        bail!("build {id} has no {arch} architecture in builds.json");
-    }
+    let (id, arch) = super::resolve_part(
+        &wd,
+        opts.target.build.as_deref(),
+        opts.target.arch.as_deref(),
+    )?;
     let dir = builds::build_dir(&builds_dir, &id, &arch);
     let meta_path = meta::meta_path(&builds_dir, &id, &arch);
     let m = Meta::read(&meta_path)?;

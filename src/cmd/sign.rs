@@ -19,7 +19,7 @@ use crate::cli::{GlobalOpts, SignOpts, VerifyOpts};
 use crate::config::workdir::Workdir;
 use crate::ostree::{ObjectType, Repo};
 use crate::sign::{self, Keyring, PgpSigner, oci, ostree as osign};
-use crate::store::builds::{self, BuildsJson};
+use crate::store::builds;
 use crate::store::lock::WorkdirLock;
 use crate::store::meta::{self, Meta};
 use crate::util;
@@ -34,20 +34,8 @@ struct Target {
 
 fn target(global: &GlobalOpts, build: Option<&str>, arch: Option<&str>) -> Result<Target> {
     let wd = Workdir::open(&global.workdir)?;
-    let builds_dir = wd.builds_dir();
-    if !builds_dir.join("builds.json").exists() {
-        bail!(
-            "no builds yet in {}: run `cosa build`",
-            builds_dir.display()
-        );
-    }
-    let b = BuildsJson::load(&builds_dir)?;
-    let arch = util::target_arch(arch)?;
-    let id = b.resolve(build)?;
-    if !b.has_arch(&id, &arch) {
-        bail!("build {id} has no {arch} architecture in builds.json");
-    }
-    let dir = builds::build_dir(&builds_dir, &id, &arch);
+    let (id, arch) = super::resolve_part(&wd, build, arch)?;
+    let dir = builds::build_dir(&wd.builds_dir(), &id, &arch);
     Ok(Target { wd, id, arch, dir })
 }
 

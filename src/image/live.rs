@@ -20,7 +20,7 @@ use anyhow::{Context, Result, bail, ensure};
 
 use super::{ImageBuild, grub};
 use crate::config::image::{ImageConfig, Platforms};
-use crate::ostree::deploy::{self, BOOTVERSION, DeployOptions};
+use crate::ostree::deploy::BOOTVERSION;
 use crate::util::cmd::CommandRunExt;
 
 /// The meta.json keys of the live artifacts, in the order they are made.
@@ -398,20 +398,7 @@ pub fn build_live(b: &ImageBuild) -> Result<MadeLive> {
     let osname = image.osname.clone().unwrap_or_else(|| b.name.to_string());
     let compression = image.squashfs_compression.clone();
 
-    let sysroot = b.work.join("sysroot");
-    let boot = b.work.join("boot");
-    let dep = deploy::deploy(
-        b.repo,
-        b.commit,
-        &sysroot,
-        &boot,
-        &DeployOptions {
-            osname: osname.clone(),
-            origin: image.origin(b.ostree_ref, b.ostree_archive).keyfile(),
-            kargs: Vec::new(),
-        },
-    )
-    .with_context(|| format!("deploying commit {} into a sysroot", b.commit))?;
+    let (sysroot, boot, dep) = super::deploy_build(b, &image, &osname)?;
     let aleph = serde_json::json!({
         "build": b.buildid,
         "ref": b.ostree_ref,

@@ -208,6 +208,30 @@ pub struct ImageBuild<'a> {
     pub timestamp: i64,
 }
 
+/// Deploy the build's commit as `osname` into `work/sysroot`, its boot
+/// files into `work/boot`, with the origin image.yaml asks for.
+pub(crate) fn deploy_build(
+    b: &ImageBuild,
+    image: &ImageConfig,
+    osname: &str,
+) -> Result<(std::path::PathBuf, std::path::PathBuf, deploy::Deployment)> {
+    let sysroot = b.work.join("sysroot");
+    let boot = b.work.join("boot");
+    let dep = deploy::deploy(
+        b.repo,
+        b.commit,
+        &sysroot,
+        &boot,
+        &DeployOptions {
+            osname: osname.to_string(),
+            origin: image.origin(b.ostree_ref, b.ostree_archive).keyfile(),
+            kargs: Vec::new(),
+        },
+    )
+    .with_context(|| format!("deploying commit {} into a sysroot", b.commit))?;
+    Ok((sysroot, boot, dep))
+}
+
 /// One finished artifact.
 #[derive(Clone, Debug)]
 pub struct MadeImage {
@@ -341,20 +365,7 @@ pub fn build_images(b: &ImageBuild, platforms: &[String]) -> Result<Vec<MadeImag
     let osname = image.osname.clone().unwrap_or_else(|| b.name.to_string());
 
     let t = Instant::now();
-    let sysroot = b.work.join("sysroot");
-    let boot = b.work.join("boot");
-    let dep = deploy::deploy(
-        b.repo,
-        b.commit,
-        &sysroot,
-        &boot,
-        &DeployOptions {
-            osname: osname.clone(),
-            origin: image.origin(b.ostree_ref, b.ostree_archive).keyfile(),
-            kargs: Vec::new(),
-        },
-    )
-    .with_context(|| format!("deploying commit {} into a sysroot", b.commit))?;
+    let (sysroot, boot, dep) = deploy_build(b, &image, &osname)?;
     eprintln!(
         "Deployed {} ({} objects, kernel {}) in {:.1}s",
         &b.commit[..12.min(b.commit.len())],

@@ -228,15 +228,7 @@ fn write_bare_object(dest: &Path, meta: &FileMeta, content: &[u8]) -> Result<()>
 
 /// Create a bare repository at `path` with the sysroot settings upstream sets.
 fn init_bare_repo(path: &Path) -> Result<()> {
-    for d in [
-        "objects",
-        "refs/heads",
-        "refs/remotes",
-        "refs/mirrors",
-        "tmp",
-        "state",
-        "extensions",
-    ] {
+    for d in super::repo::REPO_DIRS {
         mkdirs(&path.join(d), 0o755)?;
     }
     crate::util::write_atomic(&path.join("config"), BARE_CONFIG.as_bytes())

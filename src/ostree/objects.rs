@@ -159,15 +159,11 @@ impl FileMeta {
 
     /// The archive `(tuuuusa(ayay))` header for content of `size` bytes.
     pub fn zlib_header(&self, size: u64) -> Value {
-        Value::Tuple(vec![
-            Value::U64(size.to_be()),
-            be32(self.uid),
-            be32(self.gid),
-            be32(self.mode),
-            be32(0),
-            Value::str(self.symlink.clone()),
-            xattrs_value(&self.xattrs),
-        ])
+        let Value::Tuple(mut fields) = self.header() else {
+            unreachable!("header() is a tuple")
+        };
+        fields.insert(0, Value::U64(size.to_be()));
+        Value::Tuple(fields)
     }
 
     /// Start a content checksum: the size-prefixed header; feed the content after.

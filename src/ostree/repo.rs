@@ -58,18 +58,21 @@ pub struct PruneStats {
     pub bytes_freed: u64,
 }
 
+/// The directories of a new repository, any mode (as `ostree init`).
+pub(crate) const REPO_DIRS: [&str; 7] = [
+    "objects",
+    "refs/heads",
+    "refs/remotes",
+    "refs/mirrors",
+    "tmp",
+    "state",
+    "extensions",
+];
+
 impl Repo {
     /// Create an archive repository at `path` (or open it if one is there).
     pub fn init_archive(path: &Path) -> Result<Repo> {
-        for d in [
-            "objects",
-            "refs/heads",
-            "refs/remotes",
-            "refs/mirrors",
-            "tmp",
-            "state",
-            "extensions",
-        ] {
+        for d in REPO_DIRS {
             let p = path.join(d);
             fs::create_dir_all(&p).with_context(|| format!("creating {}", p.display()))?;
         }

@@ -9,7 +9,6 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use futures_util::StreamExt;
@@ -33,6 +32,22 @@ pub enum Source {
     Local(PathBuf),
 }
 
+/// GET `url`: the response, `None` on 404, an error on any other failure.
+async fn http_get(client: &reqwest::Client, url: &str) -> Result<Option<reqwest::Response>> {
+    let resp = client
+        .get(url)
+        .send()
+        .await
+        .with_context(|| format!("GET {url}"))?;
+    if resp.status() == reqwest::StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    Ok(Some(
+        resp.error_for_status()
+            .with_context(|| format!("GET {url}"))?,
+    ))
+}
+
 impl Source {
     /// `s3://B/PREFIX`, `http(s)://...`, `file:///path` or a path.
     pub async fn open(url: &str, endpoint_url: Option<String>) -> Result<Source> {
@@ -43,12 +58,7 @@ impl Source {
         }
         if url.starts_with("http://") || url.starts_with("https://") {
             url::Url::parse(url).with_context(|| format!("parsing URL {url:?}"))?;
-            let client = reqwest::Client::builder()
-                .user_agent(concat!("cosa/", env!("CARGO_PKG_VERSION")))
-                .connect_timeout(Duration::from_secs(30))
-                .read_timeout(Duration::from_secs(120))
-                .build()
-                .context("creating the HTTP client")?;
+            let client = crate::util::http_client()?;
             return Ok(Source::Http {
                 client,
                 base: url.trim_end_matches('/').to_string(),
@@ -81,25 +91,15 @@ impl Source {
             Source::S3 { client, bucket } => {
                 Ok(s3::get_bytes(client, bucket, rel).await?.map(|(d, _)| d))
             }
-            Source::Http { client, .. } => {
-                let resp = client
-                    .get(&what)
-                    .send()
-                    .await
-                    .with_context(|| format!("GET {what}"))?;
-                if resp.status() == reqwest::StatusCode::NOT_FOUND {
-                    return Ok(None);
-                }
-                let resp = resp
-                    .error_for_status()
-                    .with_context(|| format!("GET {what}"))?;
-                Ok(Some(
+            Source::Http { client, .. } => match http_get(client, &what).await? {
+                None => Ok(None),
+                Some(resp) => Ok(Some(
                     resp.bytes()
                         .await
                         .with_context(|| format!("reading {what}"))?
                         .to_vec(),
-                ))
-            }
+                )),
+            },
             Source::Local(_) => match tokio::fs::read(&what).await {
                 Ok(d) => Ok(Some(d)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -142,17 +142,7 @@ impl Source {
                     .is_some()
             }
             Source::Http { client, .. } => {
-                let resp = client
-                    .get(&what)
-                    .send()
-                    .await
-                    .with_context(|| format!("GET {what}"))?;
-                if resp.status() == reqwest::StatusCode::NOT_FOUND {
-                    false
-                } else {
-                    let resp = resp
-                        .error_for_status()
-                        .with_context(|| format!("GET {what}"))?;
+                if let Some(resp) = http_get(client, &what).await? {
                     let mut body = resp.bytes_stream();
                     while let Some(chunk) = body.next().await {
                         let chunk = chunk.with_context(|| format!("reading {what}"))?;
@@ -162,6 +152,8 @@ impl Source {
                             .with_context(|| format!("writing {}", tmp.path().display()))?;
                     }
                     true
+                } else {
+                    false
                 }
             }
             Source::Local(_) => {

@@ -123,12 +123,7 @@ impl Downloader {
             .enable_all()
             .build()
             .context("starting the download runtime")?;
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("cosa/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(30))
-            .read_timeout(Duration::from_secs(120))
-            .build()
-            .context("creating the HTTP client")?;
+        let client = crate::util::http_client()?;
         Ok(Downloader {
             jobs,
             attempts: DEFAULT_ATTEMPTS,

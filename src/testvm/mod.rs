@@ -88,15 +88,55 @@ pub fn parse_booted(console: &str) -> Option<Booted> {
     })
 }
 
-/// A QEMU machine for one disk.
+/// What a [`Machine`] boots.
+#[derive(Clone, Debug)]
+pub enum Media {
+    /// A disk image on virtio-blk (snapshot: the file is not written).
+    Disk {
+        path: PathBuf,
+        /// `qcow2`, `raw`, `vmdk`...
+        format: String,
+        /// Logical sector size the disk is attached with.
+        sector: u64,
+    },
+    /// An ISO as a CD-ROM on virtio-scsi (the firmware's El Torito boot).
+    Cdrom(PathBuf),
+    /// A kernel and initrd loaded by QEMU itself, as a PXE loader would.
+    Kernel {
+        kernel: PathBuf,
+        initrd: PathBuf,
+        append: String,
+    },
+}
+
+impl Media {
+    /// The medium for messages: the file booted.
+    pub fn describe(&self) -> String {
+        match self {
+            Media::Disk { path, .. } => path.display().to_string(),
+            Media::Cdrom(iso) => format!("{} as a CD-ROM", iso.display()),
+            Media::Kernel { kernel, .. } => format!("{} + initrd", kernel.display()),
+        }
+    }
+}
+
+/// Write `parts` one after the other into `out`, each starting on a 4-byte
+/// boundary: how a boot loader lays out several initrds for Linux, which
+/// QEMU's `-initrd` takes as one.
+pub fn concat_initrds(parts: &[PathBuf], out: &Path) -> Result<()> {
+    let mut data = Vec::new();
+    for p in parts {
+        data.resize(data.len().div_ceil(4) * 4, 0);
+        data.extend(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?);
+    }
+    std::fs::write(out, data).with_context(|| format!("writing {}", out.display()))
+}
+
+/// A QEMU machine for one boot medium.
 #[derive(Clone, Debug)]
 pub struct Machine {
     pub arch: String,
-    pub disk: PathBuf,
-    /// `qcow2` or `raw`.
-    pub format: String,
-    /// Logical sector size the disk is attached with.
-    pub sector: u64,
+    pub media: Media,
     pub firmware: Firmware,
     /// UEFI with Secure Boot enforced (x86_64: OVMF secboot, Microsoft keys).
     pub secure_boot: bool,
@@ -361,29 +401,56 @@ impl Machine {
                 my_vars.display()
             ));
         }
-        if self.arch == "s390x" {
-            let d = direct_boot_from_disk(&self.disk, &self.format, scratch)?;
-            cmd.arg("-kernel").arg(&d.kernel);
-            if let Some(i) = &d.initrd {
-                cmd.arg("-initrd").arg(i);
+        match &self.media {
+            Media::Disk {
+                path,
+                format,
+                sector,
+            } => {
+                if self.arch == "s390x" {
+                    let d = direct_boot_from_disk(path, format, scratch)?;
+                    cmd.arg("-kernel").arg(&d.kernel);
+                    if let Some(i) = &d.initrd {
+                        cmd.arg("-initrd").arg(i);
+                    }
+                    cmd.arg("-append").arg(&d.append);
+                }
+                cmd.arg("-drive").arg(format!(
+                    "if=none,id=disk0,format={format},snapshot=on,file={}",
+                    path.display()
+                ));
+                // s390x: a bootindex would make QEMU IPL the disk instead of -kernel.
+                let bootindex = if self.arch == "s390x" {
+                    ""
+                } else {
+                    ",bootindex=1"
+                };
+                cmd.arg("-device").arg(format!(
+                    "virtio-blk-{bus},drive=disk0{bootindex},logical_block_size={sector},physical_block_size={sector}"
+                ));
             }
-            cmd.arg("-append").arg(&d.append);
+            Media::Cdrom(iso) => {
+                cmd.args(["-device", "virtio-scsi-pci,id=scsi0"])
+                    .arg("-drive")
+                    .arg(format!(
+                        "if=none,id=cd0,media=cdrom,format=raw,readonly=on,file={}",
+                        iso.display()
+                    ))
+                    .args(["-device", "scsi-cd,drive=cd0,bus=scsi0.0,bootindex=1"]);
+            }
+            Media::Kernel {
+                kernel,
+                initrd,
+                append,
+            } => {
+                cmd.arg("-kernel")
+                    .arg(kernel)
+                    .arg("-initrd")
+                    .arg(initrd)
+                    .arg("-append")
+                    .arg(append);
+            }
         }
-        cmd.arg("-drive").arg(format!(
-            "if=none,id=disk0,format={},snapshot=on,file={}",
-            self.format,
-            self.disk.display()
-        ));
-        // s390x: a bootindex would make QEMU IPL the disk instead of -kernel.
-        let bootindex = if self.arch == "s390x" {
-            ""
-        } else {
-            ",bootindex=1"
-        };
-        cmd.arg("-device").arg(format!(
-            "virtio-blk-{bus},drive=disk0{bootindex},logical_block_size={0},physical_block_size={0}",
-            self.sector
-        ));
         if interactive {
             cmd.args(["-nographic", "-serial", "mon:stdio"]);
         } else {

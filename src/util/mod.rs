@@ -53,6 +53,17 @@ pub fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> Result<
 }
 
 /// The host's architecture in rpm's naming (`x86_64`, `aarch64`, `s390x`, `ppc64le`).
+/// The HTTP client of cosa's downloads and fetches: cosa's user agent,
+/// 30 s to connect, 120 s without a byte read.
+pub fn http_client() -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .user_agent(concat!("cosa/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(std::time::Duration::from_secs(30))
+        .read_timeout(std::time::Duration::from_secs(120))
+        .build()
+        .context("creating the HTTP client")
+}
+
 pub fn host_arch() -> &'static str {
     std::env::consts::ARCH
         .replace("powerpc64", "ppc64le")

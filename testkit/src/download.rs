@@ -10,8 +10,8 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use cosa::rpm::PackageMeta;
 use crate::fixture::PkgSpec;
+use cosa::rpm::PackageMeta;
 use cosa::rpm::repodata::LoadedRepo;
 use sha2::Digest;
 

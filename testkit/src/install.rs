@@ -4,9 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::fixture::PkgSpec;
 use cosa::compose::install::{InstallOptions, ScriptPolicy};
 use cosa::rpm::PackageMeta;
-use crate::fixture::PkgSpec;
 
 pub fn meta(spec: &PkgSpec) -> PackageMeta {
     PackageMeta {

@@ -3,16 +3,15 @@
 //! a good signature passes, an unsigned package or one signed by another key
 //! is refused and never enters the cache.
 
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
 use cosa::rpm::PackageMeta;
 use cosa::rpm::download::{cache_path, fetch_packages};
-use cosa_testkit::fixture::{FileSpec, PkgSpec, RepoCompression, createrepo, make_repo};
 use cosa::rpm::repodata::LoadedRepo;
 use cosa_testkit::download::*;
+use cosa_testkit::fixture::{FileSpec, PkgSpec, RepoCompression, createrepo, make_repo};
 
 /// An OpenPGP key pair, armored.
 pub(crate) struct Key {

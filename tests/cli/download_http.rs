@@ -1,13 +1,12 @@
 //! Downloads against a real HTTP server on 127.0.0.1 (and file:// URLs):
 //! parallelism, retries, truncation, digests, mirror fallthrough, the cache.
 
-
 use std::path::Path;
 
 use cosa::rpm::PackageMeta;
 use cosa::rpm::download::{Checksum, Item, cache_path, fetch_packages};
-use cosa_testkit::fixture::{FileSpec, PkgSpec, RepoCompression, make_repo};
 use cosa_testkit::download::*;
+use cosa_testkit::fixture::{FileSpec, PkgSpec, RepoCompression, make_repo};
 
 /// A file of `len` bytes that differs per `seed`.
 fn content(seed: usize, len: usize) -> Vec<u8> {

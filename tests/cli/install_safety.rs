@@ -1,6 +1,5 @@
 //! Path safety, file conflicts, %doc and remove-from-packages.
 
-
 use cosa::compose::install::install;
 use cosa_testkit::fixture::{FileSpec, PkgSpec};
 use cosa_testkit::install::*;

@@ -1,7 +1,6 @@
 //! Scriptlets in bubblewrap (with Debian's busybox-static as the tree's
 //! shell), owners resolved through the tree's passwd, skip policies.
 
-
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use cosa::compose::install::{ScriptPolicy, install};

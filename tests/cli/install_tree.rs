@@ -1,7 +1,6 @@
 //! Unpacking: the tree we write matches what `rpm2cpio | cpio -idm` and
 //! `rpm -i` make from the same packages.
 
-
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;

@@ -2,7 +2,6 @@
 //! creates a user owning /var content, a kernel package, then
 //! postprocessing; a rebuild whose %pre picks another uid is refused.
 
-
 use cosa::compose::install::install;
 use cosa_testkit::fixture::{FileSpec, PkgSpec};
 use cosa_testkit::postprocess::{KVER, listing, opts, read, treefile};

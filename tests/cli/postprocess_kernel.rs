@@ -1,7 +1,6 @@
 //! The kernel: exactly one, at /usr/lib/modules/<kver>/vmlinuz with
 //! initramfs.img beside it; moved from /boot; dracut when needed.
 
-
 use cosa_testkit::postprocess::*;
 use serde_json::json;
 

@@ -1,7 +1,6 @@
 //! The OSTree layout: /etc to /usr/etc, the rebuilt top level, /var to
 //! tmpfiles.d, /boot to /usr/lib/ostree-boot, refusals.
 
-
 use std::os::unix::fs::MetadataExt;
 
 use cosa_testkit::postprocess::*;

@@ -1,7 +1,6 @@
 //! Users and groups: the split into /usr/lib, etc-group-members,
 //! nss-altfiles, and uid/gid stability against the previous build.
 
-
 use cosa_testkit::postprocess::*;
 use serde_json::json;
 

@@ -1,7 +1,6 @@
 //! Treefile postprocessing: mutate-os-release, remove-files, add-files and
 //! the postprocess scripts in bubblewrap (busybox sh as the tree's shell).
 
-
 use std::os::unix::fs::MetadataExt;
 
 use cosa_testkit::postprocess::*;

@@ -8,9 +8,9 @@ use std::process::Command;
 
 use cosa::config::repofile::RepoDef;
 use cosa::rpm::download::Downloader;
-use cosa_testkit::fixture::{FileSpec, PkgSpec, RepoCompression, createrepo, make_repo};
 use cosa::rpm::repodata::{LoadedRepo, load, load_local_rpms};
 use cosa::rpm::{Dep, PackageMeta};
+use cosa_testkit::fixture::{FileSpec, PkgSpec, RepoCompression, createrepo, make_repo};
 use sha2::Digest;
 
 const REPO: &str = "fixture";

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use common::*;
-use cosa_testkit::fixture::{PkgSpec, RepoCompression, make_repo};
 use cosa_testkit::download::{Server, sha256_hex};
+use cosa_testkit::fixture::{PkgSpec, RepoCompression, make_repo};
 use download_gpg::{Key, gpg, keys};
 
 /// A 127.0.0.1 port nothing listens on (bound, then closed).

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use cosa::rpm::PackageMeta;
-use cosa_testkit::fixture::{FileSpec, PkgSpec, RepoCompression, make_repo};
 use cosa::rpm::rpmdb;
+use cosa_testkit::fixture::{FileSpec, PkgSpec, RepoCompression, make_repo};
 
 const DB: &str = "usr/share/rpm";
 

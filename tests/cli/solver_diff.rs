@@ -15,15 +15,14 @@
 //! `target/tmp/solver-diff/case-<seed>.json`; copy it into
 //! tests/data/solver-cases/ to keep it as a regression test.
 
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use cosa_testkit::fixture::{RepoCompression, make_repo};
 use cosa::rpm::solver::{Request, solve};
+use cosa_testkit::fixture::{RepoCompression, make_repo};
 use cosa_testkit::solver::random_repo::{Case, generate};
 use cosa_testkit::solver::{dnf_install, key, load_repo};
 

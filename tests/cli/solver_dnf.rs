@@ -2,11 +2,10 @@
 //! repositories. Each scenario installs the same specs with both and
 //! compares the installed sets.
 
-
 use std::collections::BTreeSet;
 
-use cosa_testkit::fixture::{FileSpec, PkgSpec};
 use cosa::rpm::solver::{Request, solve};
+use cosa_testkit::fixture::{FileSpec, PkgSpec};
 use cosa_testkit::solver::{RepoSpec, build_repos, dnf_install, dnf_repos, key};
 
 fn p(name: &str, version: &str) -> PkgSpec {

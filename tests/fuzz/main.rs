@@ -25,7 +25,6 @@ use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

@@ -419,9 +419,11 @@ fn vscsi_boot(b: &Built, metal: &Path) {
     std::fs::create_dir_all(&scratch).unwrap();
     let m = cosa::testvm::Machine {
         arch: "ppc64le".into(),
-        disk: metal.to_path_buf(),
-        format: "raw".into(),
-        sector: 512,
+        media: cosa::testvm::Media::Disk {
+            path: metal.to_path_buf(),
+            format: "raw".into(),
+            sector: 512,
+        },
         firmware: cosa::cli::Firmware::Uefi,
         memory_mib: 1024,
         secure_boot: false,

@@ -8,8 +8,8 @@
 //! tools key by key.
 
 use crate::common;
-use cosa_testkit::download::Server;
 use common::*;
+use cosa_testkit::download::Server;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Command;
@@ -68,9 +68,11 @@ fn fcos_shaped_config_builds_and_boots() {
     let updates = www.join("mirror/updates/x86_64");
     cosa_testkit::fixture::make_repo(
         &updates,
-        &[cosa_testkit::fixture::PkgSpec::new("sample-tools", "1").file(
-            cosa_testkit::fixture::FileSpec::file("/usr/share/sample-tools/t", "t"),
-        )],
+        &[
+            cosa_testkit::fixture::PkgSpec::new("sample-tools", "1").file(
+                cosa_testkit::fixture::FileSpec::file("/usr/share/sample-tools/t", "t"),
+            ),
+        ],
         RepoCompression::Gz,
     )
     .unwrap();

@@ -18,9 +18,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::fixture::{
-    FileKind, FileSpec, PkgSpec, RepoCompression, check_with_rpm, createrepo,
-};
+use crate::fixture::{FileKind, FileSpec, PkgSpec, RepoCompression, check_with_rpm, createrepo};
 
 const APPLETS: &[&str] = &[
     "sh", "ls", "cat", "echo", "mkdir", "chmod", "chown", "id", "grep", "sed", "printf", "test",

@@ -9,10 +9,10 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::fixture::{PkgSpec, RepoCompression, make_repo};
 use anyhow::{Context, Result, bail};
 use cosa::config::repofile::RepoDef;
 use cosa::rpm::download::Downloader;
-use crate::fixture::{PkgSpec, RepoCompression, make_repo};
 use cosa::rpm::repodata::{self, LoadedRepo};
 use cosa::rpm::types::{Cmp, Dep, Evr, PackageMeta};
 
