@@ -13,6 +13,7 @@ pkgs=(
   libsolv-dev libsolvext-dev  # the solver (libsolv, as dnf and rpm-ostree use)
   dpkg apt                  # the sample OS's Debian kernel: apt-get download, dpkg-deb -x
   binutils                  # readelf checks the sample kernel modules' .modinfo
+  kmod                      # depmod: the module index of a kernel that came without one, and of initramfs images
   e2fsprogs dosfstools mtools gdisk   # disk images: mkfs.ext4 -d, mkfs.fat + mcopy; sgdisk -v in tests
   grub-common grub-pc-bin grub-efi-amd64-bin  # grub-mkimage, BIOS and UEFI GRUB modules
   ovmf seabios              # UEFI and BIOS firmware for boot tests (ovmf: also Secure Boot's secboot/ms files)

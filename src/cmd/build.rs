@@ -243,6 +243,7 @@ pub fn run(global: &GlobalOpts, opts: BuildOpts) -> Result<()> {
             bootable: has_kernel,
             run_scripts: !opts.skip_scripts,
             basearch: arch.clone(),
+            initramfs: crate::compose::initramfs::Spec::load(&wd.config_dir())?,
         },
     )?;
     for w in &pp.warnings {

@@ -3,6 +3,8 @@
 
 pub mod bootupd;
 pub mod caps;
+pub mod elf;
+pub mod initramfs;
 pub mod inputhash;
 pub mod install;
 pub mod overlay;

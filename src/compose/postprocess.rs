@@ -67,6 +67,10 @@ pub struct PostprocessOptions {
     pub run_scripts: bool,
     /// The target architecture; scripts are skipped when it is not the host's.
     pub basearch: String,
+    /// The config's `initramfs.yaml`: cosa makes the initramfs from the
+    /// tree (see [`crate::compose::initramfs`]) instead of taking the
+    /// package's or running dracut.
+    pub initramfs: Option<crate::compose::initramfs::Spec>,
 }
 
 /// The kernel found in the tree.
@@ -75,7 +79,8 @@ pub struct KernelReport {
     /// `uname -r` of the kernel: the directory name under `/usr/lib/modules`.
     pub version: String,
     /// Where the initramfs came from: "package", "boot" (moved from /boot),
-    /// "dracut" (generated here) or "none".
+    /// "dracut" (generated here), "initramfs.yaml" (made by cosa from the
+    /// tree) or "none".
     pub initramfs: String,
 }
 

@@ -131,36 +131,6 @@ pub fn pxe_kargs(
     ))
 }
 
-fn newc_header(out: &mut impl Write, name: &str, mode: u32, size: u64, mtime: i64) -> Result<()> {
-    ensure!(
-        size <= u32::MAX as u64,
-        "{name} is {size} bytes: too large for a newc cpio archive (4 GiB at most)"
-    );
-    let namesize = name.len() + 1;
-    let hdr = format!(
-        "070701{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
-        if name == "TRAILER!!!" { 0 } else { 1 },
-        mode,
-        0,
-        0,
-        1,
-        mtime.clamp(0, u32::MAX as i64),
-        size,
-        0,
-        0,
-        0,
-        0,
-        namesize,
-        0
-    );
-    out.write_all(hdr.as_bytes())?;
-    out.write_all(name.as_bytes())?;
-    out.write_all(&[0])?;
-    let pad = (4 - (110 + namesize) % 4) % 4;
-    out.write_all(&[0u8; 3][..pad])?;
-    Ok(())
-}
-
 /// Wrap `squashfs` into a newc cpio archive at `out` holding only
 /// `/root.squashfs` (mode 0644, owner root, mtime `mtime`), as upstream's
 /// live rootfs image. The squashfs starts at byte 124.
@@ -173,16 +143,18 @@ pub fn write_rootfs_cpio(squashfs: &Path, out: &Path, mtime: i64) -> Result<()> 
         .with_context(|| format!("reading {}", squashfs.display()))?
         .len();
     let mut w = BufWriter::new(File::create(out).with_context(what)?);
-    newc_header(&mut w, SQUASHFS_NAME, 0o100644, size, mtime).with_context(what)?;
+    crate::util::cpio::write_header(&mut w, 1, SQUASHFS_NAME, 0o100644, size, mtime)
+        .with_context(what)?;
     let copied = std::io::copy(&mut src, &mut w).with_context(what)?;
     ensure!(
         copied == size,
         "{} changed while copying",
         squashfs.display()
     );
-    w.write_all(&[0u8; 3][..((4 - size % 4) % 4) as usize])
+    w.write_all(crate::util::cpio::data_padding(size))
         .with_context(what)?;
-    newc_header(&mut w, "TRAILER!!!", 0, 0, 0).with_context(what)?;
+    crate::util::cpio::write_header(&mut w, 0, crate::util::cpio::TRAILER, 0, 0, 0)
+        .with_context(what)?;
     // Pad to 512 bytes, as cpio(1) does.
     let len = 124 + size.div_ceil(4) * 4 + 124;
     w.write_all(&vec![0u8; ((512 - len % 512) % 512) as usize])

@@ -2,6 +2,7 @@
 //! external programs, progress output, architecture names.
 
 pub mod cmd;
+pub mod cpio;
 pub mod digest;
 pub mod progress;
 pub mod time;

@@ -127,6 +127,7 @@ pub fn opts() -> PostprocessOptions {
         bootable: true,
         run_scripts: true,
         basearch: cosa::util::host_arch().to_string(),
+        initramfs: None,
     }
 }
 

@@ -18,6 +18,7 @@ mod download_http;
 mod fixture_rpm;
 mod grub_image;
 mod hostile_inputs;
+mod initramfs_tree;
 mod install_safety;
 mod install_scripts;
 mod install_tree;

@@ -150,7 +150,36 @@ pub fn process(
         initramfs = "boot";
     }
     machine_id(tree, s)?;
-    if initramfs == "none" && opts.bootable {
+    if crate::compose::initramfs::ensure_module_index(tree, &kver)? {
+        r.warn(format!(
+            "kernel {kver} came without a module index (modules.dep): made it with the host's depmod"
+        ));
+    }
+    if let (Some(spec), true) = (&opts.initramfs, opts.bootable) {
+        if initramfs != "none" {
+            r.warn(format!(
+                "initramfs.yaml replaces the initramfs of kernel {kver} that came from the {initramfs}"
+            ));
+        }
+        let t = std::time::Instant::now();
+        let made = crate::compose::initramfs::build(
+            tree,
+            &kver,
+            spec,
+            &moddir.join("initramfs.img"),
+            0,
+        )
+        .with_context(|| format!("making the initramfs of kernel {kver} (initramfs.yaml)"))?;
+        eprintln!(
+            "Made the initramfs from the tree: {} files ({} libraries), {} kernel modules, {} KiB, {:.1}s",
+            made.files,
+            made.libraries,
+            made.modules,
+            made.size / 1024,
+            t.elapsed().as_secs_f64()
+        );
+        initramfs = "initramfs.yaml";
+    } else if initramfs == "none" && opts.bootable {
         if s.no_initramfs {
             r.warn(format!(
                 "kernel {kver} has no initramfs (no-initramfs is set)"
