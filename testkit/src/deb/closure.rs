@@ -108,10 +108,19 @@ fn lock(path: &Path) -> Result<std::fs::File> {
 }
 
 /// The .deb file names of the closure of `packages`, from `apt-get install
-/// --print-uris` (lines `'URI' FILE SIZE HASH`).
-fn closure_files(opts: &[String], packages: &[&str]) -> Result<Vec<String>> {
+/// --print-uris` (lines `'URI' FILE SIZE HASH`). apt leaves out what its
+/// archive directory already holds, so it is shown an empty one here.
+fn closure_files(state: &Path, opts: &[String], packages: &[&str]) -> Result<Vec<String>> {
+    let empty = state.join("no-archives");
+    if empty.exists() {
+        std::fs::remove_dir_all(&empty).with_context(|| format!("clearing {}", empty.display()))?;
+    }
+    std::fs::create_dir_all(empty.join("partial"))
+        .with_context(|| format!("creating {}", empty.display()))?;
     let out = Command::new("apt-get")
         .args(opts)
+        .arg("-o")
+        .arg(format!("Dir::Cache::archives={}/", empty.display()))
         .args(["install", "--print-uris", "-qq", "-y"])
         .args(packages)
         .run_capture(&format!("asking apt for the closure of {packages:?}"))?;
@@ -146,6 +155,8 @@ pub fn fetch_closure(cache: &Path, packages: &[&str], debarch: &str) -> Result<V
     let archives = state.join("cache/archives");
     let key = {
         let mut h = sha2::Sha256::new();
+        // The record's format: a new one makes old records unused.
+        h.update(b"closure-v2\0");
         h.update(debarch.as_bytes());
         for p in packages {
             h.update([0u8]);
@@ -160,7 +171,7 @@ pub fn fetch_closure(cache: &Path, packages: &[&str], debarch: &str) -> Result<V
             return Ok(paths);
         }
     }
-    let files = closure_files(&opts, packages)?;
+    let files = closure_files(&state, &opts, packages)?;
     let missing = files.iter().filter(|f| !archives.join(f).is_file()).count();
     if missing > 0 {
         eprintln!(

@@ -13,7 +13,7 @@
 //! | Pre-Depends           | Requires(pre)                                |
 //! | Recommends / Suggests / Enhances | Recommends / Suggests / Enhances  |
 //! | Conflicts, Breaks     | Conflicts                                    |
-//! | Provides              | Provides (`(= v)` kept, mapped)              |
+//! | Provides              | Provides (`(= v)` kept, mapped; unversioned: `= own EVR`) |
 //! | Replaces              | ignored                                      |
 //! | conffiles             | `%config(noreplace)`                         |
 //!
@@ -26,10 +26,18 @@
 //! packages had them. License is not in a Debian control file: the
 //! License header points at the package's copyright file.
 //!
-//! Known semantic gap: Debian never lets an unversioned Provides satisfy
-//! a versioned relation; rpm does. A Conflicts/Breaks `x (<< 2)` against a
-//! package that provides `x` without a version therefore conflicts in rpm
-//! where dpkg would not.
+//! Unversioned Provides: Debian never lets one satisfy (or conflict with)
+//! a versioned relation; rpm lets an unversioned provide match every
+//! version. Kept unversioned, perl-base's `Breaks: perl-modules (<<
+//! 5.36.0~)` would conflict with perl-modules-5.36's `Provides:
+//! perl-modules` and the closure of `rpm` would not resolve. So an
+//! unversioned Provides gets the providing package's own EVR (`Provides:
+//! perl-modules = 5.36.0-7+deb12u4`), which keeps the common transition
+//! pattern (`Breaks: old (<< V)` with a newer package providing `old`)
+//! conflict-free. The remaining gap: a versioned Depends on a virtual
+//! package may now be satisfied by such a provider where dpkg would want a
+//! real package or a versioned provide (dnf may pick another provider than
+//! apt did; never a missing dependency).
 //!
 //! [`version`]: super::version
 
@@ -128,10 +136,14 @@ pub fn deb_spec(deb: &Path, info: &ControlInfo) -> Result<PkgSpec> {
             .with_context(ctx)?
         {
             match g.as_slice() {
+                [r] if r.version.is_none() => {
+                    spec.provides
+                        .push(format!("{} = {}", r.name, evr.dep_string()))
+                }
                 [r] if r
                     .version
                     .as_ref()
-                    .is_none_or(|(op, _)| *op == super::control::Op::Eq) =>
+                    .is_some_and(|(op, _)| *op == super::control::Op::Eq) =>
                 {
                     spec.provides.push(r.to_rpm().with_context(ctx)?)
                 }
