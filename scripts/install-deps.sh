@@ -11,7 +11,7 @@ pkgs=(
   ostree                    # ostree fsck/show/checkout in tests
   git pkg-config libssl-dev # building git2
   libsolv-dev libsolvext-dev  # the solver (libsolv, as dnf and rpm-ostree use)
-  dpkg apt                  # the sample OS's Debian kernel: apt-get download, dpkg-deb -x
+  dpkg apt                  # the sample OS's Debian packages: apt-get download/install -d, dpkg-deb; dpkg --compare-versions in tests
   binutils                  # readelf checks the sample kernel modules' .modinfo
   kmod                      # depmod: the module index of a kernel that came without one, and of initramfs images
   e2fsprogs dosfstools mtools gdisk   # disk images: mkfs.ext4 -d, mkfs.fat + mcopy; sgdisk -v in tests

@@ -30,6 +30,11 @@ pub struct FileSpec {
     /// Regular files with the same hardlink set name become one inode.
     pub hardlink_set: Option<String>,
     pub config: bool,
+    /// `%config(noreplace)` (implies `config`).
+    pub noreplace: bool,
+    /// Modification time (seconds since the epoch); None: the package's
+    /// source date. Times after the source date are clamped to it.
+    pub mtime: Option<u32>,
 }
 
 impl FileSpec {
@@ -43,6 +48,8 @@ impl FileSpec {
             caps: None,
             hardlink_set: None,
             config: false,
+            noreplace: false,
+            mtime: None,
         }
     }
     pub fn dir(path: &str) -> FileSpec {
@@ -86,6 +93,16 @@ impl FileSpec {
         self.config = true;
         self
     }
+    /// `%config(noreplace)`, as Debian's conffiles behave.
+    pub fn config_noreplace(mut self) -> Self {
+        self.config = true;
+        self.noreplace = true;
+        self
+    }
+    pub fn mtime(mut self, t: u32) -> Self {
+        self.mtime = Some(t);
+        self
+    }
 }
 
 /// A package to build. Dependency strings are `name`, `name OP evr`, or a
@@ -115,6 +132,14 @@ pub struct PkgSpec {
     pub compression: String,
     /// Compression level; None for the fast default of each compressor.
     pub level: Option<u32>,
+    /// Summary, description, license and URL headers; None: generated
+    /// fixture texts (and license `MIT`).
+    pub summary: Option<String>,
+    pub description: Option<String>,
+    pub license: Option<String>,
+    pub url: Option<String>,
+    /// Build time, and the latest file mtime kept; None: 1700000000.
+    pub source_date: Option<u32>,
 }
 
 impl PkgSpec {
@@ -140,6 +165,11 @@ impl PkgSpec {
             posttrans: None,
             compression: "zstd".into(),
             level: None,
+            summary: None,
+            description: None,
+            license: None,
+            url: None,
+            source_date: None,
         }
     }
     pub fn epoch(mut self, e: u32) -> Self {
@@ -232,20 +262,30 @@ impl PkgSpec {
         };
         let config = rpm::BuildConfig::v4()
             .compression(compression)
-            .source_date(1_700_000_000u32);
+            .source_date(self.source_date.unwrap_or(1_700_000_000u32));
+        let summary = match &self.summary {
+            Some(s) => s.clone(),
+            None => format!("{} test package", self.name),
+        };
         let mut b = rpm::PackageBuilder::new(
             &self.name,
             &self.version,
-            "MIT",
+            self.license.as_deref().unwrap_or("MIT"),
             &self.arch,
-            &format!("{} test package", self.name),
+            &summary,
         );
         b.using_config(config);
         b.release(self.release.clone());
         if self.epoch != 0 {
             b.epoch(self.epoch);
         }
-        b.description(format!("Generated fixture package {}", self.name));
+        match &self.description {
+            Some(d) => b.description(d.clone()),
+            None => b.description(format!("Generated fixture package {}", self.name)),
+        };
+        if let Some(u) = &self.url {
+            b.url(u.clone());
+        }
         for d in &self.provides {
             b.provides(dependency(d)?);
         }
@@ -318,9 +358,13 @@ impl PkgSpec {
 }
 
 fn add_file(b: &mut rpm::PackageBuilder, f: &FileSpec) -> Result<()> {
+    let mtime = |o: rpm::FileOptionsBuilder| match f.mtime {
+        Some(t) => o.modified_at(rpm::Timestamp::from(t)),
+        None => o,
+    };
     match &f.kind {
         FileKind::File(content) => {
-            let mut o = rpm::FileOptions::new(f.path.clone())
+            let mut o = mtime(rpm::FileOptions::new(f.path.clone()))
                 .permissions(f.mode)
                 .user(f.user.clone())
                 .group(f.group.clone());
@@ -333,11 +377,14 @@ fn add_file(b: &mut rpm::PackageBuilder, f: &FileSpec) -> Result<()> {
             if f.config {
                 o = o.config();
             }
+            if f.noreplace {
+                o = o.noreplace();
+            }
             b.with_file_contents(content.clone(), o)?;
         }
         FileKind::Dir => {
             b.with_dir_entry(
-                rpm::FileOptions::dir(f.path.clone())
+                mtime(rpm::FileOptions::dir(f.path.clone()))
                     .permissions(f.mode)
                     .user(f.user.clone())
                     .group(f.group.clone()),
@@ -345,7 +392,7 @@ fn add_file(b: &mut rpm::PackageBuilder, f: &FileSpec) -> Result<()> {
         }
         FileKind::Symlink(target) => {
             b.with_symlink(
-                rpm::FileOptions::symlink(f.path.clone(), target.clone())
+                mtime(rpm::FileOptions::symlink(f.path.clone(), target.clone()))
                     .user(f.user.clone())
                     .group(f.group.clone()),
             )?;

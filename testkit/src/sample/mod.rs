@@ -260,6 +260,11 @@ fn build_cached(spec: &PkgSpec, cache: &Path, dir: &Path) -> Result<std::path::P
         spec.posttrans
     )
     .as_bytes());
+    put(format!(
+        "{:?} {:?} {:?} {:?} {:?}",
+        spec.summary, spec.description, spec.license, spec.url, spec.source_date
+    )
+    .as_bytes());
     if !(spec.conflicts.is_empty()
         && spec.obsoletes.is_empty()
         && spec.suggests.is_empty()
@@ -271,8 +276,8 @@ fn build_cached(spec: &PkgSpec, cache: &Path, dir: &Path) -> Result<std::path::P
     }
     for f in &spec.files {
         put(format!(
-            "{} {:o} {} {} {:?} {:?} {}",
-            f.path, f.mode, f.user, f.group, f.caps, f.hardlink_set, f.config
+            "{} {:o} {} {} {:?} {:?} {} {} {:?}",
+            f.path, f.mode, f.user, f.group, f.caps, f.hardlink_set, f.config, f.noreplace, f.mtime
         )
         .as_bytes());
         match &f.kind {
