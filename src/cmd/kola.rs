@@ -100,6 +100,8 @@ fn machine_for(
             },
             firmware,
             secure_boot: false,
+            ssh_port: None,
+            ignition: None,
             memory_mib,
         },
     ))
@@ -237,6 +239,8 @@ fn live_machine(
         media,
         firmware: opts.firmware,
         secure_boot: false,
+        ssh_port: None,
+        ignition: None,
         memory_mib: 1536,
     };
     Ok((id, m, machine, want))
