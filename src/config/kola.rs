@@ -135,7 +135,6 @@ impl Default for TestMeta {
 }
 
 impl TestMeta {
-
     /// The test's tags: `external` and the `tags` list.
     pub fn tag_list(&self) -> Vec<String> {
         std::iter::once(EXTERNAL_TAG.to_string())
@@ -358,17 +357,16 @@ pub fn inline_meta(exe: &Path) -> Result<Option<TestMeta>> {
     if buf.trim().is_empty() {
         return Ok(Some(TestMeta::default()));
     }
-    serde_yaml::from_str::<TestMeta>(&buf).map(Some).map_err(|e| {
-        // The YAML's line 1 is the `## kola:` line itself.
-        let at = e
-            .location()
-            .map(|l| format!("{}", start + l.line() - 1))
-            .unwrap_or_else(|| format!("{start}"));
-        anyhow::anyhow!(
-            "{}:{at}: bad `## kola:` metadata: {e}",
-            exe.display()
-        )
-    })
+    serde_yaml::from_str::<TestMeta>(&buf)
+        .map(Some)
+        .map_err(|e| {
+            // The YAML's line 1 is the `## kola:` line itself.
+            let at = e
+                .location()
+                .map(|l| format!("{}", start + l.line() - 1))
+                .unwrap_or_else(|| format!("{start}"));
+            anyhow::anyhow!("{}:{at}: bad `## kola:` metadata: {e}", exe.display())
+        })
 }
 
 /// Whether `name` matches one of the glob `patterns` (`*`, `?`, `[...]`;

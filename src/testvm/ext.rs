@@ -80,7 +80,12 @@ pub struct ExtOutcome {
 /// Install `test` under `root/<name>` in `guest` and run it until it ends
 /// without asking for a reboot. `scratch` holds what is sent. Errors are
 /// harness failures (copying, SSH); a test that fails is an outcome.
-pub fn run(guest: &mut dyn Guest, test: &ExtTest, root: &str, scratch: &Path) -> Result<ExtOutcome> {
+pub fn run(
+    guest: &mut dyn Guest,
+    test: &ExtTest,
+    root: &str,
+    scratch: &Path,
+) -> Result<ExtOutcome> {
     let dir = format!("{root}/{}", test.name);
     let exe_name = test
         .exe
@@ -90,11 +95,11 @@ pub fn run(guest: &mut dyn Guest, test: &ExtTest, root: &str, scratch: &Path) ->
         .into_owned();
     install(guest, test, &dir, &exe_name, scratch)
         .with_context(|| format!("installing {} in the machine", test.name))?;
-    let timeout = Duration::from_secs(60 * u64::from(test.meta.timeout_min.unwrap_or(DEFAULT_TIMEOUT_MIN)));
+    let timeout =
+        Duration::from_secs(60 * u64::from(test.meta.timeout_min.unwrap_or(DEFAULT_TIMEOUT_MIN)));
     let mut out = ExtOutcome::default();
     let mut mark: Option<String> = None;
     loop {
-        install_reboot_api(guest, &dir)?;
         let mut env = vec![
             format!("KOLA_TEST={}", test.name),
             format!("KOLA_TEST_EXE={exe_name}"),
@@ -104,14 +109,19 @@ pub fn run(guest: &mut dyn Guest, test: &ExtTest, root: &str, scratch: &Path) ->
         if let Some(m) = &mark {
             env.push(format!("AUTOPKGTEST_REBOOT_MARK={m}"));
         }
-        let cmd = format!(
-            "env {} sh {} {} {} 2>&1",
-            env.iter().map(|e| shell_quote(e)).collect::<Vec<_>>().join(" "),
+        let run = format!(
+            "{}env {} sh {} {} {} 2>&1",
+            reboot_api_script(&dir),
+            env.iter()
+                .map(|e| shell_quote(e))
+                .collect::<Vec<_>>()
+                .join(" "),
             shell_quote(&format!("{dir}/runext.sh")),
             shell_quote(&dir),
             shell_quote(&format!("{dir}/{exe_name}")),
         );
-        let res = guest.ssh().output_with(&guest.as_root(&cmd), None, Some(timeout))?;
+        let cmd = guest.as_root(&format!("sh -c {}", shell_quote(&run)));
+        let res = guest.ssh().output_with(&cmd, None, Some(timeout))?;
         let text = res.stdout_text();
         let (text, asked) = split_reboot_line(&text);
         out.output.push_str(text);
@@ -159,46 +169,77 @@ fn split_reboot_line(text: &str) -> (&str, Option<String>) {
     (text, None)
 }
 
-/// Copy the executable, `data/` and the wrapper into `dir`.
-fn install(guest: &mut dyn Guest, test: &ExtTest, dir: &str, exe_name: &str, scratch: &Path) -> Result<()> {
-    let ssh = guest.ssh().clone();
-    let user = ssh.user.clone();
-    ssh.run(&guest.as_root(&format!(
-        "sh -c {}",
-        shell_quote(&format!(
-            "rm -rf {d} && mkdir -p {d} && chown {u} {d}",
-            d = shell_quote(dir),
-            u = shell_quote(&user)
-        ))
-    )))?;
-    ssh.copy_in(&test.exe, &format!("{dir}/{exe_name}"), scratch)?;
-    if let Some(data) = &test.data {
-        ssh.copy_in(data, &format!("{dir}/{DATA_DIR}"), scratch)?;
+/// Send the executable, `data/` and the wrapper into a fresh `dir`, in
+/// one tar stream over one connection (each SSH login costs a key
+/// exchange, slow in an emulated machine).
+fn install(
+    guest: &mut dyn Guest,
+    test: &ExtTest,
+    dir: &str,
+    exe_name: &str,
+    scratch: &Path,
+) -> Result<()> {
+    let archive = scratch.join("install.tar");
+    {
+        let f = std::fs::File::create(&archive)
+            .with_context(|| format!("creating {}", archive.display()))?;
+        let mut b = tar::Builder::new(f);
+        b.follow_symlinks(true);
+        let mut exe = std::fs::File::open(&test.exe)
+            .with_context(|| format!("opening {}", test.exe.display()))?;
+        b.append_file(exe_name, &mut exe)
+            .with_context(|| format!("archiving {}", test.exe.display()))?;
+        if let Some(data) = &test.data {
+            b.append_dir_all(DATA_DIR, data)
+                .with_context(|| format!("archiving {}", data.display()))?;
+        }
+        let mut h = tar::Header::new_gnu();
+        h.set_size(WRAPPER.len() as u64);
+        h.set_mode(0o755);
+        h.set_cksum();
+        b.append_data(&mut h, "runext.sh", WRAPPER.as_bytes())
+            .and_then(|_| b.into_inner().map(drop))
+            .context("archiving the test wrapper")?;
     }
-    let wrapper = scratch.join("runext.sh");
-    std::fs::write(&wrapper, WRAPPER).with_context(|| format!("writing {}", wrapper.display()))?;
-    ssh.copy_in(&wrapper, &format!("{dir}/runext.sh"), scratch)?;
-    ssh.run(&format!("chmod a+x {}", shell_quote(&format!("{dir}/{exe_name}"))))?;
+    let user = shell_quote(&guest.ssh().user);
+    let d = shell_quote(dir);
+    let script = format!(
+        "rm -rf {d} && mkdir -p {d} && tar -x -f - -C {d} --no-same-owner && \
+         chmod a+x {d}/{} && chown -R {user} {d}",
+        shell_quote(exe_name)
+    );
+    let out = guest.ssh().output_with(
+        &guest.as_root(&format!("sh -c {}", shell_quote(&script))),
+        Some(&archive),
+        None,
+    )?;
+    if !out.success() {
+        anyhow::bail!(
+            "unpacking into {dir} failed ({}): {}",
+            describe_code(out.code),
+            out.stderr_text().trim()
+        );
+    }
     Ok(())
 }
 
-/// Put `/tmp/autopkgtest-reboot` and `-prepare` in place (again after
-/// every reboot: /tmp does not survive one).
-fn install_reboot_api(guest: &mut dyn Guest, dir: &str) -> Result<()> {
+/// The shell commands that put `/tmp/autopkgtest-reboot` and `-prepare`
+/// in place (before every run: /tmp does not survive a reboot).
+fn reboot_api_script(dir: &str) -> String {
     let mut script = String::new();
-    for (name, kill) in [("autopkgtest-reboot", "1"), ("autopkgtest-reboot-prepare", "0")] {
-        let body = REBOOT_SCRIPT.replace("@STATE@", dir).replace("@KILL@", kill);
+    for (name, kill) in [
+        ("autopkgtest-reboot", "1"),
+        ("autopkgtest-reboot-prepare", "0"),
+    ] {
+        let body = REBOOT_SCRIPT
+            .replace("@STATE@", dir)
+            .replace("@KILL@", kill);
         script.push_str(&format!(
             "printf '%s' {} > /tmp/{name} && chmod a+x /tmp/{name} && ",
             shell_quote(&body)
         ));
     }
-    script.push_str("true");
-    guest
-        .ssh()
-        .run(&guest.as_root(&format!("sh -c {}", shell_quote(&script))))
-        .context("installing /tmp/autopkgtest-reboot")?;
-    Ok(())
+    script
 }
 
 #[cfg(test)]

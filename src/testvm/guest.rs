@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
+use super::Machine;
 use super::ignition;
 use super::instance::{Instance, free_port};
 use super::ssh::{Ssh, SshKey};
-use super::Machine;
 
 /// A machine tests run on.
 pub trait Guest: Send {
@@ -67,9 +67,11 @@ impl QemuGuest {
         key: &SshKey,
         boot_timeout: Duration,
     ) -> Result<QemuGuest> {
-        std::fs::create_dir_all(outdir).with_context(|| format!("creating {}", outdir.display()))?;
+        std::fs::create_dir_all(outdir)
+            .with_context(|| format!("creating {}", outdir.display()))?;
         let text = config.map(|c| c.to_string());
-        let merged = ignition::with_ssh_key(text.as_deref(), "the test's Ignition config", &key.public)?;
+        let merged =
+            ignition::with_ssh_key(text.as_deref(), "the test's Ignition config", &key.public)?;
         let ign = outdir.join("config.ign");
         ignition::write(&merged, &ign)?;
         let port = free_port()?;

@@ -22,7 +22,7 @@ use super::guest::{Guest, QemuGuest};
 use super::ignition;
 use super::report::{TestReport, TestResult};
 use super::ssh::SshKey;
-use crate::config::kola::{DenyEntry, ExtTest};
+use crate::config::kola::{Choice, DenyEntry, Denylist, ExtTest, Selection, TestMeta, choose};
 
 /// A built-in test: a named function over a booted machine.
 pub struct BuiltinTest {
@@ -60,7 +60,12 @@ pub struct Planned {
 pub trait Booter: Sync {
     /// Boot a machine with `config` (the test's Ignition config, or
     /// None), keeping its logs in `outdir`; return once SSH answers.
-    fn boot(&self, test: &str, config: Option<&Value>, outdir: &Path) -> Result<Box<dyn Guest>>;
+    fn boot(
+        &self,
+        test: &str,
+        config: Option<&Value>,
+        outdir: &Path,
+    ) -> Result<Box<dyn Guest + '_>>;
 }
 
 /// QEMU machines from one image.
@@ -73,7 +78,12 @@ pub struct QemuBooter {
 }
 
 impl Booter for QemuBooter {
-    fn boot(&self, test: &str, config: Option<&Value>, outdir: &Path) -> Result<Box<dyn Guest>> {
+    fn boot(
+        &self,
+        test: &str,
+        config: Option<&Value>,
+        outdir: &Path,
+    ) -> Result<Box<dyn Guest + '_>> {
         let scratch = self.scratch.join(test);
         std::fs::create_dir_all(&scratch)
             .with_context(|| format!("creating {}", scratch.display()))?;
@@ -107,16 +117,18 @@ impl Harness<'_> {
         let results: Mutex<Vec<Option<TestReport>>> = Mutex::new(vec![None; tests.len()]);
         std::thread::scope(|s| {
             for _ in 0..self.parallel.max(1).min(tests.len().max(1)) {
-                s.spawn(|| loop {
-                    let i = {
-                        let mut n = next.lock().unwrap_or_else(|e| e.into_inner());
-                        let i = *n;
-                        *n += 1;
-                        i
-                    };
-                    let Some(t) = tests.get(i) else { break };
-                    let r = self.run_one(t);
-                    results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
+                s.spawn(|| {
+                    loop {
+                        let i = {
+                            let mut n = next.lock().unwrap_or_else(|e| e.into_inner());
+                            let i = *n;
+                            *n += 1;
+                            i
+                        };
+                        let Some(t) = tests.get(i) else { break };
+                        let r = self.run_one(t);
+                        results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
+                    }
                 });
             }
         });
@@ -232,4 +244,43 @@ impl Harness<'_> {
 
 fn tail_lines(s: &str, n: usize) -> String {
     super::tail(s.trim_end(), n)
+}
+
+/// What planning left out: a test and why.
+pub type Excluded = (String, String);
+
+/// The tests to run from the built-in ones and `ext`, as `sel` and
+/// `deny` choose: planned ones (denylisted ones included, to be reported
+/// as SKIP), and those left out for their architecture, platform or
+/// required tag.
+pub fn plan(
+    ext: Vec<ExtTest>,
+    sel: &Selection,
+    deny: &Denylist,
+) -> Result<(Vec<Planned>, Vec<Excluded>)> {
+    let mut planned = Vec::new();
+    let mut excluded = Vec::new();
+    let mut consider = |name: String, tags: Vec<String>, meta: &TestMeta, kind: TestKind| {
+        match choose(&name, &tags, meta, sel)? {
+            Choice::Run => planned.push(Planned {
+                denied: deny.denied(&name).cloned(),
+                warn_only: deny.warns(&name).cloned(),
+                name,
+                kind,
+            }),
+            Choice::Excluded(why) => excluded.push((name, why)),
+            Choice::NotSelected => {}
+        }
+        anyhow::Ok(())
+    };
+    let plain = TestMeta::default();
+    for b in BUILTIN {
+        let tags = b.tags.iter().map(|t| t.to_string()).collect();
+        consider(b.name.to_string(), tags, &plain, TestKind::Builtin(b))?;
+    }
+    for x in ext {
+        let (name, tags, meta) = (x.name.clone(), x.tags.clone(), x.meta.clone());
+        consider(name, tags, &meta, TestKind::External(x))?;
+    }
+    Ok((planned, excluded))
 }

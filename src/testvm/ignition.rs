@@ -95,7 +95,9 @@ pub fn with_ssh_key(config: Option<&str>, source: &str, ssh_key: &str) -> Result
         Some(text) => parse(text, source)?,
         None => json!({ "ignition": { "version": DEFAULT_VERSION } }),
     };
-    let root = v.as_object_mut().context("an Ignition config is a JSON object")?;
+    let root = v
+        .as_object_mut()
+        .context("an Ignition config is a JSON object")?;
     let passwd = root
         .entry("passwd")
         .or_insert_with(|| Value::Object(Map::new()))
@@ -192,10 +194,17 @@ mod tests {
 
     #[test]
     fn kola_ignition_refuses_other_spec_versions() {
-        let e = with_ssh_key(Some(r#"{"ignition":{"version":"2.3.0"}}"#), "t/config.ign", KEY)
-            .unwrap_err();
+        let e = with_ssh_key(
+            Some(r#"{"ignition":{"version":"2.3.0"}}"#),
+            "t/config.ign",
+            KEY,
+        )
+        .unwrap_err();
         let m = format!("{e:#}");
-        assert!(m.contains("t/config.ign") && m.contains("spec 2.3.0 is not supported"), "{m}");
+        assert!(
+            m.contains("t/config.ign") && m.contains("spec 2.3.0 is not supported"),
+            "{m}"
+        );
         let e = with_ssh_key(Some(r#"{"storage":{}}"#), "t/config.ign", KEY).unwrap_err();
         assert!(format!("{e:#}").contains("no ignition.version"), "{e:#}");
         let e = with_ssh_key(Some(r#"{"ignition":{"version":"4.0"}}"#), "x", KEY).unwrap_err();
@@ -213,9 +222,16 @@ mod tests {
             m.contains("tests/kola/x/config.ign is not valid JSON") && m.contains("line 3"),
             "{m}"
         );
-        let e = with_ssh_key(Some(r#"{"ignition":{"version":"3.0.0"},"passwd":[]}"#), "p", KEY)
-            .unwrap_err();
-        assert!(format!("{e:#}").contains("passwd is not an object"), "{e:#}");
+        let e = with_ssh_key(
+            Some(r#"{"ignition":{"version":"3.0.0"},"passwd":[]}"#),
+            "p",
+            KEY,
+        )
+        .unwrap_err();
+        assert!(
+            format!("{e:#}").contains("passwd is not an object"),
+            "{e:#}"
+        );
     }
 
     #[test]
@@ -231,7 +247,10 @@ mod tests {
         }
         let e = read_config(&bu).unwrap_err();
         let m = format!("{e:#}");
-        assert!(m.contains("`butane` is not on PATH") && m.contains("config.bu"), "{m}");
+        assert!(
+            m.contains("`butane` is not on PATH") && m.contains("config.bu"),
+            "{m}"
+        );
         let fcc = t.path().join("config.fcc");
         std::fs::write(&fcc, "").unwrap();
         assert!(format!("{:#}", read_config(&fcc).unwrap_err()).contains("rename it to config.bu"));

@@ -62,7 +62,9 @@ impl Machine {
 
 impl Instance {
     fn child(&mut self) -> Result<&mut Child> {
-        self.child.as_mut().context("the machine was already stopped")
+        self.child
+            .as_mut()
+            .context("the machine was already stopped")
     }
 
     /// QEMU's messages, for errors.

@@ -843,6 +843,99 @@ mod tests {
         assert_eq!(tail("a\nb\nc", 2), "b\nc");
     }
 
+    fn machine(arch: &str) -> Machine {
+        Machine {
+            arch: arch.into(),
+            media: Media::Kernel {
+                kernel: "/k".into(),
+                initrd: "/i".into(),
+                append: "x".into(),
+            },
+            firmware: Firmware::Bios,
+            secure_boot: false,
+            memory_mib: 512,
+            ssh_port: None,
+            ignition: None,
+        }
+    }
+
+    #[test]
+    fn testvm_network_and_ignition_arguments() {
+        // Console boots: no network, a reboot ends QEMU.
+        assert_eq!(
+            machine("x86_64").guest_args().unwrap(),
+            ["-nic", "none", "-no-reboot"]
+        );
+        let m = Machine {
+            ssh_port: Some(2222),
+            ignition: Some("/w/tmp/kola/t/config.ign".into()),
+            ..machine("x86_64")
+        };
+        let a = m.guest_args().unwrap();
+        assert_eq!(
+            a,
+            [
+                "-nic",
+                "user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:2222-:22",
+                "-fw_cfg",
+                "name=opt/com.coreos/config,file=/w/tmp/kola/t/config.ign",
+            ]
+        );
+        // Forwarded from the loopback address only, and reboots allowed.
+        let fwd = a.iter().find(|x| x.contains("hostfwd")).unwrap();
+        assert_eq!(fwd.matches("hostfwd=tcp:127.0.0.1:").count(), 1);
+        assert!(!a.iter().any(|x| x == "-no-reboot"));
+        // The whole command line carries them once.
+        let t = tempfile::tempdir().unwrap();
+        let cmd = m
+            .command_with(t.path(), Console::File(t.path().join("c.txt")))
+            .unwrap();
+        let args: Vec<String> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(args.iter().filter(|x| *x == "-nic").count(), 1, "{args:?}");
+        assert!(
+            args.windows(2).any(|w| w[0] == "-serial"
+                && w[1] == format!("file:{}", t.path().join("c.txt").display()))
+        );
+        let aarch64 = Machine {
+            ssh_port: None,
+            ..m.clone()
+        };
+        assert!(
+            aarch64
+                .guest_args()
+                .unwrap()
+                .contains(&"-fw_cfg".to_string())
+        );
+        // No fw_cfg on s390x and ppc64le: a virtio disk with serial ignition.
+        for (arch, dev) in [("s390x", "virtio-blk-ccw"), ("ppc64le", "virtio-blk-pci")] {
+            let m = Machine {
+                arch: arch.into(),
+                ..m.clone()
+            };
+            let a = m.guest_args().unwrap();
+            assert!(!a.contains(&"-fw_cfg".to_string()), "{a:?}");
+            assert!(
+                a.contains(
+                    &"if=none,id=ignition,format=raw,readonly=on,file=/w/tmp/kola/t/config.ign"
+                        .to_string()
+                ),
+                "{a:?}"
+            );
+            assert!(
+                a.contains(&format!("{dev},serial=ignition,drive=ignition")),
+                "{a:?}"
+            );
+        }
+        let comma = Machine {
+            ignition: Some("/a,b.ign".into()),
+            ..m
+        };
+        assert!(format!("{:#}", comma.guest_args().unwrap_err()).contains("comma"));
+    }
+
     #[test]
     fn a_secure_boot_refusal_is_named() {
         let console = "BdsDxe: loading Boot0001 \"UEFI Misc Device\"\r\n\

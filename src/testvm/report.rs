@@ -116,7 +116,13 @@ impl Report {
     /// and the output in `<system-out>`; time in seconds.
     pub fn junit(&self) -> Result<Vec<u8>> {
         use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
-        let count = |r| self.tests.iter().filter(|t| t.result == r).count().to_string();
+        let count = |r| {
+            self.tests
+                .iter()
+                .filter(|t| t.result == r)
+                .count()
+                .to_string()
+        };
         let total: f64 = self.tests.iter().map(|t| t.duration().as_secs_f64()).sum();
         let mut w = quick_xml::Writer::new_with_indent(Vec::new(), b' ', 2);
         let mut put = |e: Event| w.write_event(e).context("writing JUnit XML");
@@ -142,7 +148,11 @@ impl Report {
             case.push_attribute(("classname", format!("kola.{}", self.platform).as_str()));
             case.push_attribute(("time", time.as_str()));
             put(Event::Start(case))?;
-            let first_line = t.output.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+            let first_line = t
+                .output
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("");
             match t.result {
                 TestResult::Fail => {
                     let mut f = BytesStart::new("failure");

@@ -248,7 +248,8 @@ impl Ssh {
     /// missing; modes are kept). The guest needs `tar`. `scratch` holds
     /// the archive while it is sent.
     pub fn copy_in(&self, local: &Path, remote: &str, scratch: &Path) -> Result<()> {
-        let meta = std::fs::metadata(local).with_context(|| format!("reading {}", local.display()))?;
+        let meta =
+            std::fs::metadata(local).with_context(|| format!("reading {}", local.display()))?;
         let archive = tempfile::Builder::new()
             .prefix("copy-in-")
             .suffix(".tar")
