@@ -497,3 +497,73 @@ fn kola_harness_reports_and_keeps_failure_logs() {
         outdir.join("ext.config.plain.fails/output.txt").display()
     )));
 }
+
+/// A real QEMU in the background: a machine with nothing to boot keeps
+/// running (SeaBIOS waits), forwards its SSH port on 127.0.0.1, does not
+/// power off, and stops when told; one that cannot start says why.
+#[test]
+fn kola_machine_runs_in_the_background_and_stops() {
+    use cosa::testvm::{Machine, Media};
+    let t = tempfile::tempdir().unwrap();
+    let iso = t.path().join("blank.iso");
+    std::fs::write(&iso, vec![0u8; 1 << 20]).unwrap();
+    let ign = t.path().join("config.ign");
+    std::fs::write(&ign, r#"{"ignition":{"version":"3.0.0"}}"#).unwrap();
+    let port = cosa::testvm::free_port().unwrap();
+    let m = Machine {
+        arch: "x86_64".into(),
+        media: Media::Cdrom(iso),
+        firmware: cosa::cli::Firmware::Bios,
+        secure_boot: false,
+        memory_mib: 256,
+        ssh_port: Some(port),
+        ignition: Some(ign),
+    };
+    let console = t.path().join("m/console.txt");
+    let mut inst = m.spawn(t.path(), &console).unwrap();
+    // The forward listens once QEMU is up.
+    let until = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        inst.check_running().unwrap();
+        assert!(
+            Instant::now() < until,
+            "nothing listens on 127.0.0.1:{port}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let e = inst.wait_poweroff(Duration::from_secs(1)).unwrap_err();
+    assert!(
+        format!("{e:#}").contains("did not power off") && format!("{e:#}").contains("console.txt"),
+        "{e:#}"
+    );
+    inst.check_running().unwrap();
+    inst.stop().unwrap();
+    assert!(console.exists());
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+
+    // A kernel that is not there: QEMU exits, and the error says why.
+    let bad = Machine {
+        media: Media::Kernel {
+            kernel: t.path().join("no-kernel"),
+            initrd: t.path().join("no-initrd"),
+            append: String::new(),
+        },
+        ..m
+    };
+    let mut inst = bad
+        .spawn(t.path(), &t.path().join("bad/console.txt"))
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(20);
+    let e = loop {
+        if let Err(e) = inst.check_running() {
+            break e;
+        }
+        assert!(Instant::now() < until, "QEMU kept running without a kernel");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let msg = format!("{e:#}");
+    assert!(
+        msg.contains("QEMU exited") && msg.contains("no-kernel"),
+        "{msg}"
+    );
+}
