@@ -220,7 +220,7 @@ pub struct KolaRunOpts {
     /// that SSH does not answer (a test's own limit is its timeoutMin).
     #[arg(long, default_value_t = 300)]
     pub timeout: u64,
-    /// Guest memory in MiB for SSH tests (a test's minMemory raises it).
+    /// Guest memory in MiB for SSH tests (a test's minMemory is not applied yet).
     #[arg(long, default_value_t = 1536)]
     pub memory: u32,
     /// Boot with Secure Boot enforced (UEFI with Microsoft's keys: OVMF's
