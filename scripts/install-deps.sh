@@ -23,6 +23,8 @@ pkgs=(
   squashfs-tools xorriso    # live media: mksquashfs, the ISO; unsquashfs in tests
   selinux-utils policycoreutils  # matchpathcon/selabel_lookup in tests; semodule builds the sample policy
   python3-venv              # the SPDX reference validator (spdx-tools from PyPI) in a venv
+  openssh-client            # kola: ssh-keygen for the harness key, ssh into test machines
+  openssh-server            # kola tests: a local sshd stands in for a test machine
 )
 # QEMU: the system emulators (bookworm, 7.2) need the qemu-utils of the same
 # release; machines that carry qemu-utils 10 from backports must take

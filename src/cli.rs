@@ -156,29 +156,56 @@ pub enum Firmware {
 
 #[derive(Debug, Subcommand)]
 pub enum KolaCmd {
-    /// Run a boot test (only `basic` exists: boot and check the deployment).
+    /// Run tests: the config repo's tests/kola/ over SSH, or `basic` (the console boot check).
     Run(KolaRunOpts),
+    /// List the tests there are, with their metadata.
+    List(KolaListOpts),
 }
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
-  cosa kola run basic                       # latest build's qemu image, UEFI
+  cosa kola run                             # every test of src/config/tests/kola/
+  cosa kola run 'ext.config.files.*' --parallel 2
+  cosa kola run --tag ignition              # tests tagged ignition (--tag '!slow' leaves out)
+  cosa kola run --denylist my-denylist.yaml
+  cosa kola run basic                       # the console boot check, latest qemu image, UEFI
   cosa kola run basic --firmware bios
   cosa kola run basic --secure-boot          # OVMF with Secure Boot enforced
   cosa kola run basic --build 1.20260101.dev.0 --platform metal4k
 
-`basic` boots the image in QEMU (TCG, no KVM needed) with the serial console
-captured, and passes only when the booted system reports this build's
-commit and version and its kernel command line carries
+Tests in upstream kola's format: each executable under tests/kola/ of the
+config repo is a test named ext.config.<dirs>.<file> (a directory whose
+only executable is test.sh names the test alone), with config.ign or
+config.bu beside it as its Ignition config, data/ copied into the machine
+(KOLA_EXT_DATA) and metadata in kola.json or a `## kola:` comment block.
+Each test boots the image in its own QEMU machine (TCG) with user `core`
+given a fresh SSH key through Ignition, and runs as root over SSH on a port
+of 127.0.0.1; a test may reboot the machine with
+`/tmp/autopkgtest-reboot MARK`. Results go to tmp/kola/reports/report.json
+(upstream's shape) and junit.xml; a failing test's console log, journal
+and output stay in tmp/kola/<test>/. The exit status is non-zero when any
+test fails.
+
+`basic` alone is the console boot check: it boots the image with the serial
+console captured and passes only when the booted system reports this
+build's commit and version and its kernel command line carries
 ignition.platform.id=<platform>; with --secure-boot also only when it says
 Secure Boot is on and the kernel is locked down. A firmware or shim that
 refuses a binary under Secure Boot ends the boot at once, and the failure
 names the console line. On failure the console log is printed and kept in
 tmp/kola/.")]
 pub struct KolaRunOpts {
-    /// The test to run.
-    #[arg(value_parser = ["basic"])]
-    pub test: String,
+    /// Glob patterns of test names (`ext.config.*`); none: every test; `basic`: the console boot check.
+    pub patterns: Vec<String>,
+    /// Run tests with this tag (repeatable); `!TAG` leaves tests with it out.
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Machines to run at once (each takes its own memory and a CPU's worth of TCG).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub parallel: u32,
+    /// The denylist: tests to skip (default: the config repo's kola-denylist.yaml).
+    #[arg(long, value_name = "FILE")]
+    pub denylist: Option<PathBuf>,
     #[command(flatten)]
     pub target: BuildSelector,
     /// Firmware to boot with.
@@ -189,9 +216,13 @@ pub struct KolaRunOpts {
     /// live-iso boots the live ISO as a CD-ROM, live-pxe its kernel, initramfs and rootfs).
     #[arg(long, default_value = "qemu")]
     pub platform: String,
-    /// Give up after this many seconds.
+    /// Give up on `basic` after this many seconds; for SSH tests, on a boot
+    /// that SSH does not answer (a test's own limit is its timeoutMin).
     #[arg(long, default_value_t = 300)]
     pub timeout: u64,
+    /// Guest memory in MiB for SSH tests (a test's minMemory is not applied yet).
+    #[arg(long, default_value_t = 1536)]
+    pub memory: u32,
     /// Boot with Secure Boot enforced (UEFI with Microsoft's keys: OVMF's
     /// Secure Boot build on x86_64, AAVMF on aarch64); passes only when the
     /// booted system says Secure Boot is on and its kernel is locked down.
@@ -201,12 +232,28 @@ pub struct KolaRunOpts {
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
+  cosa kola list                 # name, tags and description of every test
+  cosa kola list --json          # everything, metadata included, as JSON
+
+Tests are the config repo's tests/kola/ (upstream kola's external-test
+format) and the built-in ones.")]
+pub struct KolaListOpts {
+    /// Print JSON (name, kind, executable, Ignition config, data directory, tags, metadata).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
   cosa run                       # boot the latest qemu image, UEFI, console on this terminal
   cosa run --firmware bios --memory 2048
   cosa run --secure-boot
+  cosa run --ssh                 # network on, prints the ssh command that logs in as core
+  cosa run -i config.ign --ssh   # boot with this Ignition config (the SSH key is added)
 
 The image is opened read-only (changes go to a temporary overlay). Quit QEMU
-with Ctrl-a x.")]
+with Ctrl-a x. With --ssh the guest's port 22 is forwarded from a free port
+of 127.0.0.1 only, and the key is kept in tmp/kola/ssh/.")]
 pub struct RunOpts {
     #[command(flatten)]
     pub target: BuildSelector,
@@ -220,6 +267,12 @@ pub struct RunOpts {
     /// Secure Boot build on x86_64, AAVMF on aarch64).
     #[arg(long)]
     pub secure_boot: bool,
+    /// Boot with this Ignition config (spec 3.x JSON, or Butane `.bu` with butane on PATH).
+    #[arg(short = 'i', long, value_name = "FILE")]
+    pub ignition: Option<PathBuf>,
+    /// Network on, SSH forwarded from 127.0.0.1, a key for user core; prints the ssh command.
+    #[arg(long)]
+    pub ssh: bool,
 }
 
 #[derive(Debug, Args)]

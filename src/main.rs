@@ -25,6 +25,7 @@ fn main() {
         Command::Osbuild(o) => cosa::cmd::image::osbuild(&cli.global, o),
         Command::BuildextendLive(o) => cosa::cmd::live::buildextend_live(&cli.global, o),
         Command::Kola(KolaCmd::Run(o)) => cosa::cmd::kola::run(&cli.global, o),
+        Command::Kola(KolaCmd::List(o)) => cosa::cmd::kola::list(&cli.global, o),
         Command::Run(o) => cosa::cmd::kola::interactive(&cli.global, o),
         Command::Sign(o) => cosa::cmd::sign::sign(&cli.global, o),
         Command::Verify(o) => cosa::cmd::sign::verify(&cli.global, o),

@@ -1,15 +1,21 @@
-//! `cosa kola run basic` and `cosa run`: boot a build's image in QEMU.
+//! `cosa kola run`, `cosa kola list` and `cosa run`: boot a build's image
+//! in QEMU, for the console boot check (`basic`), for the tests that reach
+//! the machine over SSH, or by hand.
 
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 
-use crate::cli::{Firmware, GlobalOpts, KolaRunOpts, RunOpts};
+use crate::cli::{Firmware, GlobalOpts, KolaListOpts, KolaRunOpts, RunOpts};
+use crate::config::kola::{self, DenyScope, Denylist, Selection};
 use crate::config::workdir::Workdir;
 use crate::image;
 use crate::store::builds::{self, BuildsJson};
 use crate::store::meta::{self, Meta};
-use crate::testvm::{self, Machine};
+use crate::testvm::harness::{self, Harness, QemuBooter};
+use crate::testvm::report::{Report, TestResult};
+use crate::testvm::ssh::{Ssh, SshKey};
+use crate::testvm::{self, Machine, ext, ignition};
 use crate::util;
 use crate::util::cmd::CommandRunExt;
 
@@ -100,6 +106,8 @@ fn machine_for(
             },
             firmware,
             secure_boot: false,
+            ssh_port: None,
+            ignition: None,
             memory_mib,
         },
     ))
@@ -123,7 +131,177 @@ fn with_secure_boot(mut machine: Machine, secure_boot: bool) -> Result<Machine> 
     Ok(machine)
 }
 
+/// `cosa kola run`: `basic` alone is the console boot check; anything
+/// else runs the SSH tests.
 pub fn run(global: &GlobalOpts, opts: KolaRunOpts) -> Result<()> {
+    if opts.patterns == ["basic"] {
+        ensure!(
+            opts.tags.is_empty(),
+            "`basic` is the console boot check and takes no --tag"
+        );
+        return run_basic(global, opts);
+    }
+    run_tests(global, opts)
+}
+
+/// The denylist's view of this build: arch, platform, the stream of its
+/// OCI labels (as upstream reads it), today.
+fn deny_scope(m: &Meta, arch: &str, platform: &str) -> DenyScope {
+    let stream = m
+        .extra
+        .get("coreos-assembler.oci-imported-labels")
+        .and_then(|l| l.get("com.coreos.stream"))
+        .and_then(|s| s.as_str())
+        .map(String::from);
+    DenyScope {
+        arch: arch.to_string(),
+        platform: platform.to_string(),
+        stream,
+        osversion: None,
+        // The real date, not SOURCE_DATE_EPOCH: snoozes end on calendar days.
+        today: util::time::format_rfc3339(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0),
+        )[..10]
+            .to_string(),
+    }
+}
+
+/// The SSH tests: discover, choose, boot a machine for each, report.
+fn run_tests(global: &GlobalOpts, opts: KolaRunOpts) -> Result<()> {
+    let wd = Workdir::open(&global.workdir)?;
+    ensure!(
+        !opts.platform.starts_with("live-"),
+        "SSH tests boot disk images; the live media run `basic` only"
+    );
+    let ext = kola::discover(&wd.config_dir())?;
+    let kola_dir = wd.tmp_dir().join("kola");
+    let scratch = image::scratch_dir(&wd.tmp_dir())?;
+    let (id, m, machine) = machine_for(
+        &wd,
+        opts.target.build.as_deref(),
+        opts.target.arch.as_deref(),
+        &opts.platform,
+        opts.firmware,
+        opts.memory,
+        scratch.path(),
+    )?;
+    let machine = with_secure_boot(machine, opts.secure_boot)?;
+    let sel = Selection {
+        patterns: opts.patterns.clone(),
+        tags: opts.tags.clone(),
+        arch: machine.arch.clone(),
+        platform: opts.platform.clone(),
+    };
+    let deny_file = opts
+        .denylist
+        .clone()
+        .unwrap_or_else(|| wd.config_dir().join("kola-denylist.yaml"));
+    let deny = Denylist::load(&deny_file, &deny_scope(&m, &machine.arch, &opts.platform))?;
+    let (planned, excluded) = harness::plan(ext, &sel, &deny)?;
+    for (name, why) in &excluded {
+        eprintln!("kola: not running {name}: {why}");
+    }
+    if planned.is_empty() {
+        bail!(
+            "no test matches {}{} (`cosa kola list` shows the tests)",
+            if opts.patterns.is_empty() {
+                "all tests".to_string()
+            } else {
+                opts.patterns.join(" ")
+            },
+            if opts.tags.is_empty() {
+                String::new()
+            } else {
+                format!(" with --tag {}", opts.tags.join(","))
+            }
+        );
+    }
+    let key = SshKey::generate(scratch.path())?;
+    let booter = QemuBooter {
+        machine,
+        scratch: scratch.path().to_path_buf(),
+        key,
+        boot_timeout: Duration::from_secs(opts.timeout),
+    };
+    let h = Harness {
+        booter: &booter,
+        outdir: kola_dir.clone(),
+        guest_root: ext::GUEST_ROOT.to_string(),
+        parallel: opts.parallel as usize,
+    };
+    eprintln!(
+        "kola: {} test(s) on {} ({} at once)",
+        planned.len(),
+        booter.machine.media.describe(),
+        h.parallel
+    );
+    let tests = h.run(&planned);
+    let report = Report::new(tests, &opts.platform, &m.ostree_version);
+    let (json, junit) = report.write(&kola_dir)?;
+    let failed: Vec<&str> = report
+        .tests
+        .iter()
+        .filter(|t| t.result == TestResult::Fail)
+        .map(|t| t.name.as_str())
+        .collect();
+    eprintln!(
+        "kola: build {id}: {}, report {} (JUnit {})",
+        report.result,
+        json.display(),
+        junit.display()
+    );
+    if !failed.is_empty() {
+        bail!(
+            "{} of {} tests failed: {} (logs in {}/<test>/)",
+            failed.len(),
+            report.tests.len(),
+            failed.join(", "),
+            kola_dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// `cosa kola list`.
+pub fn list(global: &GlobalOpts, opts: KolaListOpts) -> Result<()> {
+    let wd = Workdir::open(&global.workdir)?;
+    let ext = kola::discover(&wd.config_dir())?;
+    if opts.json {
+        let mut all: Vec<serde_json::Value> = harness::BUILTIN
+            .iter()
+            .map(|b| {
+                serde_json::json!({
+                    "name": b.name, "kind": "builtin", "tags": b.tags,
+                    "description": b.description,
+                })
+            })
+            .collect();
+        for t in &ext {
+            let mut v = serde_json::to_value(t).context("serializing a test")?;
+            v["kind"] = "external".into();
+            all.push(v);
+        }
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&all).context("serializing the tests")?
+        );
+        return Ok(());
+    }
+    println!("basic	builtin (console boot check)	");
+    for b in harness::BUILTIN {
+        println!("{}	{}	{}", b.name, b.tags.join(" "), b.description);
+    }
+    for t in &ext {
+        println!("{}	{}	{}", t.name, t.tags.join(" "), t.meta.description);
+    }
+    Ok(())
+}
+
+/// `cosa kola run basic`: the console boot check.
+fn run_basic(global: &GlobalOpts, opts: KolaRunOpts) -> Result<()> {
     let wd = Workdir::open(&global.workdir)?;
     let scratch = image::scratch_dir(&wd.tmp_dir())?;
     let (id, m, machine, want) = if opts.platform.starts_with("live-") {
@@ -237,6 +415,8 @@ fn live_machine(
         media,
         firmware: opts.firmware,
         secure_boot: false,
+        ssh_port: None,
+        ignition: None,
         memory_mib: 1536,
     };
     Ok((id, m, machine, want))
@@ -254,9 +434,54 @@ pub fn interactive(global: &GlobalOpts, opts: RunOpts) -> Result<()> {
         opts.memory,
         scratch.path(),
     )?;
-    let machine = with_secure_boot(machine, opts.secure_boot)?;
+    let mut machine = with_secure_boot(machine, opts.secure_boot)?;
+    let config = match &opts.ignition {
+        Some(p) => {
+            let text = ignition::read_config(p)?;
+            Some((text, p.display().to_string()))
+        }
+        None => None,
+    };
+    let mut hint = None;
+    let config = if opts.ssh {
+        // The key outlives the machine's scratch, so the printed command
+        // keeps working for the whole session.
+        let key_dir = wd.tmp_dir().join("kola/ssh");
+        let key_file = key_dir.join("id_ed25519");
+        let key = if key_file.exists() {
+            let public = std::fs::read_to_string(key_file.with_extension("pub"))
+                .with_context(|| format!("reading {}.pub", key_file.display()))?;
+            SshKey {
+                private: key_file,
+                public: public.trim().to_string(),
+            }
+        } else {
+            std::fs::create_dir_all(&key_dir)
+                .with_context(|| format!("creating {}", key_dir.display()))?;
+            SshKey::generate(&key_dir)?
+        };
+        let port = testvm::free_port()?;
+        machine.ssh_port = Some(port);
+        hint = Some(Ssh::local(port, ignition::USER, &key.private).login_hint());
+        let (text, source) = match &config {
+            Some((t, s)) => (Some(t.as_str()), s.as_str()),
+            None => (None, "none"),
+        };
+        Some(ignition::with_ssh_key(text, source, &key.public)?)
+    } else {
+        config.map(|(t, s)| ignition::parse(&t, &s)).transpose()?
+    };
+    if let Some(c) = &config {
+        let path = scratch.path().join("config.ign");
+        ignition::write(c, &path)?;
+        machine.ignition = Some(path);
+    }
     let mut cmd = machine.command(scratch.path(), true)?;
     eprintln!("Booting {} (Ctrl-a x quits)", machine.media.describe());
+    if let Some(h) = hint {
+        eprintln!("Log in from another terminal once it is up:");
+        println!("{h}");
+    }
     let status = cmd
         .status()
         .with_context(|| format!("starting {:?}", cmd.get_program()))?;

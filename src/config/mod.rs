@@ -2,6 +2,7 @@
 //! working directory layout.
 
 pub mod image;
+pub mod kola;
 pub mod repofile;
 pub mod treefile;
 pub mod workdir;

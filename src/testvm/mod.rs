@@ -33,6 +33,16 @@ use anyhow::{Context, Result, bail, ensure};
 use crate::cli::Firmware;
 use crate::util::cmd::CommandRunExt;
 
+pub mod ext;
+pub mod guest;
+pub mod harness;
+pub mod ignition;
+pub mod instance;
+pub mod report;
+pub mod ssh;
+
+pub use instance::{Instance, free_port};
+
 pub const BOOTED_MARKER: &str = "COSA-BOOTED ";
 pub const FAILED_MARKER: &str = "COSA-BOOT-FAILED";
 
@@ -141,6 +151,27 @@ pub struct Machine {
     /// UEFI with Secure Boot enforced (x86_64: OVMF secboot, Microsoft keys).
     pub secure_boot: bool,
     pub memory_mib: u32,
+    /// QEMU user-mode networking with this port of 127.0.0.1 forwarded
+    /// to the guest's SSH port (None: no network card). A machine with
+    /// SSH may reboot (tests reboot it); one without stops when the guest
+    /// reboots (`-no-reboot`), as the console-only boots want.
+    pub ssh_port: Option<u16>,
+    /// The Ignition config the guest reads on first boot: QEMU's fw_cfg
+    /// `opt/com.coreos/config` on x86_64 and aarch64; on s390x and
+    /// ppc64le, which have no fw_cfg, a read-only virtio disk with serial
+    /// `ignition` (Ignition's qemu provider reads either).
+    pub ignition: Option<PathBuf>,
+}
+
+/// Where a machine's serial console goes.
+#[derive(Clone, Debug)]
+pub enum Console {
+    /// This terminal, with QEMU's monitor on Ctrl-a (`cosa run`).
+    Terminal,
+    /// QEMU's stdout, for [`run_capture`].
+    Stdout,
+    /// A file, for a machine running in the background.
+    File(PathBuf),
 }
 
 /// OVMF's code and variable store templates (Debian's `ovmf`).
@@ -327,9 +358,63 @@ pub fn direct_boot_from_disk(disk: &Path, format: &str, scratch: &Path) -> Resul
 }
 
 impl Machine {
+    /// The QEMU command line with the console on this terminal
+    /// (`interactive`) or on stdout; see [`Machine::command_with`].
+    pub fn command(&self, scratch: &Path, interactive: bool) -> Result<Command> {
+        self.command_with(
+            scratch,
+            if interactive {
+                Console::Terminal
+            } else {
+                Console::Stdout
+            },
+        )
+    }
+
+    /// The network card and Ignition config arguments (none without
+    /// [`Machine::ssh_port`] and [`Machine::ignition`]).
+    pub fn guest_args(&self) -> Result<Vec<String>> {
+        let mut a = Vec::new();
+        match self.ssh_port {
+            // The forward listens on 127.0.0.1 only: nothing outside this
+            // host reaches the guest's sshd.
+            Some(port) => a.extend([
+                "-nic".to_string(),
+                format!("user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:{port}-:22"),
+            ]),
+            None => a.extend(["-nic".to_string(), "none".into(), "-no-reboot".into()]),
+        }
+        if let Some(config) = &self.ignition {
+            let file = config.to_str().with_context(|| {
+                format!("the Ignition config path {} is not UTF-8", config.display())
+            })?;
+            ensure!(
+                !file.contains(','),
+                "the Ignition config path {file} has a comma, which QEMU's options cannot carry"
+            );
+            match self.arch.as_str() {
+                "x86_64" | "aarch64" => a.extend([
+                    "-fw_cfg".to_string(),
+                    format!("name=opt/com.coreos/config,file={file}"),
+                ]),
+                "s390x" | "ppc64le" => {
+                    let bus = if self.arch == "s390x" { "ccw" } else { "pci" };
+                    a.extend([
+                        "-drive".to_string(),
+                        format!("if=none,id=ignition,format=raw,readonly=on,file={file}"),
+                        "-device".into(),
+                        format!("virtio-blk-{bus},serial=ignition,drive=ignition"),
+                    ]);
+                }
+                other => bail!("no way to pass an Ignition config to a {other} machine"),
+            }
+        }
+        Ok(a)
+    }
+
     /// The QEMU command line. `scratch` holds the UEFI variable store copy
     /// (and, for s390x, the kernel and initramfs read from the disk).
-    pub fn command(&self, scratch: &Path, interactive: bool) -> Result<Command> {
+    pub fn command_with(&self, scratch: &Path, console: Console) -> Result<Command> {
         let (qemu, _) = qemu_system(&self.arch)?;
         let mut cmd = Command::new(qemu);
         ensure!(
@@ -378,8 +463,7 @@ impl Machine {
         ])
         .arg("-m")
         .arg(self.memory_mib.to_string())
-        .arg("-no-reboot")
-        .args(["-nic", "none"]);
+        .args(self.guest_args()?);
         if self.arch == "ppc64le" {
             // Without a graphics card SLOF, and so GRUB, use the hypervisor
             // console (QEMU's serial port) instead of the screen.
@@ -451,10 +535,20 @@ impl Machine {
                     .arg(append);
             }
         }
-        if interactive {
-            cmd.args(["-nographic", "-serial", "mon:stdio"]);
-        } else {
-            cmd.args(["-display", "none", "-monitor", "none", "-serial", "stdio"]);
+        match console {
+            Console::Terminal => {
+                cmd.args(["-nographic", "-serial", "mon:stdio"]);
+            }
+            Console::Stdout => {
+                cmd.args(["-display", "none", "-monitor", "none", "-serial", "stdio"]);
+            }
+            Console::File(log) => {
+                let log = log.to_str().with_context(|| {
+                    format!("the console log path {} is not UTF-8", log.display())
+                })?;
+                cmd.args(["-display", "none", "-monitor", "none", "-serial"])
+                    .arg(format!("file:{log}"));
+            }
         }
         Ok(cmd)
     }
@@ -747,6 +841,99 @@ mod tests {
         );
         assert!(parse_booted("COSA-BOOT-FAILED: no root\n").is_none());
         assert_eq!(tail("a\nb\nc", 2), "b\nc");
+    }
+
+    fn machine(arch: &str) -> Machine {
+        Machine {
+            arch: arch.into(),
+            media: Media::Kernel {
+                kernel: "/k".into(),
+                initrd: "/i".into(),
+                append: "x".into(),
+            },
+            firmware: Firmware::Bios,
+            secure_boot: false,
+            memory_mib: 512,
+            ssh_port: None,
+            ignition: None,
+        }
+    }
+
+    #[test]
+    fn testvm_network_and_ignition_arguments() {
+        // Console boots: no network, a reboot ends QEMU.
+        assert_eq!(
+            machine("x86_64").guest_args().unwrap(),
+            ["-nic", "none", "-no-reboot"]
+        );
+        let m = Machine {
+            ssh_port: Some(2222),
+            ignition: Some("/w/tmp/kola/t/config.ign".into()),
+            ..machine("x86_64")
+        };
+        let a = m.guest_args().unwrap();
+        assert_eq!(
+            a,
+            [
+                "-nic",
+                "user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:2222-:22",
+                "-fw_cfg",
+                "name=opt/com.coreos/config,file=/w/tmp/kola/t/config.ign",
+            ]
+        );
+        // Forwarded from the loopback address only, and reboots allowed.
+        let fwd = a.iter().find(|x| x.contains("hostfwd")).unwrap();
+        assert_eq!(fwd.matches("hostfwd=tcp:127.0.0.1:").count(), 1);
+        assert!(!a.iter().any(|x| x == "-no-reboot"));
+        // The whole command line carries them once.
+        let t = tempfile::tempdir().unwrap();
+        let cmd = m
+            .command_with(t.path(), Console::File(t.path().join("c.txt")))
+            .unwrap();
+        let args: Vec<String> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(args.iter().filter(|x| *x == "-nic").count(), 1, "{args:?}");
+        assert!(
+            args.windows(2).any(|w| w[0] == "-serial"
+                && w[1] == format!("file:{}", t.path().join("c.txt").display()))
+        );
+        let aarch64 = Machine {
+            ssh_port: None,
+            ..m.clone()
+        };
+        assert!(
+            aarch64
+                .guest_args()
+                .unwrap()
+                .contains(&"-fw_cfg".to_string())
+        );
+        // No fw_cfg on s390x and ppc64le: a virtio disk with serial ignition.
+        for (arch, dev) in [("s390x", "virtio-blk-ccw"), ("ppc64le", "virtio-blk-pci")] {
+            let m = Machine {
+                arch: arch.into(),
+                ..m.clone()
+            };
+            let a = m.guest_args().unwrap();
+            assert!(!a.contains(&"-fw_cfg".to_string()), "{a:?}");
+            assert!(
+                a.contains(
+                    &"if=none,id=ignition,format=raw,readonly=on,file=/w/tmp/kola/t/config.ign"
+                        .to_string()
+                ),
+                "{a:?}"
+            );
+            assert!(
+                a.contains(&format!("{dev},serial=ignition,drive=ignition")),
+                "{a:?}"
+            );
+        }
+        let comma = Machine {
+            ignition: Some("/a,b.ign".into()),
+            ..m
+        };
+        assert!(format!("{:#}", comma.guest_args().unwrap_err()).contains("comma"));
     }
 
     #[test]

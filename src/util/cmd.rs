@@ -23,6 +23,12 @@ pub trait CommandRunExt {
     /// says what the command does, for the log and the error.
     fn run_capture(&mut self, what: &str) -> Result<Output>;
 
+    /// Run to completion with stdin read from `stdin` (None: closed) and
+    /// stdout and stderr captured; the output whatever the exit status,
+    /// for programs whose failure is a result the caller reads (a command
+    /// run in a test guest over ssh). An error only when it cannot start.
+    fn run_unchecked(&mut self, what: &str, stdin: Option<&std::path::Path>) -> Result<Output>;
+
     /// [`CommandRunExt::run_capture`], then stdout as text.
     fn run_stdout(&mut self, what: &str) -> Result<String> {
         let out = self.run_capture(what)?;
@@ -39,6 +45,18 @@ pub trait CommandRunExt {
 
 impl CommandRunExt for Command {
     fn run_capture(&mut self, what: &str) -> Result<Output> {
+        let out = self.run_unchecked(what, None)?;
+        if !out.status.success() {
+            bail!(
+                "{what}: {self:?} failed ({}): {}",
+                out.status,
+                tail(&String::from_utf8_lossy(&out.stderr), STDERR_TAIL)
+            );
+        }
+        Ok(out)
+    }
+
+    fn run_unchecked(&mut self, what: &str, stdin: Option<&std::path::Path>) -> Result<Output> {
         tracing::debug!("{what}: {self:?}");
         let mut e = duct::cmd(self.get_program(), self.get_args());
         if let Some(dir) = self.get_current_dir() {
@@ -50,27 +68,21 @@ impl CommandRunExt for Command {
                 None => e.env_remove(k),
             };
         }
-        let out = e
-            .stdin_null()
-            .stdout_capture()
+        e = match stdin {
+            Some(p) => e.stdin_path(p),
+            None => e.stdin_null(),
+        };
+        e.stdout_capture()
             .stderr_capture()
             .unchecked()
             .run()
-            .with_context(|| format!("{what}: starting {:?}", self.get_program()))?;
-        if !out.status.success() {
-            bail!(
-                "{what}: {self:?} failed ({}): {}",
-                out.status,
-                tail(&String::from_utf8_lossy(&out.stderr), STDERR_TAIL)
-            );
-        }
-        Ok(out)
+            .with_context(|| format!("{what}: starting {:?}", self.get_program()))
     }
 }
 
 /// The last `max` bytes of `s` (trailing whitespace dropped), cut at a
 /// character boundary.
-fn tail(s: &str, max: usize) -> &str {
+pub fn tail(s: &str, max: usize) -> &str {
     let s = s.trim_end();
     let mut start = s.len().saturating_sub(max);
     while !s.is_char_boundary(start) {

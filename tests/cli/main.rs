@@ -23,6 +23,8 @@ mod install_safety;
 mod install_scripts;
 mod install_tree;
 mod kill_verbs;
+mod kola_ext;
+mod kola_ssh;
 mod ostree_writer;
 mod postprocess_install;
 mod postprocess_kernel;

@@ -427,6 +427,8 @@ fn vscsi_boot(b: &Built, metal: &Path) {
         firmware: cosa::cli::Firmware::Uefi,
         memory_mib: 1024,
         secure_boot: false,
+        ssh_port: None,
+        ignition: None,
     };
     let kola_cmd = m.command(&scratch, false).unwrap();
     let mut cmd = Command::new(kola_cmd.get_program());
