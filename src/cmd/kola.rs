@@ -134,7 +134,7 @@ fn with_secure_boot(mut machine: Machine, secure_boot: bool) -> Result<Machine> 
 /// `cosa kola run`: `basic` alone is the console boot check; anything
 /// else runs the SSH tests.
 pub fn run(global: &GlobalOpts, opts: KolaRunOpts) -> Result<()> {
-    if opts.patterns == ["basic"] {
+    if opts.patterns == ["basic"] && console_only(global, &opts)? {
         ensure!(
             opts.tags.is_empty(),
             "`basic` is the console boot check and takes no --tag"
@@ -142,6 +142,33 @@ pub fn run(global: &GlobalOpts, opts: KolaRunOpts) -> Result<()> {
         return run_basic(global, opts);
     }
     run_tests(global, opts)
+}
+
+/// Whether `basic` is the console boot check: live media, and trees
+/// without an SSH server (`/usr/sbin/sshd`), which kola cannot log in to.
+fn console_only(global: &GlobalOpts, opts: &KolaRunOpts) -> Result<bool> {
+    if opts.platform.starts_with("live-") {
+        return Ok(true);
+    }
+    let wd = Workdir::open(&global.workdir)?;
+    let (id, arch) = super::resolve_part(
+        &wd,
+        opts.target.build.as_deref(),
+        opts.target.arch.as_deref(),
+    )?;
+    let m = Meta::read(&meta::meta_path(&wd.builds_dir(), &id, &arch))?;
+    let repo = crate::ostree::Repo::open_or_init(&wd.repo_dir())?;
+    let build_dir = builds::build_dir(&wd.builds_dir(), &id, &arch);
+    crate::publish::oci::ensure_build_commit(&repo, &m, &build_dir)?;
+    let sshd = repo
+        .read_commit_file(&m.ostree_commit, "usr/sbin/sshd")
+        .with_context(|| {
+            format!(
+                "looking for sshd in commit {} of build {id}",
+                m.ostree_commit
+            )
+        })?;
+    Ok(sshd.is_none())
 }
 
 /// The denylist's view of this build: arch, platform, the stream of its
@@ -226,11 +253,13 @@ fn run_tests(global: &GlobalOpts, opts: KolaRunOpts) -> Result<()> {
         key,
         boot_timeout: Duration::from_secs(opts.timeout),
     };
+    let build_dir = builds::build_dir(&wd.builds_dir(), &id, &booter.machine.arch);
     let h = Harness {
         booter: &booter,
         outdir: kola_dir.clone(),
         guest_root: ext::GUEST_ROOT.to_string(),
         parallel: opts.parallel as usize,
+        build: testvm::builtin::BuildFacts::read(&m, &build_dir)?,
     };
     eprintln!(
         "kola: {} test(s) on {} ({} at once)",
@@ -290,7 +319,6 @@ pub fn list(global: &GlobalOpts, opts: KolaListOpts) -> Result<()> {
         );
         return Ok(());
     }
-    println!("basic	builtin (console boot check)	");
     for b in harness::BUILTIN {
         println!("{}	{}	{}", b.name, b.tags.join(" "), b.description);
     }

@@ -513,7 +513,15 @@ pub fn deploy(
         sysroot.join(format!("ostree/boot.{BOOTVERSION}")),
     )
     .context("creating /ostree/boot.1")?;
-    mkdirs(&sysroot.join("boot"), 0o755)?;
+    // The physical root's top directories, as `ostree admin init-fs` makes
+    // them: a deployment's /tmp is a link to sysroot/tmp.
+    for d in ["boot", "dev", "home", "proc", "run", "sys"] {
+        mkdirs(&sysroot.join(d), 0o755)?;
+    }
+    let tmp = sysroot.join("tmp");
+    mkdirs(&tmp, 0o1777)?;
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o1777))
+        .with_context(|| format!("setting the mode of {}", tmp.display()))?;
 
     // The BLS entry.
     let ostree_karg = format!("ostree=/ostree/boot.{BOOTVERSION}/{os}/{bootcsum}/0");

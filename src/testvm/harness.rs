@@ -17,6 +17,7 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 
 use super::Machine;
+use super::builtin::BuildFacts;
 use super::ext;
 use super::guest::{Guest, QemuGuest};
 use super::ignition;
@@ -31,14 +32,21 @@ pub struct BuiltinTest {
     pub tags: &'static [&'static str],
     /// The Ignition config it boots with (None: only the harness's key).
     pub config: Option<fn() -> Value>,
-    pub run: fn(&mut dyn Guest) -> Result<()>,
+    /// The test: its output for the report, or why it failed.
+    pub run: fn(&mut dyn Guest, &BuildFacts) -> Result<String>,
 }
 
-/// The built-in tests that run over SSH. None yet: `basic` and
-/// `ostree.upgrade` come with the Fedora CoreOS-like sample OS (until
-/// then `cosa kola run basic` is the console boot check of the busybox
-/// OS).
-pub const BUILTIN: &[BuiltinTest] = &[];
+/// The built-in tests that run over SSH (a tree without sshd, such as the
+/// busybox OS, gets `cosa kola run basic` as a console boot check).
+pub const BUILTIN: &[BuiltinTest] = &[BuiltinTest {
+    name: "basic",
+    description: "SSH in; systemd running or degraded; the build's commit booted with its packages; \
+                  provisioned once; /sysroot and /usr read-only; SELinux labels on disk \
+                  (a tree without sshd, and live media: the console boot check)",
+    tags: &[],
+    config: None,
+    run: super::builtin::basic,
+}];
 
 /// What a planned test runs.
 pub enum TestKind {
@@ -108,6 +116,8 @@ pub struct Harness<'a> {
     pub guest_root: String,
     /// Machines at once.
     pub parallel: usize,
+    /// The build the built-in tests compare the machine with.
+    pub build: BuildFacts,
 }
 
 impl Harness<'_> {
@@ -211,8 +221,8 @@ impl Harness<'_> {
                     Err(e) => (String::new(), Some(format!("{e:#}"))),
                 }
             }
-            TestKind::Builtin(b) => match (b.run)(guest.as_mut()) {
-                Ok(()) => (String::new(), None),
+            TestKind::Builtin(b) => match (b.run)(guest.as_mut(), &self.build) {
+                Ok(out) => (out, None),
                 Err(e) => (String::new(), Some(format!("{e:#}"))),
             },
         };

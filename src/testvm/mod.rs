@@ -33,6 +33,7 @@ use anyhow::{Context, Result, bail, ensure};
 use crate::cli::Firmware;
 use crate::util::cmd::CommandRunExt;
 
+pub mod builtin;
 pub mod ext;
 pub mod guest;
 pub mod harness;

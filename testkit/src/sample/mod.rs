@@ -9,6 +9,7 @@
 pub mod bootloader;
 pub mod cpio;
 pub mod debian;
+pub mod fcos;
 pub mod grub_ieee1275;
 pub mod initramfs;
 pub mod kernel;
