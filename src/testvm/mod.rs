@@ -131,6 +131,29 @@ impl Media {
     }
 }
 
+/// What a console log says about a boot that went wrong, for an error
+/// message: Ignition's errors (its own words) and the boot-failure line of
+/// the initramfs, else the last lines. Empty when the log cannot be read.
+pub fn console_excerpt(console: &Path) -> String {
+    let Ok(data) = std::fs::read(console) else {
+        return String::new();
+    };
+    let text = String::from_utf8_lossy(&data);
+    let wanted: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            l.contains(FAILED_MARKER)
+                || (l.contains("ignition") && (l.contains("CRITICAL") || l.contains("ERROR")))
+        })
+        .collect();
+    let lines = if wanted.is_empty() {
+        tail(&text, 15)
+    } else {
+        wanted.join("\n")
+    };
+    format!("\nconsole:\n{lines}")
+}
+
 /// Write `parts` one after the other into `out`, each starting on a 4-byte
 /// boundary: how a boot loader lays out several initrds for Linux, which
 /// QEMU's `-initrd` takes as one.

@@ -224,19 +224,21 @@ impl Ssh {
             let last = out.stderr_text().trim().to_string();
             alive().with_context(|| {
                 format!(
-                    "the machine stopped before SSH answered (console log {})",
-                    console.display()
+                    "the machine stopped before SSH answered (console log {}){}",
+                    console.display(),
+                    super::console_excerpt(console)
                 )
             })?;
             if started.elapsed() >= deadline {
                 bail!(
                     "SSH on {}:{} did not answer within {}s (last ssh error: {}); see the \
-                     console log {}",
+                     console log {}{}",
                     self.host,
                     self.port,
                     deadline.as_secs(),
                     if last.is_empty() { "none" } else { &last },
-                    console.display()
+                    console.display(),
+                    super::console_excerpt(console)
                 );
             }
             std::thread::sleep(Duration::from_secs(1));

@@ -12,6 +12,7 @@ mod arch_boot;
 mod cli_build;
 mod compress_sample;
 mod esp;
+mod fcos_like;
 mod fcos_shape;
 mod image_boot;
 mod image_platforms;

@@ -1,0 +1,117 @@
+//! The FCOS-like sample OS (sample-fcos/) from end to end: its repository
+//! of converted Debian packages, `cosa build`, and `cosa kola run` over
+//! SSH under UEFI (the built-in `basic` and the config's external tests,
+//! Ignition and the reboot API among them) and `basic` under BIOS. Two
+//! tests added to a copy of the config must fail, and say why: one whose
+//! Ignition config Ignition refuses (its own message is shown), one that
+//! exits non-zero (its output is shown).
+
+use std::path::Path;
+
+use crate::common::*;
+
+fn copy_dir(from: &Path, to: &Path) {
+    sh(
+        "cp -a",
+        std::process::Command::new("cp").arg("-a").arg(from).arg(to),
+    );
+}
+
+fn write_exec(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn fcos_like_sample_builds_boots_and_passes_kola() {
+    let t = tempfile::tempdir().unwrap();
+    let repo = t.path().join("repo");
+    cosa_testkit::sample::fcos::make_repo(&repo, "x86_64").unwrap();
+    // The sample config, plus two tests that must fail.
+    let cfg = t.path().join("config");
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-fcos"),
+        &cfg,
+    );
+    let bad_ign = cfg.join("tests/kola/negative/bad-ignition");
+    write_exec(
+        &bad_ign.join("test.sh"),
+        "#!/usr/bin/bash\n## kola:\n##   tags: negative\necho unreachable\n",
+    );
+    // Valid JSON that Ignition refuses: a relative path.
+    std::fs::write(
+        bad_ign.join("config.ign"),
+        r#"{"ignition": {"version": "3.3.0"}, "storage": {"files": [{"path": "relative/file"}]}}"#,
+    )
+    .unwrap();
+    write_exec(
+        &cfg.join("tests/kola/negative/exits-nonzero/test.sh"),
+        "#!/usr/bin/bash\n## kola:\n##   tags: negative\necho kola-sample-output-before-failing\nexit 3\n",
+    );
+
+    let wd = t.path().join("wd");
+    std::fs::create_dir_all(&wd).unwrap();
+    let with_repo = |c: &mut std::process::Command| {
+        c.env("DNF_VAR_cosa_sample_fcos_repo", &repo);
+    };
+    let mut c = cosa(&wd);
+    with_repo(&mut c);
+    run(c.args(["init", "--transient"]).arg(&cfg), true);
+    let mut c = cosa(&wd);
+    with_repo(&mut c);
+    let out = run(c.arg("build"), true);
+    let log = stderr(&out);
+    assert!(log.contains("Made the initramfs from the tree"), "{log}");
+
+    // The sample's own tests and basic, under UEFI.
+    let out = run(
+        cosa(&wd).args(["kola", "run", "--tag", "!negative", "--parallel", "2"]),
+        true,
+    );
+    let log = stderr(&out);
+    for name in [
+        "basic",
+        "ext.config.ignition.file-and-unit",
+        "ext.config.os.immutable-usr",
+        "ext.config.reboot",
+    ] {
+        assert!(log.contains(&format!("--- PASS: {name}")), "{log}");
+    }
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(wd.join("tmp/kola/reports/report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["result"], "PASS");
+    assert!(wd.join("tmp/kola/reports/junit.xml").exists());
+
+    // basic under BIOS.
+    let out = run(
+        cosa(&wd).args(["kola", "run", "basic", "--firmware", "bios"]),
+        true,
+    );
+    assert!(stderr(&out).contains("--- PASS: basic"), "{}", stderr(&out));
+
+    // The failing tests fail kola, each with its reason.
+    let out = run(
+        cosa(&wd).args(["kola", "run", "--tag", "negative", "--parallel", "2"]),
+        false,
+    );
+    let log = stderr(&out);
+    assert!(
+        log.contains("--- FAIL: ext.config.negative.bad-ignition"),
+        "{log}"
+    );
+    assert!(
+        log.contains("--- FAIL: ext.config.negative.exits-nonzero"),
+        "{log}"
+    );
+    // Ignition's own words about the config, from the console.
+    assert!(
+        log.contains("relative/file") || log.contains("absolute"),
+        "{log}"
+    );
+    assert!(log.contains("COSA-BOOT-FAILED: Ignition failed"), "{log}");
+    assert!(log.contains("kola-sample-output-before-failing"), "{log}");
+    assert!(log.contains("exit status 3"), "{log}");
+}
