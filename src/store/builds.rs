@@ -372,10 +372,11 @@ impl StagedBuild {
         sync_dir(builds_dir)?;
         builds.insert_build(id, arch)?;
         builds.bump_timestamp_and_write(builds_dir)?;
-        // Listed: the markers have done their job.
+        // Listed: `latest` follows at once, then the markers, which have
+        // done their job, go (recovery removes them from listed builds).
+        set_latest(builds_dir, builds.latest())?;
         remove_marker(&dest)?;
-        remove_marker(&id_dir)?;
-        set_latest(builds_dir, builds.latest())
+        remove_marker(&id_dir)
     }
 }
 
