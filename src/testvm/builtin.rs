@@ -22,19 +22,14 @@ impl BuildFacts {
     pub fn read(meta: &crate::store::meta::Meta, build_dir: &std::path::Path) -> Result<Self> {
         let cm = build_dir.join("commitmeta.json");
         let v = crate::store::meta::read_value(&cm)?;
-        let mut packages: Vec<String> = v
-            .get("rpmostree.rpmdb.pkglist")
-            .and_then(|l| l.as_array())
-            .map(|l| {
-                l.iter()
-                    .filter_map(|p| {
-                        let f: Vec<&str> =
-                            p.as_array()?.iter().filter_map(|x| x.as_str()).collect();
-                        (f.len() == 5).then(|| format!("{}-{}-{}.{}", f[0], f[2], f[3], f[4]))
-                    })
-                    .collect()
+        let mut packages: Vec<String> = crate::store::diff::packages_from_commitmeta(&v)
+            .with_context(|| format!("reading the package list of {}", cm.display()))?
+            .iter()
+            .map(|p| {
+                let release = p.evr.release.as_deref().unwrap_or("");
+                format!("{}-{}-{release}.{}", p.name, p.evr.version, p.arch)
             })
-            .unwrap_or_default();
+            .collect();
         packages.sort();
         Ok(BuildFacts {
             id: meta.buildid.clone(),
