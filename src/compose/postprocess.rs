@@ -15,8 +15,9 @@
 //!    pointed at `/var/home`, device nodes are refused;
 //! 4. users and groups but root move to `/usr/lib/passwd` and
 //!    `/usr/lib/group`, `altfiles` goes into nsswitch.conf ([`passwd`]);
-//! 5. `/usr/local` becomes a link into `/var`, `/var` becomes
-//!    tmpfiles.d entries and is emptied ([`tmpfiles`]);
+//! 5. `/usr/local` becomes a link into `/var`; a SELinux policy store in
+//!    `/var/lib/selinux` moves to `/etc/selinux` ([`sepolicy`]); `/var`
+//!    becomes tmpfiles.d entries and is emptied ([`tmpfiles`]);
 //! 6. the kernel and initramfs are put in `/usr/lib/modules/<kver>`
 //!    ([`kernel`]);
 //! 7. uids and gids are checked against the previous build (`check-passwd`,
@@ -29,8 +30,8 @@
 //! initramfs shipped by the kernel package is kept (rpm-ostree always
 //! regenerates it) and dracut only runs when there is none; with
 //! `boot-location: modules` a kernel found in `/boot` is moved, not left
-//! behind in `/usr/lib/ostree-boot`. Not done: SELinux policy handling,
-//! `units`, `default-target`, depmod, transient-root trees. The rpm
+//! behind in `/usr/lib/ostree-boot`. Not done: depmod, transient-root
+//! trees. The rpm
 //! database is written after postprocessing, by [`super::rpmdb`].
 
 use std::path::{Component, Path, PathBuf};
@@ -45,6 +46,7 @@ pub mod kernel;
 pub mod layout;
 pub mod passwd;
 pub mod sandbox;
+pub mod sepolicy;
 pub mod settings;
 pub mod tmpfiles;
 pub mod units;
@@ -161,8 +163,9 @@ pub fn postprocess(
     passwd::migrate(tree, &tf.etc_group_members).with_context(ctx)?;
     passwd::nsswitch_altfiles(tree).with_context(ctx)?;
 
-    // 4. /usr/local and /var.
+    // 4. /usr/local and /var; the SELinux policy store leaves /var first.
     layout::prepare_links(tree, &s, &mut r).with_context(ctx)?;
+    sepolicy::move_store(tree, &mut r).with_context(ctx)?;
     tmpfiles::var_to_tmpfiles(tree, &mut r).with_context(ctx)?;
     tmpfiles::write_integration(tree, &s).with_context(ctx)?;
 

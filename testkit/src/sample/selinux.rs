@@ -42,8 +42,14 @@ pub fn debian_policy() -> Result<PathBuf> {
         .to_string_lossy()
         .into_owned();
     let dest = cache.join(format!("{stem}.policy"));
-    if dest.join("etc/selinux").is_dir() {
+    let store = Path::new("var/lib/selinux").join(POLICY);
+    if dest.join("etc/selinux").is_dir() && dest.join(&store).is_dir() {
         return Ok(dest);
+    }
+    // Made by an older testkit without the store: made again.
+    if dest.exists() {
+        std::fs::remove_dir_all(&dest)
+            .with_context(|| format!("removing the outdated {}", dest.display()))?;
     }
     let unpacked = debian::extract_deb(&cache, &deb)?;
     let tmp = tempfile::Builder::new()
@@ -55,7 +61,7 @@ pub fn debian_policy() -> Result<PathBuf> {
     let tmp = tmp.keep();
     if let Err(e) = std::fs::rename(&tmp, &dest) {
         let _ = std::fs::remove_dir_all(&tmp);
-        if !dest.join("etc/selinux").is_dir() {
+        if !dest.join(&store).is_dir() {
             return Err(e).with_context(|| format!("moving the policy to {}", dest.display()));
         }
     }
@@ -116,7 +122,18 @@ fn build_policy(deb: &Path, unpacked: &Path, out: &Path) -> Result<()> {
     let dest = out.join("etc/selinux").join(POLICY);
     std::fs::create_dir_all(&dest)?;
     copy_tree(&built, &dest)?;
-    remove_bin(&dest)
+    remove_bin(&dest)?;
+    // The module store, where Debian's postinst leaves it: semodule on the
+    // deployed system needs it (cosa's postprocess moves it into /etc).
+    let store = root.join("var/lib/selinux").join(POLICY);
+    ensure!(
+        store.join("active/modules").is_dir(),
+        "semodule wrote no module store under {}",
+        store.display()
+    );
+    let dest = out.join("var/lib/selinux").join(POLICY);
+    std::fs::create_dir_all(&dest)?;
+    copy_tree(&store, &dest)
 }
 
 fn copy_tree(from: &Path, to: &Path) -> Result<()> {
@@ -163,9 +180,11 @@ fn files_under(dir: &Path, rel: &Path, out: &mut Vec<(PathBuf, bool)>) -> Result
     Ok(())
 }
 
-/// The `selinux-policy` package of the sample OS: `/etc/selinux/config`
-/// and the built policy under `/etc/selinux/default/`.
-pub fn policy_package() -> Result<PkgSpec> {
+/// The `selinux-policy` package of the sample OS: `/etc/selinux/config`,
+/// the built policy under `/etc/selinux/default/` and its module store
+/// under `/var/lib/selinux/default/` when `with_store` (as Debian's and
+/// Fedora's packages; the busybox OS, which has no semodule, goes without).
+pub fn policy_package(with_store: bool) -> Result<PkgSpec> {
     let built = debian_policy()?;
     let version = built
         .file_name()
@@ -180,18 +199,29 @@ pub fn policy_package() -> Result<PkgSpec> {
         .requires("filesystem")
         .file(FileSpec::dir("/etc/selinux"))
         .file(FileSpec::file("/etc/selinux/config", CONFIG).config());
-    let base = Path::new("etc/selinux");
-    let mut entries = Vec::new();
-    files_under(&built.join(base), Path::new(""), &mut entries)?;
-    for (rel, is_dir) in entries {
-        let path = format!("/etc/selinux/{}", rel.display());
-        p = if is_dir {
-            p.file(FileSpec::dir(&path))
-        } else {
-            let src = built.join(base).join(&rel);
-            let data = std::fs::read(&src).with_context(|| format!("reading {}", src.display()))?;
-            p.file(FileSpec::file(&path, data))
-        };
+    let bases: &[&str] = if with_store {
+        &["etc/selinux", "var/lib/selinux"]
+    } else {
+        &["etc/selinux"]
+    };
+    for base in bases {
+        let base = Path::new(base);
+        if base.starts_with("var") {
+            p = p.file(FileSpec::dir("/var/lib/selinux"));
+        }
+        let mut entries = Vec::new();
+        files_under(&built.join(base), Path::new(""), &mut entries)?;
+        for (rel, is_dir) in entries {
+            let path = format!("/{}/{}", base.display(), rel.display());
+            p = if is_dir {
+                p.file(FileSpec::dir(&path))
+            } else {
+                let src = built.join(base).join(&rel);
+                let data =
+                    std::fs::read(&src).with_context(|| format!("reading {}", src.display()))?;
+                p.file(FileSpec::file(&path, data))
+            };
+        }
     }
     Ok(p)
 }
