@@ -296,7 +296,8 @@ fn link_tree(src: &Path, dst: &Path) -> Result<()> {
 }
 
 /// The boot directory of one platform, from the deployment's: BLS options,
-/// grub.cfg, `coreos/platforms.json` and `ignition.firstboot`, as upstream.
+/// grub.cfg (and `grub -> grub2` for a tree with ostree's GRUB hook),
+/// `coreos/platforms.json` and `ignition.firstboot`, as upstream.
 fn prepare_boot(
     base: &Path,
     boot: &Path,
@@ -318,6 +319,16 @@ fn prepare_boot(
         write_file(&boot.join("grub2/grub.cfg"), cfg.as_bytes())?;
         fs::set_permissions(boot.join("grub2"), fs::Permissions::from_mode(0o700))
             .context("setting the mode of grub2/")?;
+        // A tree whose menu grub-mkconfig writes on the machine (ostree's
+        // grub2 backend) has Debian's GRUB tools, which work in /boot/grub
+        // (05_debian_theme starts with `cd /boot/grub`): the same directory.
+        if dep.bootloader == "grub2" {
+            let link = boot.join("grub");
+            if fs::symlink_metadata(&link).is_err() {
+                std::os::unix::fs::symlink("grub2", &link)
+                    .with_context(|| format!("creating {}", link.display()))?;
+            }
+        }
     }
     if let Some(table) = platforms.0.get(arch) {
         write_file(

@@ -25,8 +25,31 @@ use super::repo::Repo;
 pub const BOOTVERSION: u32 = 1;
 pub const SUBBOOTVERSION: u32 = 1;
 
-const BARE_CONFIG: &str =
-    "[core]\nrepo_version=1\nmode=bare\n\n[sysroot]\nbootloader=none\nreadonly=true\n";
+/// The sysroot repository's config, with `sysroot.bootloader` set to
+/// `bootloader` (what ostree on the machine does with boot entries at each
+/// later deployment).
+fn bare_config(bootloader: &str) -> String {
+    format!("[core]\nrepo_version=1\nmode=bare\n\n[sysroot]\nbootloader={bootloader}\nreadonly=true\n")
+}
+
+/// Where a tree asks ostree to regenerate GRUB's menu: Debian's
+/// `ostree-boot` hook (`/usr/libexec/libostree/grub2-15_ostree`), enabled
+/// as `/etc/grub.d/15_ostree`, as Fedora's `ostree-grub2` installs it.
+pub const GRUB2_HOOK: &str = "usr/etc/grub.d/15_ostree";
+
+/// `sysroot.bootloader` for the deployment at `deploy`: `grub2` when the
+/// tree has the 15_ostree hook, for a GRUB without `blscfg` (Debian's),
+/// whose grub.cfg must be written again at each deployment
+/// (`grub-mkconfig` with the hook, run by ostree on the machine); else
+/// `none`, as upstream's create_disk.sh sets it (ostree writes only the
+/// BLS entries, which a GRUB with `blscfg` reads).
+pub fn sysroot_bootloader(deploy: &Path) -> &'static str {
+    if fs::symlink_metadata(deploy.join(GRUB2_HOOK)).is_ok() {
+        "grub2"
+    } else {
+        "none"
+    }
+}
 
 /// What to deploy and how.
 #[derive(Clone, Debug)]
@@ -104,6 +127,8 @@ pub struct Deployment {
     pub bls_path: PathBuf,
     /// Number of distinct content objects in the bare repository.
     pub objects: usize,
+    /// `sysroot.bootloader` of the sysroot repository ([`sysroot_bootloader`]).
+    pub bootloader: &'static str,
 }
 
 /// One directory of the commit, in walk order (parents first).
@@ -231,7 +256,7 @@ fn init_bare_repo(path: &Path) -> Result<()> {
     for d in super::repo::REPO_DIRS {
         mkdirs(&path.join(d), 0o755)?;
     }
-    crate::util::write_atomic(&path.join("config"), BARE_CONFIG.as_bytes())
+    crate::util::write_atomic(&path.join("config"), bare_config("none").as_bytes())
 }
 
 fn object_rel(checksum: &str, kind: ObjectType) -> PathBuf {
@@ -474,6 +499,11 @@ pub fn deploy(
         &sysroot.join(format!("ostree/deploy/{os}/deploy/{commit}.0.origin")),
         opts.origin.as_bytes(),
     )?;
+    let bootloader = sysroot_bootloader(&deploy);
+    crate::util::write_atomic(
+        &brepo.join("config"),
+        bare_config(bootloader).as_bytes(),
+    )?;
 
     // Kernel and initramfs into the boot directory.
     let (kver, vmlinuz, initramfs) = find_kernel(&deploy)?;
@@ -552,6 +582,7 @@ pub fn deploy(
         bls,
         bls_path,
         objects: objects.len(),
+        bootloader,
     })
 }
 
