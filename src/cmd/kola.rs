@@ -12,7 +12,9 @@ use crate::config::workdir::Workdir;
 use crate::image;
 use crate::store::builds::{self, BuildsJson};
 use crate::store::meta::{self, Meta};
-use crate::testvm::harness::{self, Harness, QemuBooter};
+use crate::testvm::builtin::{BuildFacts, UpgradeFacts};
+use crate::testvm::harness::{self, Harness, QemuBooter, TestKind, UpgradeFrom};
+use crate::testvm::serve::DirServer;
 use crate::testvm::report::{Report, TestResult};
 use crate::testvm::ssh::{Ssh, SshKey};
 use crate::testvm::{self, Machine, ext, ignition};
@@ -196,6 +198,54 @@ fn deny_scope(m: &Meta, arch: &str, platform: &str) -> DenyScope {
     }
 }
 
+/// The build before `id` that has `arch` (builds.json lists the newest
+/// first).
+fn previous_build(builds: &BuildsJson, id: &str, arch: &str) -> Option<String> {
+    builds
+        .builds
+        .iter()
+        .skip_while(|b| b.id != id)
+        .skip(1)
+        .find(|b| b.arches.iter().any(|a| a == arch))
+        .map(|b| b.id.clone())
+}
+
+/// What upgrade tests start from: the machine of the build before `id`
+/// (its `platform` image, same firmware) and the facts of both ends; the
+/// build under test's commit is made sure to be in tmp/repo, which the
+/// caller serves.
+fn upgrade_source(
+    wd: &Workdir,
+    id: &str,
+    m: &Meta,
+    opts: &KolaRunOpts,
+    arch: &str,
+    scratch: &std::path::Path,
+) -> Result<(String, Meta, Machine)> {
+    let builds = BuildsJson::load(&wd.builds_dir())?;
+    let prev = previous_build(&builds, id, arch).with_context(|| {
+        format!(
+            "no build before {id} for {arch} to upgrade from (build twice, e.g. `cosa build --force`)"
+        )
+    })?;
+    let repo = crate::ostree::Repo::open_or_init(&wd.repo_dir())?;
+    crate::publish::oci::ensure_build_commit(&repo, m, &builds::build_dir(&wd.builds_dir(), id, arch))
+        .with_context(|| format!("putting the commit of build {id} into {}", wd.repo_dir().display()))?;
+    std::fs::create_dir_all(scratch)
+        .with_context(|| format!("creating {}", scratch.display()))?;
+    let (prev, pm, machine) = machine_for(
+        wd,
+        Some(&prev),
+        Some(arch),
+        &opts.platform,
+        opts.firmware,
+        opts.memory,
+        scratch,
+    )
+    .with_context(|| format!("the image of build {prev}, to upgrade from"))?;
+    Ok((prev, pm, with_secure_boot(machine, opts.secure_boot)?))
+}
+
 /// The SSH tests: discover, choose, boot a machine for each, report.
 fn run_tests(global: &GlobalOpts, opts: KolaRunOpts) -> Result<()> {
     let wd = Workdir::open(&global.workdir)?;
@@ -254,12 +304,55 @@ fn run_tests(global: &GlobalOpts, opts: KolaRunOpts) -> Result<()> {
         boot_timeout: Duration::from_secs(opts.timeout),
     };
     let build_dir = builds::build_dir(&wd.builds_dir(), &id, &booter.machine.arch);
+    // Upgrade tests: a machine of the build before, and tmp/repo served.
+    let wants_upgrade = planned.iter().any(|p| {
+        p.denied.is_none() && matches!(&p.kind, TestKind::Builtin(b) if b.upgrade)
+    });
+    let mut from_booter = None;
+    let mut server = None;
+    let mut upgrade_why = String::from("no upgrade test runs");
+    let mut from_facts = None;
+    if wants_upgrade {
+        let arch = booter.machine.arch.clone();
+        let from_scratch = scratch.path().join("upgrade-from");
+        match upgrade_source(&wd, &id, &m, &opts, &arch, &from_scratch) {
+            Ok((prev, pm, machine)) => {
+                let facts = BuildFacts::read(
+                    &pm,
+                    &builds::build_dir(&wd.builds_dir(), &prev, &arch),
+                )?;
+                let srv = DirServer::start(&wd.repo_dir())?;
+                eprintln!(
+                    "kola: upgrade tests boot build {prev} and pull build {id} from {} (127.0.0.1:{})",
+                    wd.repo_dir().display(),
+                    srv.port
+                );
+                from_facts = Some(UpgradeFacts {
+                    from: facts,
+                    repo_url: srv.guest_url(),
+                });
+                server = Some(srv);
+                from_booter = Some(QemuBooter {
+                    machine,
+                    scratch: from_scratch,
+                    key: booter.key.clone(),
+                    boot_timeout: booter.boot_timeout,
+                });
+            }
+            Err(e) => upgrade_why = format!("{e:#}"),
+        }
+    }
+    let upgrade = match (&from_booter, from_facts) {
+        (Some(b), Some(facts)) => UpgradeFrom::Build { booter: b, facts },
+        _ => UpgradeFrom::Unavailable(upgrade_why),
+    };
     let h = Harness {
         booter: &booter,
         outdir: kola_dir.clone(),
         guest_root: ext::GUEST_ROOT.to_string(),
         parallel: opts.parallel as usize,
-        build: testvm::builtin::BuildFacts::read(&m, &build_dir)?,
+        build: BuildFacts::read(&m, &build_dir)?,
+        upgrade,
     };
     eprintln!(
         "kola: {} test(s) on {} ({} at once)",
@@ -268,6 +361,9 @@ fn run_tests(global: &GlobalOpts, opts: KolaRunOpts) -> Result<()> {
         h.parallel
     );
     let tests = h.run(&planned);
+    if let Some(srv) = server.take() {
+        eprintln!("kola: served {} files of {}", srv.served(), wd.repo_dir().display());
+    }
     let report = Report::new(tests, &opts.platform, &m.ostree_version);
     let (json, junit) = report.write(&kola_dir)?;
     let failed: Vec<&str> = report

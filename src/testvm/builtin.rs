@@ -17,6 +17,25 @@ pub struct BuildFacts {
     pub packages: Vec<String>,
 }
 
+/// Where `ostree.upgrade` starts: the build the machine boots, and where
+/// it pulls the build under test from.
+#[derive(Debug, Clone)]
+pub struct UpgradeFacts {
+    pub from: BuildFacts,
+    /// The archive repository holding the build under test's commit, as
+    /// the machine reaches it.
+    pub repo_url: String,
+}
+
+/// What a built-in test is given besides the machine.
+#[derive(Debug, Clone, Copy)]
+pub struct TestFacts<'a> {
+    /// The build under test.
+    pub build: &'a BuildFacts,
+    /// For a test that boots the build before it ([`crate::testvm::harness::BuiltinTest::upgrade`]).
+    pub upgrade: Option<&'a UpgradeFacts>,
+}
+
 impl BuildFacts {
     /// The facts of a build from its meta.json and commitmeta.json.
     pub fn read(meta: &crate::store::meta::Meta, build_dir: &std::path::Path) -> Result<Self> {
@@ -43,7 +62,8 @@ impl BuildFacts {
 /// `basic`, as upstream's basic checks: the machine came up, runs the
 /// build's commit with its packages, was provisioned once, keeps /usr and
 /// the physical root read-only, and its files carry SELinux labels.
-pub fn basic(g: &mut dyn Guest, b: &BuildFacts) -> Result<String> {
+pub fn basic(g: &mut dyn Guest, f: &TestFacts) -> Result<String> {
+    let b = f.build;
     let ssh = g.ssh();
     let mut out = String::new();
     // systemd's verdict, once the boot is done.
@@ -62,25 +82,8 @@ pub fn basic(g: &mut dyn Guest, b: &BuildFacts) -> Result<String> {
     }
     // The booted deployment is the build's commit.
     let status = ssh.run(&g.as_root("ostree admin status"))?;
-    let booted = status
-        .lines()
-        .find(|l| l.starts_with("* "))
-        .with_context(|| format!("ostree admin status marks no booted deployment:\n{status}"))?;
-    ensure!(
-        booted.contains(&format!("{}.", b.commit)),
-        "the booted deployment is not commit {} of build {}: {booted}",
-        b.commit,
-        b.id
-    );
-    out.push_str(&format!(
-        "ostree: booted {}\n",
-        booted.trim_start_matches("* ")
-    ));
-    ensure!(
-        status.contains(&format!("Version: {}", b.version)),
-        "ostree admin status does not show version {}:\n{status}",
-        b.version
-    );
+    let booted = check_booted(&status, b)?;
+    out.push_str(&format!("ostree: booted {booted}\n"));
     // rpm inside reads the commit's database: the same packages.
     let qa = ssh.run("rpm -qa --qf '%{NAME}-%{VERSION}-%{RELEASE}.%{ARCH}\\n'")?;
     let mut have: Vec<String> = qa.lines().map(str::to_string).collect();
@@ -135,4 +138,161 @@ pub fn basic(g: &mut dyn Guest, b: &BuildFacts) -> Result<String> {
     );
     out.push_str(&format!("SELinux: /usr/bin/bash is {}\n", label.trim()));
     Ok(out)
+}
+
+/// `ostree admin status` as a list of (commit, serial, booted, the block's
+/// lines), in ostree's order (the default deployment first).
+fn deployments(status: &str) -> Vec<(String, String, bool, String)> {
+    let mut v: Vec<(String, String, bool, String)> = Vec::new();
+    for line in status.lines() {
+        let booted = line.starts_with("* ");
+        let header = !line.starts_with("    ") && !line.trim().is_empty();
+        if header {
+            // `* osname CHECKSUM.SERIAL (pending)`
+            let id = line
+                .trim_start_matches("* ")
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or("");
+            let (commit, serial) = id.split_once('.').unwrap_or((id, ""));
+            v.push((commit.to_string(), serial.to_string(), booted, line.to_string()));
+        } else if let Some(last) = v.last_mut() {
+            last.3.push('\n');
+            last.3.push_str(line);
+        }
+    }
+    v
+}
+
+/// Check that `ostree admin status` shows build `b` booted, with its
+/// version; the booted deployment's first line.
+fn check_booted(status: &str, b: &BuildFacts) -> Result<String> {
+    let deps = deployments(status);
+    let booted = deps
+        .iter()
+        .find(|d| d.2)
+        .with_context(|| format!("ostree admin status marks no booted deployment:\n{status}"))?;
+    ensure!(
+        booted.0 == b.commit,
+        "the booted deployment is not commit {} of build {}:\n{status}",
+        b.commit,
+        b.id
+    );
+    ensure!(
+        booted.3.contains(&format!("Version: {}", b.version)),
+        "ostree admin status does not show version {} booted:\n{status}",
+        b.version
+    );
+    Ok(booted.3.lines().next().unwrap_or("").trim_start_matches("* ").to_string())
+}
+
+/// `ostree.upgrade`: the machine boots the build before the one under
+/// test, pulls the build under test's commit from the host's repository
+/// over HTTP, deploys it (ostree writes the new boot entries, and with
+/// `sysroot.bootloader=grub2` the new GRUB menu), reboots into it, and
+/// keeps the build it came from as the rollback deployment.
+pub fn ostree_upgrade(g: &mut dyn Guest, f: &TestFacts) -> Result<String> {
+    let up = f
+        .upgrade
+        .context("ostree.upgrade needs an earlier build to start from")?;
+    let (from, to) = (&up.from, f.build);
+    let mut out = String::new();
+    let status = g.ssh().run(&g.as_root("ostree admin status"))?;
+    let booted = check_booted(&status, from).context("before the upgrade")?;
+    out.push_str(&format!("before: booted {booted}\n"));
+    let remote = "kola-upgrade";
+    let steps = [
+        format!(
+            "ostree remote add --if-not-exists --no-gpg-verify {remote} {}",
+            up.repo_url
+        ),
+        format!("ostree pull {remote} {}", to.commit),
+        format!("ostree admin deploy {}", to.commit),
+    ];
+    for step in &steps {
+        let o = g.ssh().output(&g.as_root(step))?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        ensure!(
+            o.success(),
+            "`{step}` failed in the machine:\n{}",
+            text.trim_end()
+        );
+        out.push_str(&format!("$ {step}\n{text}"));
+    }
+    let status = g.ssh().run(&g.as_root("ostree admin status"))?;
+    let deps = deployments(&status);
+    ensure!(
+        deps.first().map(|d| d.0.as_str()) == Some(to.commit.as_str()),
+        "after `ostree admin deploy` the default deployment is not commit {} of build {}:\n{status}",
+        to.commit,
+        to.id
+    );
+    g.reboot()
+        .context("rebooting into the upgraded deployment (a console log that shows the old version in GRUB's menu means the boot loader did not see the new entries)")?;
+    let status = g.ssh().run(&g.as_root("ostree admin status"))?;
+    let booted = check_booted(&status, to).context("after the upgrade and a reboot")?;
+    out.push_str(&format!("after: booted {booted}\n"));
+    let deps = deployments(&status);
+    ensure!(
+        deps.len() == 2 && deps[1].0 == from.commit && deps[1].3.contains("(rollback)"),
+        "build {} (commit {}) is not the rollback deployment after the upgrade:\n{status}",
+        from.id,
+        from.commit
+    );
+    out.push_str(&format!(
+        "rollback: {}\n",
+        deps[1].3.lines().next().unwrap_or("").trim()
+    ));
+    let grub = g
+        .ssh()
+        .output(&g.as_root("test -f /boot/loader/grub.cfg"))?;
+    if grub.success() {
+        out.push_str("boot loader: ostree's grub2 backend wrote /boot/loader/grub.cfg\n");
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STATUS: &str = "\
+  sample-fcos ee78.0 (pending)
+    Version: 1.2
+    origin refspec: ee78
+* sample-fcos 4cba.0
+    Version: 1.1
+    origin refspec: sample-fcos/x86_64/dev
+";
+
+    #[test]
+    fn reads_ostree_admin_status() {
+        let d = deployments(STATUS);
+        assert_eq!(d.len(), 2);
+        assert_eq!((d[0].0.as_str(), d[0].1.as_str(), d[0].2), ("ee78", "0", false));
+        assert_eq!((d[1].0.as_str(), d[1].2), ("4cba", true));
+        assert!(d[1].3.contains("Version: 1.1"));
+        let b = BuildFacts {
+            id: "1.1".into(),
+            commit: "4cba".into(),
+            version: "1.1".into(),
+            packages: vec![],
+        };
+        assert_eq!(check_booted(STATUS, &b).unwrap(), "sample-fcos 4cba.0");
+        let wrong = BuildFacts {
+            commit: "ee78".into(),
+            ..b.clone()
+        };
+        let e = check_booted(STATUS, &wrong).unwrap_err();
+        assert!(format!("{e:#}").contains("is not commit ee78"), "{e:#}");
+        let wrong_version = BuildFacts {
+            version: "1.2".into(),
+            ..b
+        };
+        assert!(check_booted(STATUS, &wrong_version).is_err());
+    }
 }

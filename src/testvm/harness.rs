@@ -17,7 +17,7 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 
 use super::Machine;
-use super::builtin::BuildFacts;
+use super::builtin::{BuildFacts, TestFacts, UpgradeFacts};
 use super::ext;
 use super::guest::{Guest, QemuGuest};
 use super::ignition;
@@ -32,21 +32,49 @@ pub struct BuiltinTest {
     pub tags: &'static [&'static str],
     /// The Ignition config it boots with (None: only the harness's key).
     pub config: Option<fn() -> Value>,
+    /// It boots the build before the one under test and upgrades to it
+    /// ([`Harness::upgrade`]).
+    pub upgrade: bool,
     /// The test: its output for the report, or why it failed.
-    pub run: fn(&mut dyn Guest, &BuildFacts) -> Result<String>,
+    pub run: fn(&mut dyn Guest, &TestFacts) -> Result<String>,
 }
 
 /// The built-in tests that run over SSH (a tree without sshd, such as the
 /// busybox OS, gets `cosa kola run basic` as a console boot check).
-pub const BUILTIN: &[BuiltinTest] = &[BuiltinTest {
-    name: "basic",
-    description: "SSH in; systemd running or degraded; the build's commit booted with its packages; \
-                  provisioned once; /sysroot and /usr read-only; SELinux labels on disk \
-                  (a tree without sshd, and live media: the console boot check)",
-    tags: &[],
-    config: None,
-    run: super::builtin::basic,
-}];
+pub const BUILTIN: &[BuiltinTest] = &[
+    BuiltinTest {
+        name: "basic",
+        description: "SSH in; systemd running or degraded; the build's commit booted with its \
+                      packages; provisioned once; /sysroot and /usr read-only; SELinux labels on \
+                      disk (a tree without sshd, and live media: the console boot check)",
+        tags: &[],
+        config: None,
+        upgrade: false,
+        run: super::builtin::basic,
+    },
+    BuiltinTest {
+        name: "ostree.upgrade",
+        description: "boot the build before this one, pull this build's commit over HTTP from the \
+                      host, `ostree admin deploy` it, reboot: this build booted, the earlier one \
+                      the rollback (skipped when there is no earlier build with the image)",
+        tags: &["upgrade"],
+        config: None,
+        upgrade: true,
+        run: super::builtin::ostree_upgrade,
+    },
+];
+
+/// Where upgrade tests start from.
+pub enum UpgradeFrom<'a> {
+    /// The earlier build: machines of its image, and where they pull the
+    /// build under test from.
+    Build {
+        booter: &'a dyn Booter,
+        facts: UpgradeFacts,
+    },
+    /// There is none, for this reason: upgrade tests are skipped.
+    Unavailable(String),
+}
 
 /// What a planned test runs.
 pub enum TestKind {
@@ -118,6 +146,8 @@ pub struct Harness<'a> {
     pub parallel: usize,
     /// The build the built-in tests compare the machine with.
     pub build: BuildFacts,
+    /// Where upgrade tests start from.
+    pub upgrade: UpgradeFrom<'a>,
 }
 
 impl Harness<'_> {
@@ -166,6 +196,12 @@ impl Harness<'_> {
             eprintln!("--- SKIP: {} ({why})", t.name);
             return TestReport::new(&t.name, TestResult::Skip, Duration::ZERO, why);
         }
+        if let (TestKind::Builtin(b), UpgradeFrom::Unavailable(why)) = (&t.kind, &self.upgrade)
+            && b.upgrade
+        {
+            eprintln!("--- SKIP: {} ({why})", t.name);
+            return TestReport::new(&t.name, TestResult::Skip, Duration::ZERO, why.clone());
+        }
         eprintln!("=== RUN   {}", t.name);
         let started = Instant::now();
         let dir = self.outdir.join(&t.name);
@@ -209,10 +245,18 @@ impl Harness<'_> {
             },
             TestKind::Builtin(b) => b.config.map(|f| f()),
         };
-        let mut guest = self
-            .booter
+        let (booter, upgrade) = match (&t.kind, &self.upgrade) {
+            (TestKind::Builtin(b), UpgradeFrom::Build { booter, facts }) if b.upgrade => {
+                (*booter, Some(facts))
+            }
+            _ => (self.booter, None),
+        };
+        let mut guest = booter
             .boot(&t.name, config.as_ref(), dir)
-            .context("booting the machine")?;
+            .with_context(|| match upgrade {
+                Some(u) => format!("booting the machine of build {}", u.from.id),
+                None => "booting the machine".to_string(),
+            })?;
         let scratch = tempfile::tempdir_in(dir).context("making a scratch directory")?;
         let (output, failure) = match &t.kind {
             TestKind::External(x) => {
@@ -221,7 +265,13 @@ impl Harness<'_> {
                     Err(e) => (String::new(), Some(format!("{e:#}"))),
                 }
             }
-            TestKind::Builtin(b) => match (b.run)(guest.as_mut(), &self.build) {
+            TestKind::Builtin(b) => match (b.run)(
+                guest.as_mut(),
+                &TestFacts {
+                    build: &self.build,
+                    upgrade,
+                },
+            ) {
                 Ok(out) => (out, None),
                 Err(e) => (String::new(), Some(format!("{e:#}"))),
             },

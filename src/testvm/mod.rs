@@ -40,6 +40,7 @@ pub mod harness;
 pub mod ignition;
 pub mod instance;
 pub mod report;
+pub mod serve;
 pub mod ssh;
 
 pub use instance::{Instance, free_port};

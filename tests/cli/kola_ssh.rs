@@ -16,7 +16,7 @@ use anyhow::Result;
 use cosa::config::kola::{self, DenyScope, Denylist, Selection};
 use cosa::testvm::ext;
 use cosa::testvm::guest::Guest;
-use cosa::testvm::harness::{self, Booter, Harness};
+use cosa::testvm::harness::{self, Booter, Harness, UpgradeFrom};
 use cosa::testvm::report::{Report, TestResult};
 use cosa::testvm::ssh::{Ssh, SshKey};
 use serde_json::Value;
@@ -414,7 +414,19 @@ fn kola_harness_reports_and_keeps_failure_logs() {
         guest_root: t.path().join("guest-root").display().to_string(),
         parallel: 2,
         build: Default::default(),
+        upgrade: UpgradeFrom::Unavailable("no build before 1.0 for x86_64 to upgrade from".into()),
     };
+    // An upgrade test without an earlier build is skipped, with the reason.
+    let up_sel = Selection {
+        patterns: vec!["ostree.*".into()],
+        ..sel.clone()
+    };
+    let (up, _) = harness::plan(vec![], &up_sel, &deny).unwrap();
+    assert_eq!(up.len(), 1);
+    let r = h.run(&up);
+    assert_eq!(r[0].result, TestResult::Skip);
+    assert!(r[0].output.contains("no build before 1.0"), "{}", r[0].output);
+    assert!(booter.configs.lock().unwrap().is_empty(), "no machine booted");
     let reports = h.run(&planned);
     let result = |n: &str| reports.iter().find(|r| r.name == n).unwrap();
     assert_eq!(reports.len(), 7);
