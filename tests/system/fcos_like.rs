@@ -1,7 +1,8 @@
 //! The FCOS-like sample OS (sample-fcos/) from end to end: its repository
 //! of converted Debian packages, `cosa build`, and `cosa kola run` over
-//! SSH under UEFI (the built-in `basic` and the config's external tests,
-//! Ignition and the reboot API among them) and `basic` under BIOS. Two
+//! SSH under UEFI (the built-in `basic` and `ostree.upgrade`, from the
+//! first build to a second, and the config's external tests, Ignition and
+//! the reboot API among them) and `basic` and `ostree.upgrade` under BIOS. Two
 //! tests added to a copy of the config must fail, and say why: one whose
 //! Ignition config Ignition refuses (its own message is shown), one that
 //! exits non-zero (its output is shown).
@@ -64,8 +65,13 @@ fn fcos_like_sample_builds_boots_and_passes_kola() {
     let out = run(c.arg("build"), true);
     let log = stderr(&out);
     assert!(log.contains("Made the initramfs from the tree"), "{log}");
+    // A second build of the same inputs (a new version, a new commit), for
+    // ostree.upgrade to upgrade the first one to.
+    let mut c = cosa(&wd);
+    with_repo(&mut c);
+    run(c.args(["build", "--force"]), true);
 
-    // The sample's own tests and basic, under UEFI.
+    // The sample's own tests, basic and ostree.upgrade, under UEFI.
     let out = run(
         cosa(&wd).args(["kola", "run", "--tag", "!negative", "--parallel", "2"]),
         true,
@@ -73,6 +79,7 @@ fn fcos_like_sample_builds_boots_and_passes_kola() {
     let log = stderr(&out);
     for name in [
         "basic",
+        "ostree.upgrade",
         "ext.config.ignition.file-and-unit",
         "ext.config.os.immutable-usr",
         "ext.config.reboot",
@@ -85,12 +92,32 @@ fn fcos_like_sample_builds_boots_and_passes_kola() {
     assert_eq!(report["result"], "PASS");
     assert!(wd.join("tmp/kola/reports/junit.xml").exists());
 
-    // basic under BIOS.
+    // The upgrade wrote GRUB's menu with ostree's grub2 backend.
+    let up = std::fs::read_to_string(wd.join("tmp/kola/ostree.upgrade/output.txt")).unwrap();
+    assert!(up.contains("ostree's grub2 backend wrote /boot/loader/grub.cfg"), "{up}");
+    assert!(up.contains("(rollback)"), "{up}");
+
+    // basic and ostree.upgrade under BIOS.
     let out = run(
-        cosa(&wd).args(["kola", "run", "basic", "--firmware", "bios"]),
+        cosa(&wd).args([
+            "kola",
+            "run",
+            "basic",
+            "ostree.upgrade",
+            "--parallel",
+            "2",
+            "--firmware",
+            "bios",
+        ]),
         true,
     );
-    assert!(stderr(&out).contains("--- PASS: basic"), "{}", stderr(&out));
+    for name in ["basic", "ostree.upgrade"] {
+        assert!(
+            stderr(&out).contains(&format!("--- PASS: {name}")),
+            "{}",
+            stderr(&out)
+        );
+    }
 
     // The failing tests fail kola, each with its reason.
     let out = run(
