@@ -604,6 +604,18 @@ mod tests {
     }
 
     #[test]
+    fn the_grub_hook_in_the_tree_chooses_the_grub2_backend() {
+        let t = tempfile::tempdir().unwrap();
+        assert_eq!(sysroot_bootloader(t.path()), "none");
+        let hook = t.path().join(GRUB2_HOOK);
+        fs::create_dir_all(hook.parent().unwrap()).unwrap();
+        // A link to ostree-boot's script, dangling outside the deployment.
+        symlink("/usr/libexec/libostree/grub2-15_ostree", &hook).unwrap();
+        assert_eq!(sysroot_bootloader(t.path()), "grub2");
+        assert!(bare_config("grub2").contains("[sysroot]\nbootloader=grub2\n"));
+    }
+
+    #[test]
     fn unquotes_os_release_values() {
         assert_eq!(shell_unquote("\"a b\""), "a b");
         assert_eq!(shell_unquote("'1.2'"), "1.2");
