@@ -35,6 +35,11 @@ pub const PACKAGES: &[&str] = &[
     "sudo",
     "ostree",
     "ostree-boot",
+    // What ostree runs at each deployment on the machine: grub-mkconfig
+    // (the menu, with ostree-boot's 15_ostree hook) and, in bubblewrap,
+    // semodule (the SELinux policy after the /etc merge).
+    "grub-common",
+    "bubblewrap",
     "ignition",
     "rpm",
     "passwd",
@@ -123,7 +128,7 @@ pub fn make_repo(dir: &Path, arch: &str) -> Result<()> {
     let mut own = vec![
         filesystem(arch),
         release(),
-        selinux::policy_package().context("preparing the SELinux policy package")?,
+        selinux::policy_package(true).context("preparing the SELinux policy package")?,
     ];
     own.extend(bootloader::packages(arch).context("preparing the boot loader packages")?);
     for spec in &own {
