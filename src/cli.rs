@@ -220,7 +220,7 @@ pub struct KolaRunOpts {
     /// that SSH does not answer (a test's own limit is its timeoutMin).
     #[arg(long, default_value_t = 300)]
     pub timeout: u64,
-    /// Guest memory in MiB for SSH tests (a test's minMemory is not applied yet).
+    /// Guest memory in MiB for SSH tests (a test whose minMemory is larger gets that).
     #[arg(long, default_value_t = 1536)]
     pub memory: u32,
     /// Boot with Secure Boot enforced (UEFI with Microsoft's keys: OVMF's

@@ -157,6 +157,105 @@ impl TestMeta {
     }
 }
 
+/// One `additionalDisks` entry, `SIZE[:OPT,...]` as upstream's kola
+/// `ParseDisk` reads it (coreos-assembler `mantle/platform/qemu.go`): an
+/// empty disk of SIZE beside the boot disk. SIZE is a whole number with
+/// `K`, `M`, `G` or `T` (powers of 1024; upstream takes `G` only). The
+/// options taken are upstream's `4k` (4096-byte sectors), `512e`
+/// (4096-byte physical, 512-byte logical sectors), `serial=NAME` and
+/// `channel=virtio`; `mpath`, `wwn=`, other channels and unknown options
+/// are refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiskSpec {
+    /// Bytes.
+    pub size: u64,
+    /// `serial=`: the guest sees `/dev/disk/by-id/virtio-<serial>` (None:
+    /// upstream's `disk<N>`, N counting the extra disks from 1).
+    pub serial: Option<String>,
+    /// Physical and logical sector sizes in bytes (None: QEMU's 512).
+    pub sectors: Option<(u32, u32)>,
+}
+
+/// The longest serial a virtio-blk disk carries (bytes; longer ones are
+/// cut off by the device, so `/dev/disk/by-id` would not say it).
+pub const DISK_SERIAL_MAX: usize = 20;
+
+impl DiskSpec {
+    /// Read one `additionalDisks` entry; the error names the entry and
+    /// what is wrong with it (the caller adds the test).
+    pub fn parse(spec: &str) -> Result<DiskSpec> {
+        let (size, opts) = match spec.split_once(':') {
+            Some((size, opts)) => (size, Some(opts)),
+            None => (spec, None),
+        };
+        let size = parse_size(size).with_context(|| format!("additionalDisks entry {spec:?}"))?;
+        let mut d = DiskSpec {
+            size,
+            serial: None,
+            sectors: None,
+        };
+        for opt in opts.into_iter().flat_map(|o| o.split(',')) {
+            d.apply_option(opt)
+                .with_context(|| format!("additionalDisks entry {spec:?}"))?;
+        }
+        Ok(d)
+    }
+
+    fn apply_option(&mut self, opt: &str) -> Result<()> {
+        let (key, value) = match opt.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (opt, None),
+        };
+        match (key, value) {
+            ("4k", None) => self.sectors = Some((4096, 4096)),
+            ("512e", None) => self.sectors = Some((4096, 512)),
+            ("serial", Some(s)) => {
+                ensure!(
+                    !s.is_empty()
+                        && s.len() <= DISK_SERIAL_MAX
+                        && s.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+                    "serial {s:?} must be 1 to {DISK_SERIAL_MAX} letters, digits, - or _"
+                );
+                self.serial = Some(s.to_string());
+            }
+            ("channel", Some("virtio")) => {}
+            ("channel", Some(other)) => bail!(
+                "option channel={other} is not supported by cosa kola (only virtio disks are \
+                 attached)"
+            ),
+            ("mpath", None) => bail!(
+                "option mpath (a multipath disk) is not supported by cosa kola; denylist the \
+                 test or drop the option"
+            ),
+            ("wwn", Some(_)) => bail!(
+                "option {opt} is not supported by cosa kola (a WWN needs a SCSI disk; only \
+                 virtio disks are attached)"
+            ),
+            ("", None) => bail!("an empty option"),
+            _ => bail!("unknown option {opt:?} (known: 4k, 512e, serial=NAME, channel=virtio)"),
+        }
+        Ok(())
+    }
+}
+
+/// A disk size: a whole number with `K`, `M`, `G` or `T` (powers of 1024).
+fn parse_size(s: &str) -> Result<u64> {
+    let shift = match s.as_bytes().last() {
+        Some(b'K') => 10,
+        Some(b'M') => 20,
+        Some(b'G') => 30,
+        Some(b'T') => 40,
+        _ => bail!("size {s:?} needs a unit: K, M, G or T (as 5G or 512M)"),
+    };
+    let n: u64 = s[..s.len() - 1]
+        .parse()
+        .map_err(|_| anyhow::anyhow!("size {s:?} is not a whole number with a unit (as 5G)"))?;
+    ensure!(n > 0, "size {s:?} is zero");
+    n.checked_mul(1 << shift)
+        .with_context(|| format!("size {s:?} is too large"))
+}
+
 /// Whether a whitespace-separated list allows `value`: an empty list
 /// allows everything, `!a b` everything but a and b.
 fn list_allows(list: &str, value: &str) -> bool {
@@ -556,5 +655,56 @@ impl Denylist {
         self.warn
             .iter()
             .find(|e| matches_any(name, std::slice::from_ref(&e.pattern)).unwrap_or(false))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disk_specs_in_upstream_syntax() {
+        let d = DiskSpec::parse("5G").unwrap();
+        assert_eq!((d.size, d.serial, d.sectors), (5 << 30, None, None));
+        assert_eq!(DiskSpec::parse("512M").unwrap().size, 512 << 20);
+        assert_eq!(DiskSpec::parse("1T").unwrap().size, 1 << 40);
+        let d = DiskSpec::parse("10G:4k,serial=data_1,channel=virtio").unwrap();
+        assert_eq!(d.size, 10 << 30);
+        assert_eq!(d.serial.as_deref(), Some("data_1"));
+        assert_eq!(d.sectors, Some((4096, 4096)));
+        assert_eq!(
+            DiskSpec::parse("1G:512e").unwrap().sectors,
+            Some((4096, 512))
+        );
+    }
+
+    #[test]
+    fn bad_disk_specs_name_the_entry_and_the_problem() {
+        let err = |s: &str| format!("{:#}", DiskSpec::parse(s).unwrap_err());
+        for (spec, want) in [
+            ("5", "needs a unit"),
+            ("", "needs a unit"),
+            ("G", "not a whole number"),
+            ("1.5G", "not a whole number"),
+            ("-1G", "not a whole number"),
+            ("0G", "is zero"),
+            ("99999999999T", "too large"),
+            ("5G:mpath", "mpath (a multipath disk) is not supported"),
+            ("5G:channel=nvme", "channel=nvme is not supported"),
+            ("5G:wwn=1", "wwn=1 is not supported"),
+            ("5G:fast", "unknown option \"fast\""),
+            ("5G:4k=1", "unknown option \"4k=1\""),
+            ("5G:", "an empty option"),
+            ("5G:serial=a,b", "unknown option \"b\""),
+            ("5G:serial=has space", "must be 1 to 20"),
+            ("5G:serial=", "must be 1 to 20"),
+            ("5G:serial=abcdefghijklmnopqrstu", "must be 1 to 20"),
+        ] {
+            let e = err(spec);
+            assert!(
+                e.contains(&format!("additionalDisks entry {spec:?}")) && e.contains(want),
+                "{spec}: {e}"
+            );
+        }
     }
 }

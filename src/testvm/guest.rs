@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use super::Machine;
 use super::ignition;
 use super::instance::{Instance, free_port};
 use super::ssh::{Ssh, SshKey};
+use super::{Machine, MachineOptions};
 
 /// A machine tests run on.
 pub trait Guest: Send {
@@ -52,15 +52,20 @@ pub struct QemuGuest {
     pub ssh: Ssh,
     /// How long a boot may take until SSH answers.
     pub boot_timeout: Duration,
+    /// The test's extra disks, removed with the guest (declared after
+    /// `instance`, so QEMU is stopped first).
+    _disks: tempfile::TempDir,
 }
 
 impl QemuGuest {
-    /// Boot `machine` (its network and Ignition settings are replaced)
-    /// with `config` plus `key` for user `core`, the console and the
-    /// config kept in `outdir`; return once SSH answers or fail after
-    /// `boot_timeout` naming the console log.
+    /// Boot `machine` (its network and Ignition settings are replaced,
+    /// its memory and disks as the test's `options` ask, the disks made
+    /// in `scratch`) with `config` plus `key` for user `core`, the console
+    /// and the config kept in `outdir`; return once SSH answers or fail
+    /// after `boot_timeout` naming the console log.
     pub fn boot(
         machine: &Machine,
+        options: &MachineOptions,
         scratch: &Path,
         outdir: &Path,
         config: Option<&Value>,
@@ -74,11 +79,16 @@ impl QemuGuest {
             ignition::with_ssh_key(text.as_deref(), "the test's Ignition config", &key.public)?;
         let ign = outdir.join("config.ign");
         ignition::write(&merged, &ign)?;
+        let disk_dir = tempfile::Builder::new()
+            .prefix("disks")
+            .tempdir_in(scratch)
+            .with_context(|| format!("making a directory for disks in {}", scratch.display()))?;
+        let disks = options.create_disks(disk_dir.path())?;
         let port = free_port()?;
         let m = Machine {
             ssh_port: Some(port),
             ignition: Some(ign),
-            ..machine.clone()
+            ..options.apply(machine, disks)
         };
         let console = outdir.join("console.txt");
         let mut instance = m.spawn(scratch, &console)?;
@@ -89,6 +99,7 @@ impl QemuGuest {
             instance,
             ssh,
             boot_timeout,
+            _disks: disk_dir,
         })
     }
 

@@ -16,13 +16,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use serde_json::Value;
 
-use super::Machine;
 use super::builtin::{BuildFacts, TestFacts, UpgradeFacts};
 use super::ext;
 use super::guest::{Guest, QemuGuest};
 use super::ignition;
 use super::report::{TestReport, TestResult};
 use super::ssh::SshKey;
+use super::{Machine, MachineOptions};
 use crate::config::kola::{Choice, DenyEntry, Denylist, ExtTest, Selection, TestMeta, choose};
 
 /// A built-in test: a named function over a booted machine.
@@ -95,11 +95,14 @@ pub struct Planned {
 /// Starts a machine for a test.
 pub trait Booter: Sync {
     /// Boot a machine with `config` (the test's Ignition config, or
-    /// None), keeping its logs in `outdir`; return once SSH answers.
+    /// None) and what the test's metadata asks of the machine
+    /// (`options`: memory, extra disks), keeping its logs in `outdir`;
+    /// return once SSH answers.
     fn boot(
         &self,
         test: &str,
         config: Option<&Value>,
+        options: &MachineOptions,
         outdir: &Path,
     ) -> Result<Box<dyn Guest + '_>>;
 }
@@ -118,6 +121,7 @@ impl Booter for QemuBooter {
         &self,
         test: &str,
         config: Option<&Value>,
+        options: &MachineOptions,
         outdir: &Path,
     ) -> Result<Box<dyn Guest + '_>> {
         let scratch = self.scratch.join(test);
@@ -125,6 +129,7 @@ impl Booter for QemuBooter {
             .with_context(|| format!("creating {}", scratch.display()))?;
         let g = QemuGuest::boot(
             &self.machine,
+            options,
             &scratch,
             outdir,
             config,
@@ -245,6 +250,12 @@ impl Harness<'_> {
             },
             TestKind::Builtin(b) => b.config.map(|f| f()),
         };
+        let options = match &t.kind {
+            TestKind::External(x) => {
+                MachineOptions::from_meta(&x.meta, &x.exe.display().to_string())?
+            }
+            TestKind::Builtin(_) => MachineOptions::default(),
+        };
         let (booter, upgrade) = match (&t.kind, &self.upgrade) {
             (TestKind::Builtin(b), UpgradeFrom::Build { booter, facts }) if b.upgrade => {
                 (*booter, Some(facts))
@@ -252,7 +263,7 @@ impl Harness<'_> {
             _ => (self.booter, None),
         };
         let mut guest = booter
-            .boot(&t.name, config.as_ref(), dir)
+            .boot(&t.name, config.as_ref(), &options, dir)
             .with_context(|| match upgrade {
                 Some(u) => format!("booting the machine of build {}", u.from.id),
                 None => "booting the machine".to_string(),

@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 
 use crate::cli::Firmware;
+use crate::config::kola::{DiskSpec, TestMeta};
 use crate::util::cmd::CommandRunExt;
 
 pub mod builtin;
@@ -119,6 +120,12 @@ pub enum Media {
         initrd: PathBuf,
         append: String,
     },
+    /// `media` with empty disks attached after it: a kola test's
+    /// `additionalDisks` ([`MachineOptions::apply`]).
+    WithDisks {
+        media: Box<Media>,
+        disks: Vec<ExtraDisk>,
+    },
 }
 
 impl Media {
@@ -128,6 +135,144 @@ impl Media {
             Media::Disk { path, .. } => path.display().to_string(),
             Media::Cdrom(iso) => format!("{} as a CD-ROM", iso.display()),
             Media::Kernel { kernel, .. } => format!("{} + initrd", kernel.display()),
+            Media::WithDisks { media, disks } => {
+                format!("{} and {} empty disk(s)", media.describe(), disks.len())
+            }
+        }
+    }
+}
+
+/// An empty disk a test asked for, made ([`MachineOptions::create_disks`])
+/// and attached on virtio-blk after the boot medium.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExtraDisk {
+    /// The qcow2 image.
+    pub file: PathBuf,
+    /// The guest sees `/dev/disk/by-id/virtio-<serial>`.
+    pub serial: String,
+    /// Physical and logical sector sizes in bytes (None: QEMU's 512).
+    pub sectors: Option<(u32, u32)>,
+}
+
+impl ExtraDisk {
+    /// Its `-drive` and `-device` arguments on `bus` (`pci` or `ccw`).
+    /// The drive's id is made from the serial, which is unique per machine.
+    pub fn qemu_args(&self, bus: &str) -> Result<Vec<String>> {
+        let file = self
+            .file
+            .to_str()
+            .with_context(|| format!("the disk image path {} is not UTF-8", self.file.display()))?;
+        ensure!(
+            !file.contains(','),
+            "the disk image path {file} has a comma, which QEMU's options cannot carry"
+        );
+        let id = format!("extra-{}", self.serial);
+        let blocks = match self.sectors {
+            Some((physical, logical)) => {
+                format!(",physical_block_size={physical},logical_block_size={logical}")
+            }
+            None => String::new(),
+        };
+        // cache=unsafe as upstream: the disk is thrown away with the machine.
+        Ok(vec![
+            "-drive".into(),
+            format!("if=none,id={id},format=qcow2,cache=unsafe,file={file}"),
+            "-device".into(),
+            format!("virtio-blk-{bus},drive={id},serial={}{blocks}", self.serial),
+        ])
+    }
+}
+
+/// What one test asks of its machine beyond the run's settings: upstream
+/// kola's `minMemory` and `additionalDisks` metadata. Built-in tests, and
+/// tests without those keys, get [`MachineOptions::default`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MachineOptions {
+    /// MiB: the machine gets at least this much (`minMemory`).
+    pub min_memory_mib: Option<u32>,
+    /// Empty disks beside the boot disk, in order (`additionalDisks`).
+    pub disks: Vec<DiskSpec>,
+}
+
+impl MachineOptions {
+    /// The options in a test's metadata; errors name `origin` (the
+    /// test's file) and the entry that is wrong.
+    pub fn from_meta(meta: &TestMeta, origin: &str) -> Result<MachineOptions> {
+        let disks = meta
+            .additional_disks
+            .iter()
+            .map(|d| DiskSpec::parse(d).with_context(|| origin.to_string()))
+            .collect::<Result<Vec<_>>>()?;
+        let opts = MachineOptions {
+            min_memory_mib: meta.min_memory,
+            disks,
+        };
+        let serials = opts.serials();
+        for (i, s) in serials.iter().enumerate() {
+            ensure!(
+                !serials[..i].contains(s),
+                "{origin}: additionalDisks: two disks have serial {s}"
+            );
+        }
+        Ok(opts)
+    }
+
+    /// The disks' serials: `serial=` or upstream's `disk1`, `disk2`...
+    pub fn serials(&self) -> Vec<String> {
+        self.disks
+            .iter()
+            .enumerate()
+            .map(|(i, d)| d.serial.clone().unwrap_or_else(|| format!("disk{}", i + 1)))
+            .collect()
+    }
+
+    /// The memory of the test's machine: the run's `run_mib`, or the
+    /// test's `minMemory` when that is more (as upstream).
+    pub fn memory_mib(&self, run_mib: u32) -> u32 {
+        self.min_memory_mib.map_or(run_mib, |m| m.max(run_mib))
+    }
+
+    /// Make the disks as sparse qcow2 images in `dir` (`qemu-img create`);
+    /// they go with the directory.
+    pub fn create_disks(&self, dir: &Path) -> Result<Vec<ExtraDisk>> {
+        self.disks
+            .iter()
+            .zip(self.serials())
+            .map(|(d, serial)| {
+                let file = dir.join(format!("{serial}.qcow2"));
+                Command::new("qemu-img")
+                    .args(["create", "-q", "-f", "qcow2"])
+                    .arg(&file)
+                    .arg(d.size.to_string())
+                    .run_capture(&format!(
+                        "qemu-img create of the {} byte disk {} (install Debian's qemu-utils)",
+                        d.size,
+                        file.display()
+                    ))?;
+                Ok(ExtraDisk {
+                    file,
+                    serial,
+                    sectors: d.sectors,
+                })
+            })
+            .collect()
+    }
+
+    /// `machine` as the test wants it: its memory raised to `minMemory`
+    /// and `disks` (from [`MachineOptions::create_disks`]) attached.
+    pub fn apply(&self, machine: &Machine, disks: Vec<ExtraDisk>) -> Machine {
+        let media = if disks.is_empty() {
+            machine.media.clone()
+        } else {
+            Media::WithDisks {
+                media: Box::new(machine.media.clone()),
+                disks,
+            }
+        };
+        Machine {
+            memory_mib: self.memory_mib(machine.memory_mib),
+            media,
+            ..machine.clone()
         }
     }
 }
@@ -510,7 +655,35 @@ impl Machine {
                 my_vars.display()
             ));
         }
-        match &self.media {
+        self.media_args(&mut cmd, &self.media, scratch, bus)?;
+        match console {
+            Console::Terminal => {
+                cmd.args(["-nographic", "-serial", "mon:stdio"]);
+            }
+            Console::Stdout => {
+                cmd.args(["-display", "none", "-monitor", "none", "-serial", "stdio"]);
+            }
+            Console::File(log) => {
+                let log = log.to_str().with_context(|| {
+                    format!("the console log path {} is not UTF-8", log.display())
+                })?;
+                cmd.args(["-display", "none", "-monitor", "none", "-serial"])
+                    .arg(format!("file:{log}"));
+            }
+        }
+        Ok(cmd)
+    }
+
+    /// The arguments that attach `media` (for s390x, the direct boot of
+    /// the disk's kernel, read into `scratch`) on `bus`.
+    fn media_args(
+        &self,
+        cmd: &mut Command,
+        media: &Media,
+        scratch: &Path,
+        bus: &str,
+    ) -> Result<()> {
+        match media {
             Media::Disk {
                 path,
                 format,
@@ -559,23 +732,14 @@ impl Machine {
                     .arg("-append")
                     .arg(append);
             }
-        }
-        match console {
-            Console::Terminal => {
-                cmd.args(["-nographic", "-serial", "mon:stdio"]);
-            }
-            Console::Stdout => {
-                cmd.args(["-display", "none", "-monitor", "none", "-serial", "stdio"]);
-            }
-            Console::File(log) => {
-                let log = log.to_str().with_context(|| {
-                    format!("the console log path {} is not UTF-8", log.display())
-                })?;
-                cmd.args(["-display", "none", "-monitor", "none", "-serial"])
-                    .arg(format!("file:{log}"));
+            Media::WithDisks { media, disks } => {
+                self.media_args(cmd, media, scratch, bus)?;
+                for d in disks {
+                    cmd.args(d.qemu_args(bus)?);
+                }
             }
         }
-        Ok(cmd)
+        Ok(())
     }
 
     /// Boot until the guest powers off or `timeout` passes; returns the
@@ -959,6 +1123,130 @@ mod tests {
             ..m
         };
         assert!(format!("{:#}", comma.guest_args().unwrap_err()).contains("comma"));
+    }
+
+    fn args_of(m: &Machine, scratch: &Path) -> Vec<String> {
+        m.command_with(scratch, Console::Stdout)
+            .unwrap()
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn testvm_extra_disks_and_memory_of_a_test() {
+        let meta = TestMeta {
+            min_memory: Some(3072),
+            additional_disks: vec!["5G".into(), "1G:4k".into(), "2G:serial=data,512e".into()],
+            ..TestMeta::default()
+        };
+        let opts = MachineOptions::from_meta(&meta, "tests/kola/disks/test.sh").unwrap();
+        assert_eq!(opts.serials(), ["disk1", "disk2", "data"]);
+        // The larger of the run's memory and minMemory.
+        assert_eq!(opts.memory_mib(1024), 3072);
+        assert_eq!(opts.memory_mib(4096), 4096);
+        assert_eq!(MachineOptions::default().memory_mib(1024), 1024);
+
+        let t = tempfile::tempdir().unwrap();
+        let disks = opts.create_disks(t.path()).unwrap();
+        assert_eq!(disks[1].file, t.path().join("disk2.qcow2"));
+        // Sparse: a 5 GiB image takes a few KiB.
+        let len = std::fs::metadata(&disks[0].file).unwrap().len();
+        assert!(len < 1 << 20, "{len}");
+        let base = Machine {
+            media: Media::Disk {
+                path: "/w/disk.qcow2".into(),
+                format: "qcow2".into(),
+                sector: 512,
+            },
+            ..machine("x86_64")
+        };
+        let m = opts.apply(&base, disks);
+        assert!(m.media.describe().ends_with("and 3 empty disk(s)"));
+        let args = args_of(&m, t.path());
+        assert!(args.windows(2).any(|w| w == ["-m", "3072"]), "{args:?}");
+        let file = |n: &str| t.path().join(n).display().to_string();
+        let want = [
+            format!(
+                "if=none,id=extra-disk1,format=qcow2,cache=unsafe,file={}",
+                file("disk1.qcow2")
+            ),
+            "virtio-blk-pci,drive=extra-disk1,serial=disk1".into(),
+            format!(
+                "if=none,id=extra-disk2,format=qcow2,cache=unsafe,file={}",
+                file("disk2.qcow2")
+            ),
+            "virtio-blk-pci,drive=extra-disk2,serial=disk2,physical_block_size=4096,\
+             logical_block_size=4096"
+                .into(),
+            format!(
+                "if=none,id=extra-data,format=qcow2,cache=unsafe,file={}",
+                file("data.qcow2")
+            ),
+            "virtio-blk-pci,drive=extra-data,serial=data,physical_block_size=4096,\
+             logical_block_size=512"
+                .into(),
+        ];
+        // After the boot disk, in order, and the boot disk is unchanged.
+        let boot = args.iter().position(|a| a.contains("id=disk0")).unwrap();
+        let first = args.iter().position(|a| *a == want[0]).unwrap();
+        assert!(boot < first, "{args:?}");
+        assert_eq!(args[first - 1], "-drive");
+        for (i, w) in want.iter().enumerate() {
+            assert_eq!(&args[first + 2 * i], w, "{args:?}");
+        }
+        assert!(args.contains(&"virtio-blk-pci,drive=disk0,bootindex=1,logical_block_size=512,physical_block_size=512".to_string()));
+
+        // s390x puts them on the channel subsystem.
+        let a = ExtraDisk {
+            file: "/s/disk1.qcow2".into(),
+            serial: "disk1".into(),
+            sectors: None,
+        }
+        .qemu_args("ccw")
+        .unwrap();
+        assert_eq!(a[3], "virtio-blk-ccw,drive=extra-disk1,serial=disk1");
+
+        // A test without the keys: the run's machine as it is.
+        let plain = MachineOptions::default().apply(&base, Vec::new());
+        assert_eq!(args_of(&plain, t.path()), args_of(&base, t.path()));
+    }
+
+    #[test]
+    fn testvm_bad_disk_metadata_names_the_test() {
+        let bad = |disks: &[&str]| {
+            let meta = TestMeta {
+                additional_disks: disks.iter().map(|d| d.to_string()).collect(),
+                ..TestMeta::default()
+            };
+            format!(
+                "{:#}",
+                MachineOptions::from_meta(&meta, "tests/kola/mp/test.sh").unwrap_err()
+            )
+        };
+        let e = bad(&["5G", "5G:mpath"]);
+        assert!(
+            e.starts_with("tests/kola/mp/test.sh: ")
+                && e.contains("\"5G:mpath\"")
+                && e.contains("mpath"),
+            "{e}"
+        );
+        let e = bad(&["five"]);
+        assert!(
+            e.contains("tests/kola/mp/test.sh") && e.contains("\"five\""),
+            "{e}"
+        );
+        let e = bad(&["1G", "1G:serial=disk1"]);
+        assert!(
+            e.contains("tests/kola/mp/test.sh") && e.contains("two disks have serial disk1"),
+            "{e}"
+        );
+        let comma = ExtraDisk {
+            file: "/a,b/disk1.qcow2".into(),
+            serial: "disk1".into(),
+            sectors: None,
+        };
+        assert!(format!("{:#}", comma.qemu_args("pci").unwrap_err()).contains("comma"));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use cosa::config::kola::{self, DenyScope, Denylist, Selection};
+use cosa::testvm::MachineOptions;
 use cosa::testvm::ext;
 use cosa::testvm::guest::Guest;
 use cosa::testvm::harness::{self, Booter, Harness, UpgradeFrom};
@@ -312,11 +313,12 @@ fn kola_ext_runner_on_a_local_sshd() {
     assert!(started.elapsed() < Duration::from_secs(25));
 }
 
-/// Boots nothing: every test gets the local sshd, and the config it
-/// would have booted with is recorded.
+/// Boots nothing: every test gets the local sshd, and the config and
+/// machine options it would have booted with are recorded.
 struct LocalBooter {
     ssh: Ssh,
     configs: Mutex<Vec<(String, Option<Value>)>>,
+    options: Mutex<Vec<(String, MachineOptions)>>,
     at_once: AtomicUsize,
     most_at_once: AtomicUsize,
 }
@@ -349,6 +351,7 @@ impl Booter for LocalBooter {
         &self,
         test: &str,
         config: Option<&Value>,
+        options: &MachineOptions,
         outdir: &Path,
     ) -> Result<Box<dyn Guest + '_>> {
         assert!(outdir.is_dir());
@@ -356,6 +359,10 @@ impl Booter for LocalBooter {
             .lock()
             .unwrap()
             .push((test.to_string(), config.cloned()));
+        self.options
+            .lock()
+            .unwrap()
+            .push((test.to_string(), options.clone()));
         let n = self.at_once.fetch_add(1, Ordering::SeqCst) + 1;
         self.most_at_once.fetch_max(n, Ordering::SeqCst);
         // Give the other worker time to start its test too.
@@ -404,6 +411,7 @@ fn kola_harness_reports_and_keeps_failure_logs() {
     let booter = LocalBooter {
         ssh,
         configs: Mutex::new(Vec::new()),
+        options: Mutex::new(Vec::new()),
         at_once: AtomicUsize::new(0),
         most_at_once: AtomicUsize::new(0),
     };
@@ -425,8 +433,15 @@ fn kola_harness_reports_and_keeps_failure_logs() {
     assert_eq!(up.len(), 1);
     let r = h.run(&up);
     assert_eq!(r[0].result, TestResult::Skip);
-    assert!(r[0].output.contains("no build before 1.0"), "{}", r[0].output);
-    assert!(booter.configs.lock().unwrap().is_empty(), "no machine booted");
+    assert!(
+        r[0].output.contains("no build before 1.0"),
+        "{}",
+        r[0].output
+    );
+    assert!(
+        booter.configs.lock().unwrap().is_empty(),
+        "no machine booted"
+    );
     let reports = h.run(&planned);
     let result = |n: &str| reports.iter().find(|r| r.name == n).unwrap();
     assert_eq!(reports.len(), 7);
@@ -510,6 +525,89 @@ fn kola_harness_reports_and_keeps_failure_logs() {
         "output: {}",
         outdir.join("ext.config.plain.fails/output.txt").display()
     )));
+}
+
+/// A test's `minMemory` and `additionalDisks` reach the booter as
+/// [`MachineOptions`]; a disk option cosa does not support fails that
+/// test, naming its file and the option, without booting a machine.
+#[test]
+fn kola_harness_hands_a_tests_machine_options_to_the_booter() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = tempfile::tempdir().unwrap();
+    let (_key, _d, ssh) = setup(t.path());
+    let config = t.path().join("config");
+    let write = |dir: &str, text: &str| {
+        let d = config.join("tests/kola").join(dir);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("test.sh"), text).unwrap();
+        std::fs::set_permissions(d.join("test.sh"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        d.join("test.sh")
+    };
+    write(
+        "disks",
+        "#!/bin/sh\n## kola:\n##   minMemory: 4096\n##   additionalDisks: [\"5G\", \
+         \"1G:4k,serial=scratch\"]\necho ok\n",
+    );
+    write("plain", "#!/bin/sh\necho ok\n");
+    let mpath = write(
+        "mpath",
+        "#!/bin/sh\n## kola:\n##   additionalDisks: [\"5G:mpath\"]\necho ok\n",
+    );
+    let sel = Selection {
+        patterns: vec!["ext.*".into()],
+        tags: vec![],
+        arch: "x86_64".into(),
+        platform: "qemu".into(),
+    };
+    let (planned, _) =
+        harness::plan(kola::discover(&config).unwrap(), &sel, &Denylist::default()).unwrap();
+    let booter = LocalBooter {
+        ssh,
+        configs: Mutex::new(Vec::new()),
+        options: Mutex::new(Vec::new()),
+        at_once: AtomicUsize::new(0),
+        most_at_once: AtomicUsize::new(0),
+    };
+    let h = Harness {
+        booter: &booter,
+        outdir: t.path().join("tmp/kola"),
+        guest_root: t.path().join("guest-root").display().to_string(),
+        parallel: 1,
+        build: Default::default(),
+        upgrade: UpgradeFrom::Unavailable("none".into()),
+    };
+    let reports = h.run(&planned);
+    let report = |n: &str| reports.iter().find(|r| r.name == n).unwrap();
+    assert_eq!(report("ext.config.disks").result, TestResult::Pass);
+    assert_eq!(report("ext.config.plain").result, TestResult::Pass);
+    let options = booter.options.lock().unwrap().clone();
+    let got = |n: &str| options.iter().find(|(t, _)| t == n).map(|(_, o)| o.clone());
+    let disks = got("ext.config.disks").unwrap();
+    assert_eq!(disks.min_memory_mib, Some(4096));
+    assert_eq!(disks.memory_mib(1024), 4096);
+    assert_eq!(
+        disks
+            .disks
+            .iter()
+            .map(|d| (d.size, d.sectors))
+            .collect::<Vec<_>>(),
+        [(5 << 30, None), (1 << 30, Some((4096, 4096)))]
+    );
+    assert_eq!(disks.serials(), ["disk1", "scratch"]);
+    assert_eq!(got("ext.config.plain").unwrap(), MachineOptions::default());
+    // The unsupported option: FAIL, no machine, the file and option named.
+    let m = report("ext.config.mpath");
+    assert_eq!(m.result, TestResult::Fail);
+    assert!(
+        m.output.contains(&mpath.display().to_string())
+            && m.output.contains("\"5G:mpath\"")
+            && m.output
+                .contains("mpath (a multipath disk) is not supported"),
+        "{}",
+        m.output
+    );
+    assert!(got("ext.config.mpath").is_none(), "{options:?}");
 }
 
 /// A real QEMU in the background: a machine with nothing to boot keeps
