@@ -11,6 +11,7 @@
 //! files:                                # copied as they are (directories: everything below)
 //!   - /usr/lib/udev/rules.d/60-persistent-storage.rules
 //! kernel-modules: [virtio_blk, ext4]    # with the modules they depend on (modules.dep)
+//! kernel-modules-x86_64: [crc32c_intel] # and those of one arch (-aarch64, -s390x, -ppc64le)
 //! compression: zstd                     # zstd (default), gzip or none
 //! ```
 //!
@@ -42,7 +43,7 @@ use crate::util::cmd::CommandRunExt;
 pub const SPEC_FILE: &str = "initramfs.yaml";
 
 /// `initramfs.yaml`.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Spec {
     /// The tree's program that becomes `/init`.
@@ -53,6 +54,16 @@ pub struct Spec {
     pub files: Vec<String>,
     #[serde(default)]
     pub kernel_modules: Vec<String>,
+    /// `kernel-modules-<arch>`: more modules for one architecture, as the
+    /// treefile's `packages-<arch>` (e.g. `crc32c_intel` exists only on x86).
+    #[serde(default, rename = "kernel-modules-x86_64")]
+    pub kernel_modules_x86_64: Vec<String>,
+    #[serde(default, rename = "kernel-modules-aarch64")]
+    pub kernel_modules_aarch64: Vec<String>,
+    #[serde(default, rename = "kernel-modules-s390x")]
+    pub kernel_modules_s390x: Vec<String>,
+    #[serde(default, rename = "kernel-modules-ppc64le")]
+    pub kernel_modules_ppc64le: Vec<String>,
     #[serde(default = "default_compression")]
     pub compression: String,
 }
@@ -62,6 +73,20 @@ fn default_compression() -> String {
 }
 
 impl Spec {
+    /// The spec for `arch`: `kernel-modules` plus `kernel-modules-<arch>`.
+    pub fn for_arch(&self, arch: &str) -> Spec {
+        let extra = match arch {
+            "x86_64" => &self.kernel_modules_x86_64,
+            "aarch64" => &self.kernel_modules_aarch64,
+            "s390x" => &self.kernel_modules_s390x,
+            "ppc64le" => &self.kernel_modules_ppc64le,
+            _ => &Vec::new(),
+        };
+        let mut s = self.clone();
+        s.kernel_modules.extend(extra.iter().cloned());
+        s
+    }
+
     /// `config_dir/initramfs.yaml`, or `None` when there is none.
     pub fn load(config_dir: &Path) -> Result<Option<Spec>> {
         let path = config_dir.join(SPEC_FILE);
@@ -672,5 +697,20 @@ mod tests {
         assert!(Spec::load(t.path()).is_err());
         fs::remove_file(t.path().join(SPEC_FILE)).unwrap();
         assert_eq!(Spec::load(t.path()).unwrap(), None);
+    }
+
+    #[test]
+    fn per_arch_modules_join_the_common_ones() {
+        let t = tempfile::tempdir().unwrap();
+        fs::write(
+            t.path().join(SPEC_FILE),
+            "init: /init\nkernel-modules: [virtio_blk]\nkernel-modules-x86_64: [crc32c_intel]\n",
+        )
+        .unwrap();
+        let s = Spec::load(t.path()).unwrap().unwrap();
+        assert_eq!(s.for_arch("x86_64").kernel_modules, ["virtio_blk", "crc32c_intel"]);
+        assert_eq!(s.for_arch("aarch64").kernel_modules, ["virtio_blk"]);
+        fs::write(t.path().join(SPEC_FILE), "init: /init\nkernel-modules-x86-64: []\n").unwrap();
+        assert!(Spec::load(t.path()).is_err());
     }
 }

@@ -17,6 +17,7 @@ fn spec(binaries: &[&str], compression: &str) -> Spec {
         files: vec!["/etc/os-release".into()],
         kernel_modules: vec![],
         compression: compression.into(),
+        ..Default::default()
     }
 }
 
@@ -96,6 +97,7 @@ fn a_missing_library_names_the_program_and_the_library() {
             files: vec![],
             kernel_modules: vec![],
             compression: "none".into(),
+            ..Default::default()
         },
         &t.path().join("img"),
         0,
@@ -115,6 +117,7 @@ fn a_missing_library_names_the_program_and_the_library() {
             files: vec![],
             kernel_modules: vec![],
             compression: "gzip".into(),
+            ..Default::default()
         },
         &t.path().join("img"),
         0,

@@ -165,7 +165,7 @@ pub fn process(
         let made = crate::compose::initramfs::build(
             tree,
             &kver,
-            spec,
+            &spec.for_arch(&opts.basearch),
             &moddir.join("initramfs.img"),
             0,
         )
