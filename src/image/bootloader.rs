@@ -91,7 +91,7 @@ pub struct Prepared {
 }
 
 /// Read a component's update metadata (`EFI.json`, `BIOS.json`).
-fn read_metadata(tree: &Path, component: &str) -> Result<Option<ContentMetadata>> {
+pub(crate) fn read_metadata(tree: &Path, component: &str) -> Result<Option<ContentMetadata>> {
     let p = tree.join(UPDATES_DIR).join(format!("{component}.json"));
     match fs::read(&p) {
         Ok(b) => serde_json::from_slice(&b)
@@ -154,10 +154,39 @@ fn find_grub(files: &[String], arch: &str) -> Result<String> {
     }
 }
 
+/// The grub.cfg stub [`fill_esp`] writes at the tree's GRUB prefix, and the
+/// modules that GRUB must have built in to follow it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Stub<'a> {
+    /// What the stub says (disks: [`grub::EARLY_CFG`]).
+    pub cfg: &'a str,
+    /// Modules the tree's GRUB needs built in for the stub and the config
+    /// it loads (Secure Boot forbids loading modules from disk).
+    pub required_modules: &'a [&'a str],
+    /// A `grub.cfg` the tree ships at the prefix is replaced by `cfg`
+    /// (the live ISO, whose stub must find the ISO) instead of kept (disks).
+    pub replace_tree_stub: bool,
+    /// What the stub leads to, in messages ("the boot partition", "the live ISO").
+    pub target: &'a str,
+}
+
+/// The disks' stub: find the `boot` file system, load its grub2/grub.cfg.
+const DISK_STUB: Stub<'static> = Stub {
+    cfg: grub::EARLY_CFG,
+    required_modules: REQUIRED_MODULES,
+    replace_tree_stub: false,
+    target: "the boot partition",
+};
+
 /// Fill `esp` from the tree's EFI payload: the files, the grub.cfg stub at
 /// the GRUB image's prefix. Returns the file tree (bootupd's view) and where
 /// the stub went.
-fn fill_esp(tree: &Path, arch: &str, esp: &Path) -> Result<(FileTree, String)> {
+pub(crate) fn fill_esp(
+    tree: &Path,
+    arch: &str,
+    esp: &Path,
+    stub_cfg: &Stub,
+) -> Result<(FileTree, String)> {
     let src = tree.join(UPDATES_DIR).join("EFI");
     let files = files_under(&src)?;
     let efi = esp.join("EFI");
@@ -192,16 +221,18 @@ fn fill_esp(tree: &Path, arch: &str, esp: &Path) -> Result<(FileTree, String)> {
     let data = fs::read(&grub_path).with_context(|| format!("reading {}", grub_path.display()))?;
     let info = grub::read_image_info(&data)
         .with_context(|| format!("reading the GRUB image {}", grub_path.display()))?;
-    let missing: Vec<&str> = REQUIRED_MODULES
+    let missing: Vec<&str> = stub_cfg
+        .required_modules
         .iter()
         .copied()
         .filter(|m| !info.modules.iter().any(|x| x == m))
         .collect();
     ensure!(
         missing.is_empty(),
-        "the tree's GRUB {} lacks built-in modules {missing:?}: it could not read the boot \
-         partition's grub.cfg (it has {})",
+        "the tree's GRUB {} lacks built-in modules {missing:?}: it could not read {}'s \
+         grub.cfg (it has {})",
         grub_path.display(),
+        stub_cfg.target,
         info.modules.join(" ")
     );
     // Where the GRUB looks for grub.cfg: its prefix on the ESP (a prefix
@@ -214,16 +245,23 @@ fn fill_esp(tree: &Path, arch: &str, esp: &Path) -> Result<(FileTree, String)> {
             .unwrap_or_else(|| "EFI".into()),
     };
     let stub = esp.join(&stub_dir).join("grub.cfg");
-    if stub.exists() {
+    if stub.exists() && !stub_cfg.replace_tree_stub {
         eprintln!(
             "note: the tree ships {}/grub.cfg; it is used as the ESP's grub.cfg",
             stub_dir
         );
     } else {
+        if stub.exists() {
+            eprintln!(
+                "note: the tree ships {stub_dir}/grub.cfg; replaced by a stub that loads {}'s \
+                 grub.cfg",
+                stub_cfg.target
+            );
+        }
         if let Some(d) = stub.parent() {
             fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
         }
-        fs::write(&stub, grub::EARLY_CFG).with_context(|| format!("writing {}", stub.display()))?;
+        fs::write(&stub, stub_cfg.cfg).with_context(|| format!("writing {}", stub.display()))?;
     }
     Ok((ft, format!("/{stub_dir}/grub.cfg")))
 }
@@ -260,7 +298,7 @@ pub fn prepare(
         )
     })?;
     let (filetree, stub) =
-        fill_esp(tree, arch, &esp).context("installing the tree's EFI boot loader")?;
+        fill_esp(tree, arch, &esp, &DISK_STUB).context("installing the tree's EFI boot loader")?;
     let mut installed = BTreeMap::new();
     installed.insert(
         "EFI".to_string(),

@@ -9,6 +9,17 @@
 //! The ISO's volume label is passed as `coreos.liveiso=<label>`: the
 //! initramfs finds the ISO by it and loop-mounts the squashfs inside
 //! `images/pxeboot/rootfs.img`.
+//!
+//! The boot loader comes from the tree, as for disks ([`super::bootloader`]):
+//! a commit with bootupd's `/usr/lib/bootupd/updates/EFI` gets those files,
+//! byte for byte, in the EFI El Torito image (`images/efiboot.img`) and in
+//! the ISO's `/EFI` (shim as `EFI/BOOT/BOOTX64.EFI`, the vendor directory
+//! with the signed GRUB), plus a grub.cfg stub at that GRUB's built-in prefix
+//! which finds the ISO by its label and loads `boot/grub/grub.cfg`: the ISO
+//! boots under Secure Boot. The BIOS El Torito image is made from the tree's
+//! i386-pc modules when it has them. A tree without the EFI payload gets the
+//! build host's GRUB (unsigned, unless image.yaml names a signing key), with
+//! a warning.
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
@@ -18,8 +29,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
 
+use super::bootloader::{self, Stub};
 use super::{ImageBuild, grub};
-use crate::config::image::{ImageConfig, Platforms};
+use crate::compose::bootupd::UPDATES_DIR;
+use crate::config::image::{EfiSigning, ImageConfig, Platforms};
 use crate::ostree::deploy::BOOTVERSION;
 use crate::util::cmd::CommandRunExt;
 
@@ -185,6 +198,22 @@ pub fn make_squashfs(dir: &Path, out: &Path, compression: &str, mtime: i64) -> R
 /// GRUB modules the live ISO's images add to the disk images' set.
 const ISO_MODULES: &[&str] = &["iso9660", "part_msdos"];
 
+/// Modules the tree's (signed) GRUB must have built in to boot the ISO: read
+/// the stub from the FAT El Torito image, find the ISO by label, read it and
+/// load the menu's kernel (Secure Boot forbids loading modules from disk).
+const TREE_GRUB_MODULES: &[&str] = &[
+    "fat",
+    "iso9660",
+    "search",
+    "search_label",
+    "configfile",
+    "normal",
+    "linux",
+];
+
+/// Where the tree keeps GRUB's BIOS modules (Debian's grub-pc-bin).
+const TREE_I386_PC: &str = "usr/lib/grub/i386-pc";
+
 /// The embedded config of the ISO's GRUB images: the file system labelled
 /// `label` (the ISO, as a CD-ROM or as a disk) and its boot/grub/grub.cfg.
 pub fn early_cfg(label: &str) -> String {
@@ -195,14 +224,19 @@ pub fn early_cfg(label: &str) -> String {
     )
 }
 
-fn grub_image(target: &str, extra: &[&str], label: &str, out: &Path, work: &Path) -> Result<()> {
-    let dir = grub::platform_dir(match target {
-        "i386-pc-eltorito" => "i386-pc",
-        t => t,
-    });
+/// `grub-mkimage` for `target` from the modules in `dir` (the host's or the
+/// tree's), with [`early_cfg`] embedded.
+fn grub_image(
+    target: &str,
+    dir: &Path,
+    extra: &[&str],
+    label: &str,
+    out: &Path,
+    work: &Path,
+) -> Result<()> {
     ensure!(
         dir.join("normal.mod").exists(),
-        "GRUB modules for {target} are not installed in {}",
+        "{} holds no GRUB modules for {target} (no normal.mod)",
         dir.display()
     );
     let cfg = work.join(format!("early-{target}.cfg"));
@@ -211,7 +245,7 @@ fn grub_image(target: &str, extra: &[&str], label: &str, out: &Path, work: &Path
     cmd.arg("-O")
         .arg(target)
         .arg("-d")
-        .arg(&dir)
+        .arg(dir)
         .arg("-o")
         .arg(out)
         .arg("-p")
@@ -221,7 +255,10 @@ fn grub_image(target: &str, extra: &[&str], label: &str, out: &Path, work: &Path
         .args(super::grub::COMMON_MODULES)
         .args(ISO_MODULES)
         .args(extra);
-    cmd.run_capture(&format!("making the GRUB {target} image"))?;
+    cmd.run_capture(&format!(
+        "making the GRUB {target} image from {}",
+        dir.display()
+    ))?;
     Ok(())
 }
 
@@ -242,36 +279,168 @@ pub fn grub_cfg(console: &[String], title: &str, kargs: &[String]) -> String {
     s
 }
 
-/// A FAT image holding `EFI/BOOT/<file>` (the UEFI El Torito image).
-fn make_efiboot(efi: &Path, file: &str, out: &Path, mtime: i64) -> Result<()> {
-    let size = fs::metadata(efi)
-        .with_context(|| format!("reading {}", efi.display()))?
-        .len();
-    // Room for the file, FAT tables and directories; whole MiB.
+/// The total size of the regular files under `dir`.
+fn tree_size(dir: &Path) -> Result<u64> {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).with_context(|| format!("reading {}", d.display()))? {
+            let e = e.with_context(|| format!("reading {}", d.display()))?;
+            let m = e
+                .metadata()
+                .with_context(|| format!("reading {}", e.path().display()))?;
+            if m.is_dir() {
+                stack.push(e.path());
+            } else {
+                total += m.len();
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// A FAT image (the UEFI El Torito image) holding the `EFI` directory of
+/// `root`, every file's time `mtime`.
+fn make_efiboot(root: &Path, out: &Path, mtime: i64) -> Result<()> {
+    let efi = root.join("EFI");
+    let size = tree_size(&efi)?;
+    // Room for the files, FAT tables and directories; whole MiB.
     let kib = (size / 1024 + 1024).div_ceil(1024) * 1024;
     let mut mkfs = Command::new("mkfs.fat");
     mkfs.args(["--invariant", "-i", "12345678", "-n", "EFIBOOT", "-C"])
         .arg(out)
         .arg(kib.to_string());
     mkfs.run_capture("making the EFI boot image (mkfs.fat)")?;
-    // Fixed times: files keep those of a tree made here (-m), the
-    // directories mtools makes get SOURCE_DATE_EPOCH.
-    let tree = efi.with_file_name("efiboot-tree");
-    let boot = tree.join("EFI/BOOT");
-    fs::create_dir_all(&boot).with_context(|| format!("creating {}", boot.display()))?;
-    fs::copy(efi, boot.join(file)).with_context(|| format!("copying {}", efi.display()))?;
-    set_mtimes(&tree, mtime)?;
+    // Fixed times: files keep those set here (-m), the directories mtools
+    // makes get SOURCE_DATE_EPOCH.
+    set_mtimes(root, mtime)?;
     let mut mcopy = Command::new("mcopy");
     mcopy
         .args(["-s", "-m", "-i"])
         .arg(out)
-        .arg(tree.join("EFI"))
+        .arg(&efi)
         .arg("::")
         .env("TZ", "UTC")
         .env("SOURCE_DATE_EPOCH", mtime.max(0).to_string());
-    mcopy.run_capture("copying EFI/BOOT into the EFI boot image (mtools)")?;
-    fs::remove_dir_all(&tree).with_context(|| format!("removing {}", tree.display()))?;
+    mcopy.run_capture(&format!(
+        "copying {} into the EFI boot image (mtools)",
+        efi.display()
+    ))?;
     Ok(())
+}
+
+/// Copy every file under `src` to the same place under `dest`.
+fn copy_tree(src: &Path, dest: &Path) -> Result<()> {
+    fs::create_dir_all(dest).with_context(|| format!("creating {}", dest.display()))?;
+    for e in fs::read_dir(src).with_context(|| format!("reading {}", src.display()))? {
+        let e = e.with_context(|| format!("reading {}", src.display()))?;
+        let (from, to) = (e.path(), dest.join(e.file_name()));
+        if e.file_type()
+            .with_context(|| format!("reading {}", from.display()))?
+            .is_dir()
+        {
+            copy_tree(&from, &to)?;
+        } else {
+            fs::copy(&from, &to)
+                .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// The live ISO's boot loader, ready for the ISO.
+#[derive(Debug)]
+pub struct LiveBootLoader {
+    /// A directory holding `EFI/`: the content of efiboot.img and of the
+    /// ISO's `/EFI`.
+    pub efi_root: PathBuf,
+    /// GRUB's i386-pc modules for the BIOS El Torito image (None without
+    /// BIOS boot).
+    pub bios_modules: Option<PathBuf>,
+    /// meta.json's `bootloader` of the ISO: `from: tree|host`, as disks.
+    pub record: serde_json::Value,
+}
+
+/// The live ISO's boot loader from the deployed tree `deployed`, as
+/// bootupd's payload lays it out, or else the host's GRUB (with a warning,
+/// signed when image.yaml names a key). `work` is a scratch directory.
+pub fn prepare_boot_loader(
+    deployed: &Path,
+    arch: &str,
+    bios: bool,
+    label: &str,
+    work: &Path,
+    signing: Option<&EfiSigning>,
+) -> Result<LiveBootLoader> {
+    let (target, file) = grub::efi_target(arch)?;
+    let efi_root = work.join("efi-root");
+    fs::create_dir_all(work).with_context(|| format!("creating {}", work.display()))?;
+    let mut record = if deployed.join(UPDATES_DIR).join("EFI").is_dir() {
+        let cfg = early_cfg(label);
+        let stub = Stub {
+            cfg: &cfg,
+            required_modules: TREE_GRUB_MODULES,
+            replace_tree_stub: true,
+            target: "the live ISO",
+        };
+        let (_, stub_path) = bootloader::fill_esp(deployed, arch, &efi_root, &stub)
+            .context("installing the tree's EFI boot loader on the live ISO")?;
+        let mut r = serde_json::json!({"from": "tree", "grub-cfg-stub": stub_path});
+        if let Some(m) = bootloader::read_metadata(deployed, "EFI")? {
+            r["EFI"] = serde_json::to_value(&m)?;
+        }
+        r
+    } else {
+        let signed = match signing {
+            Some(s) => format!("signed with {}", s.cert.display()),
+            None => "not signed (the ISO cannot boot under Secure Boot)".to_string(),
+        };
+        eprintln!(
+            "warning: the tree has no /{UPDATES_DIR}/EFI (bootupd's boot loader payload): \
+             the live ISO gets the build host's GRUB, {signed}"
+        );
+        let boot = efi_root.join("EFI/BOOT");
+        fs::create_dir_all(&boot).with_context(|| format!("creating {}", boot.display()))?;
+        let host = grub::host_modules(target)?;
+        grub_image(
+            target,
+            &host,
+            &["efi_gop", "all_video"],
+            label,
+            &boot.join(file),
+            work,
+        )?;
+        if let Some(s) = signing {
+            bootloader::sign_efi(&boot.join(file), s)?;
+        }
+        serde_json::json!({
+            "from": "host",
+            "reason": format!("the tree has no /{UPDATES_DIR}/EFI"),
+            "signed": signing.is_some(),
+        })
+    };
+    let bios_modules = if !bios {
+        None
+    } else if deployed.join(TREE_I386_PC).join("normal.mod").is_file() {
+        if let Some(m) = bootloader::read_metadata(deployed, "BIOS")? {
+            record["BIOS"] = serde_json::to_value(&m)?;
+        }
+        Some(deployed.join(TREE_I386_PC))
+    } else {
+        if record["from"] == "tree" {
+            eprintln!(
+                "warning: the tree has no GRUB BIOS modules (/{TREE_I386_PC}/normal.mod): \
+                 the live ISO's BIOS boot uses the build host's GRUB"
+            );
+            record["BIOS"] = serde_json::json!({"from": "host"});
+        }
+        Some(grub::host_modules("i386-pc")?)
+    };
+    Ok(LiveBootLoader {
+        efi_root,
+        bios_modules,
+        record,
+    })
 }
 
 fn set_mtimes(dir: &Path, mtime: i64) -> Result<()> {
@@ -307,8 +476,17 @@ fn place(src: &Path, dest: &Path) -> Result<()> {
         .with_context(|| format!("placing {} at {}", src.display(), dest.display()))
 }
 
-/// Make the ISO at `out` from the tree `root`.
-fn make_iso(root: &Path, out: &Path, label: &str, bios: bool, efi: bool, mtime: i64) -> Result<()> {
+/// Make the ISO at `out` from the tree `root`; `bios` is the directory of
+/// the i386-pc modules the El Torito image was made from (its
+/// `boot_hybrid.img` is the isohybrid MBR).
+fn make_iso(
+    root: &Path,
+    out: &Path,
+    label: &str,
+    bios: Option<&Path>,
+    efi: bool,
+    mtime: i64,
+) -> Result<()> {
     let mut cmd = Command::new("xorriso");
     cmd.args(["-as", "mkisofs", "-r", "-V", label])
         .arg(format!(
@@ -320,8 +498,8 @@ fn make_iso(root: &Path, out: &Path, label: &str, bios: bool, efi: bool, mtime: 
                 + "00"
         ))
         .env("SOURCE_DATE_EPOCH", mtime.max(0).to_string());
-    if bios {
-        let mbr = grub::platform_dir("i386-pc").join("boot_hybrid.img");
+    if let Some(modules) = bios {
+        let mbr = modules.join("boot_hybrid.img");
         ensure!(mbr.exists(), "{} is missing (grub-pc-bin)", mbr.display());
         cmd.args(["-b", ISO_ELTORITO, "-c", "boot/grub/boot.cat"])
             .args(["-no-emul-boot", "-boot-load-size", "4", "-boot-info-table"])
@@ -350,15 +528,17 @@ pub struct MadeLive {
     pub label: String,
     pub kargs: Vec<String>,
     pub seconds: f64,
+    /// meta.json's `bootloader` of the ISO (see [`LiveBootLoader::record`]).
+    pub bootloader: serde_json::Value,
 }
 
 /// Make the live artifacts of a build into its build directory (each under
 /// a temporary name, renamed into place when all are complete).
 pub fn build_live(b: &ImageBuild) -> Result<MadeLive> {
     let t0 = Instant::now();
-    let (bios, efi_file) = match b.arch {
-        "x86_64" => (true, Some(grub::efi_target("x86_64")?)),
-        "aarch64" => (false, Some(grub::efi_target("aarch64")?)),
+    let bios = match b.arch {
+        "x86_64" => true,
+        "aarch64" => false,
         other => bail!(
             "live media for {other} are not made: x86_64 and aarch64 only (upstream's s390x ISO boots \
              with zipl, which is not available here; the ppc64le ISO's Open Firmware boot, CHRP \
@@ -438,27 +618,39 @@ pub fn build_live(b: &ImageBuild) -> Result<MadeLive> {
     fs::create_dir_all(cfg_path.parent().context("grub.cfg has a parent")?)?;
     fs::write(&cfg_path, &cfg).with_context(|| format!("writing {}", cfg_path.display()))?;
     let grub_work = b.work.join("grub");
-    fs::create_dir_all(&grub_work)?;
-    if bios {
+    let deployed = sysroot.join(&dep.deploy_path);
+    let bl = prepare_boot_loader(
+        &deployed,
+        b.arch,
+        bios,
+        &label,
+        &grub_work,
+        image.efi_signing.as_ref(),
+    )
+    .context("preparing the live ISO's boot loader")?;
+    if let Some(modules) = &bl.bios_modules {
         let el = iso.join(ISO_ELTORITO);
         fs::create_dir_all(el.parent().context("eltorito.img has a parent")?)?;
-        grub_image("i386-pc-eltorito", &["biosdisk"], &label, &el, &grub_work)?;
+        grub_image(
+            "i386-pc-eltorito",
+            modules,
+            &["biosdisk"],
+            &label,
+            &el,
+            &grub_work,
+        )?;
     }
-    if let Some((target, file)) = efi_file {
-        let efi = grub_work.join(file);
-        grub_image(target, &["efi_gop", "all_video"], &label, &efi, &grub_work)?;
-        // Also on the ISO file system, as upstream, for firmware that reads it.
-        place(&efi, &iso.join("EFI/BOOT").join(file))?;
-        make_efiboot(&efi, file, &iso.join(ISO_EFIBOOT), b.timestamp)?;
-    }
+    make_efiboot(&bl.efi_root, &iso.join(ISO_EFIBOOT), b.timestamp)?;
+    // Also on the ISO file system, as upstream, for firmware that reads it.
+    copy_tree(&bl.efi_root.join("EFI"), &iso.join("EFI"))?;
     set_mtimes(&iso, b.timestamp)?;
     let iso_out = b.work.join("live.iso");
     make_iso(
         &iso,
         &iso_out,
         &label,
-        bios,
-        efi_file.is_some(),
+        bl.bios_modules.as_deref(),
+        true,
         b.timestamp,
     )?;
     eprintln!(
@@ -494,6 +686,7 @@ pub fn build_live(b: &ImageBuild) -> Result<MadeLive> {
         label,
         kargs: iso_kargs,
         seconds: t0.elapsed().as_secs_f64(),
+        bootloader: bl.record,
     })
 }
 
@@ -558,5 +751,93 @@ mod tests {
         )));
         assert!(c.contains("  initrd /images/pxeboot/initrd.img\n"));
         assert!(early_cfg("L").contains("--label 'L'"));
+    }
+
+    /// A tree with bootupd's EFI payload whose GRUB (made here with the
+    /// host's grub-mkimage, prefix /EFI/debian) has `modules` built in.
+    fn tree_with_grub(root: &Path, modules: &[&str]) -> PathBuf {
+        let efi = root.join(UPDATES_DIR).join("EFI");
+        fs::create_dir_all(efi.join("BOOT")).unwrap();
+        fs::create_dir_all(efi.join("debian")).unwrap();
+        fs::write(efi.join("BOOT/BOOTX64.EFI"), b"shim").unwrap();
+        fs::write(efi.join("debian/mmx64.efi"), b"mok").unwrap();
+        let g = efi.join("debian/grubx64.efi");
+        let mut cmd = Command::new("grub-mkimage");
+        cmd.args(["-O", "x86_64-efi", "-p", "/EFI/debian", "-o"])
+            .arg(&g)
+            .args(modules);
+        cmd.run_capture("grub-mkimage").unwrap();
+        g
+    }
+
+    #[test]
+    fn the_iso_takes_the_trees_efi_files_and_a_stub_at_grubs_prefix() {
+        if !grub::platform_dir("x86_64-efi").join("normal.mod").exists() {
+            eprintln!("skipped: no x86_64-efi GRUB modules on this host");
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        let tree = t.path().join("tree");
+        let grub = tree_with_grub(&tree, TREE_GRUB_MODULES);
+        let bl =
+            prepare_boot_loader(&tree, "x86_64", false, "L-1", &t.path().join("w"), None).unwrap();
+        assert_eq!(bl.record["from"], "tree");
+        assert_eq!(bl.record["grub-cfg-stub"], "/EFI/debian/grub.cfg");
+        assert!(bl.bios_modules.is_none());
+        let efi = bl.efi_root.join("EFI");
+        assert_eq!(fs::read(efi.join("BOOT/BOOTX64.EFI")).unwrap(), b"shim");
+        assert_eq!(
+            fs::read(efi.join("debian/grubx64.efi")).unwrap(),
+            fs::read(&grub).unwrap()
+        );
+        let stub = fs::read_to_string(efi.join("debian/grub.cfg")).unwrap();
+        assert_eq!(stub, early_cfg("L-1"));
+        assert!(
+            stub.contains("configfile ($root)/boot/grub/grub.cfg"),
+            "{stub}"
+        );
+    }
+
+    #[test]
+    fn a_tree_without_bootupds_payload_gets_the_hosts_grub() {
+        if !grub::platform_dir("x86_64-efi").join("normal.mod").exists()
+            || !grub::platform_dir("i386-pc").join("normal.mod").exists()
+        {
+            eprintln!("skipped: no x86_64-efi and i386-pc GRUB modules on this host");
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        let tree = t.path().join("tree");
+        fs::create_dir_all(&tree).unwrap();
+        let bl =
+            prepare_boot_loader(&tree, "x86_64", true, "L", &t.path().join("w"), None).unwrap();
+        assert_eq!(bl.record["from"], "host");
+        assert_eq!(bl.record["signed"], false);
+        assert_eq!(bl.bios_modules, Some(grub::platform_dir("i386-pc")));
+        let efi = fs::read(bl.efi_root.join("EFI/BOOT/BOOTX64.EFI")).unwrap();
+        let info = grub::read_image_info(&efi).unwrap();
+        assert_eq!(info.config.as_deref(), Some(early_cfg("L").as_str()));
+    }
+
+    #[test]
+    fn a_tree_grub_without_iso9660_is_refused_by_name() {
+        if !grub::platform_dir("x86_64-efi").join("normal.mod").exists() {
+            eprintln!("skipped: no x86_64-efi GRUB modules on this host");
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        let tree = t.path().join("tree");
+        let without: Vec<&str> = TREE_GRUB_MODULES
+            .iter()
+            .copied()
+            .filter(|m| *m != "iso9660")
+            .collect();
+        tree_with_grub(&tree, &without);
+        let e = prepare_boot_loader(&tree, "x86_64", false, "L", &t.path().join("w"), None)
+            .unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(msg.contains("[\"iso9660\"]"), "{msg}");
+        assert!(msg.contains("debian/grubx64.efi"), "{msg}");
+        assert!(msg.contains("the live ISO"), "{msg}");
     }
 }
