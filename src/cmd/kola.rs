@@ -430,10 +430,12 @@ fn run_basic(global: &GlobalOpts, opts: KolaRunOpts) -> Result<()> {
     let scratch = image::scratch_dir(&wd.tmp_dir())?;
     let (id, m, machine, want) = if opts.platform.starts_with("live-") {
         ensure!(
-            !opts.secure_boot,
-            "--secure-boot boots disk images; the live media carry the host's unsigned GRUB"
+            !(opts.secure_boot && opts.platform == "live-pxe"),
+            "--secure-boot boots through shim, which a PXE-style direct kernel boot does not \
+             have: boot the live ISO (--platform live-iso) instead"
         );
-        live_machine(&wd, &opts, scratch.path())?
+        let (id, m, machine, want) = live_machine(&wd, &opts, scratch.path())?;
+        (id, m, with_secure_boot(machine, opts.secure_boot)?, want)
     } else {
         let (id, m, machine) = machine_for(
             &wd,

@@ -24,11 +24,19 @@ pub fn buildextend_live(global: &GlobalOpts, opts: LiveOpts) -> Result<()> {
     let images: Vec<MadeImage> = made
         .files
         .iter()
-        .map(|(key, file)| MadeImage {
-            platform: key.clone(),
-            file: file.clone(),
-            skip_compression: true,
-            extra: Default::default(),
+        .map(|(key, file)| {
+            // The ISO's boot loader: from the tree or the host, as disk
+            // images record theirs.
+            let mut extra = serde_json::Map::new();
+            if key == "live-iso" {
+                extra.insert("bootloader".into(), made.bootloader.clone());
+            }
+            MadeImage {
+                platform: key.clone(),
+                file: file.clone(),
+                skip_compression: true,
+                extra,
+            }
         })
         .collect();
     b.record(&images)?;

@@ -3,7 +3,11 @@
 //! EFI entries, file listing, MBR/GPT), the rootfs with cpio and unsquashfs,
 //! meta.json against the upstream schema, and every boot path is booted in
 //! QEMU with `cosa kola run basic`: the ISO under UEFI (OVMF) and BIOS
-//! (SeaBIOS), and the PXE kernel + initramfs + rootfs.
+//! (SeaBIOS), and the PXE kernel + initramfs + rootfs. The ISO's EFI boot
+//! loader is the commit's (bootupd's payload, read with `ostree cat`,
+//! compared with efiboot.img's files read with mtools) and boots under
+//! Secure Boot (`cosa kola run basic --platform live-iso --secure-boot`:
+//! OVMF secboot with Microsoft's keys); meta.json records it.
 
 use crate::common;
 use common::*;
@@ -93,6 +97,12 @@ fn meta_records_the_four_artifacts() {
             format!("cosa-{}-live-rootfs.x86_64.img", b.id),
         ),
     ];
+    // Where the ISO's boot loader came from, as disk images record it.
+    assert_eq!(
+        b.meta["images"]["live-iso"]["bootloader"]["from"], "tree",
+        "{}",
+        b.meta["images"]["live-iso"]
+    );
     let name = b.meta["name"].as_str().unwrap();
     for (key, file) in want {
         let file = file.replacen("cosa-", &format!("{name}-"), 1);
@@ -433,4 +443,161 @@ fn boots_the_iso_as_a_disk_under_bios() {
 #[test]
 fn boots_the_iso_as_a_disk_under_uefi() {
     boot_iso_as_disk(true);
+}
+
+/// The commit's bootupd EFI payload directory.
+const EFI_PAYLOAD: &str = "/usr/lib/bootupd/updates/EFI";
+
+/// Regular files under `dir` in `commit` (`ostree ls -R`), relative to it.
+fn commit_files(wd: &Path, commit: &str, dir: &str) -> Vec<String> {
+    let out = sh_bytes(
+        "ostree ls -R",
+        Command::new("ostree")
+            .arg(format!("--repo={}", wd.join("tmp/repo").display()))
+            .args(["ls", "-R"])
+            .arg(commit)
+            .arg(dir),
+    );
+    let mut v: Vec<String> = String::from_utf8_lossy(&out)
+        .lines()
+        .filter(|l| l.starts_with('-'))
+        .filter_map(|l| l.split_whitespace().last())
+        .filter_map(|p| p.strip_prefix(&format!("{dir}/")))
+        .map(str::to_string)
+        .collect();
+    v.sort();
+    v
+}
+
+/// Regular files of the FAT image `img` (mtools), as `EFI/...`, sorted.
+fn fat_files(img: &Path) -> Vec<String> {
+    let out = sh_bytes(
+        "mdir",
+        Command::new("mdir")
+            .env("MTOOLS_SKIP_CHECK", "1")
+            .arg("-i")
+            .arg(img)
+            .args(["-/", "-b", "::/"]),
+    );
+    let mut v: Vec<String> = String::from_utf8_lossy(&out)
+        .lines()
+        .filter(|l| !l.ends_with('/'))
+        .filter_map(|l| l.strip_prefix("::/"))
+        .map(str::to_string)
+        .collect();
+    v.sort();
+    v
+}
+
+/// The file `path` of the FAT image `img` (mtools' `mtype`).
+fn fat_read(img: &Path, path: &str) -> Vec<u8> {
+    sh_bytes(
+        "mtype",
+        Command::new("mtype")
+            .env("MTOOLS_SKIP_CHECK", "1")
+            .arg("-i")
+            .arg(img)
+            .arg(format!("::/{path}")),
+    )
+}
+
+/// The file `inside` of the ISO `iso` (xorriso).
+fn iso_read(iso: &Path, inside: &str, scratch: &Path) -> Vec<u8> {
+    let out = scratch.join("iso-file");
+    let _ = std::fs::remove_file(&out);
+    sh(
+        "xorriso -osirrox",
+        Command::new("xorriso")
+            .args(["-osirrox", "on", "-indev"])
+            .arg(iso)
+            .arg("-extract")
+            .arg(inside)
+            .arg(&out),
+    );
+    std::fs::read(&out).unwrap()
+}
+
+#[test]
+fn efiboot_and_the_isos_efi_hold_the_commits_boot_loader() {
+    let b = built();
+    let iso = artifact(b, "live-iso");
+    let commit = b.meta["ostree-commit"].as_str().unwrap();
+    let label = cosa::image::live::volume_label(b.meta["name"].as_str().unwrap(), &b.id);
+    let t = tempfile::tempdir().unwrap();
+    let efiboot = t.path().join("efiboot.img");
+    std::fs::write(&efiboot, iso_read(&iso, "/images/efiboot.img", t.path())).unwrap();
+
+    // Where the tree's GRUB looks for grub.cfg, and what it has built in.
+    let want = commit_files(&b.wd, commit, EFI_PAYLOAD);
+    assert!(want.iter().any(|f| f == "BOOT/BOOTX64.EFI"), "{want:?}");
+    let grub_rel = want
+        .iter()
+        .find(|f| f.ends_with("/grubx64.efi") && !f.starts_with("BOOT/"))
+        .unwrap_or_else(|| panic!("no vendor grubx64.efi in {want:?}"));
+    let grub = crate::esp::ostree_cat(&b.wd, commit, &format!("{EFI_PAYLOAD}/{grub_rel}"));
+    let info = cosa::image::grub::read_image_info(&grub).unwrap();
+    for m in ["fat", "iso9660", "search", "search_label", "configfile"] {
+        assert!(
+            info.modules.iter().any(|x| x == m),
+            "{m}: {:?}",
+            info.modules
+        );
+    }
+    let prefix = info.prefix.clone().unwrap();
+    let stub_rel = format!("{}/grub.cfg", prefix.trim_start_matches('/'));
+
+    // efiboot.img: the commit's files byte for byte, plus the stub.
+    let got = fat_files(&efiboot);
+    let mut expected: Vec<String> = want.iter().map(|f| format!("EFI/{f}")).collect();
+    expected.push(stub_rel.clone());
+    expected.sort();
+    assert_eq!(got, expected, "efiboot.img's files");
+    for f in &want {
+        let data = crate::esp::ostree_cat(&b.wd, commit, &format!("{EFI_PAYLOAD}/{f}"));
+        assert!(
+            fat_read(&efiboot, &format!("EFI/{f}")) == data,
+            "efiboot.img's EFI/{f} differs from the commit's"
+        );
+        assert!(
+            iso_read(&iso, &format!("/EFI/{f}"), t.path()) == data,
+            "the ISO's /EFI/{f} differs from the commit's"
+        );
+    }
+    // The stub finds the ISO by label and loads its grub.cfg.
+    let stub = String::from_utf8(fat_read(&efiboot, &stub_rel)).unwrap();
+    assert_eq!(stub, cosa::image::live::early_cfg(&label));
+    assert!(
+        stub.contains(&format!("search --no-floppy --label '{label}' --set root")),
+        "{stub}"
+    );
+    assert!(
+        stub.contains("configfile ($root)/boot/grub/grub.cfg"),
+        "{stub}"
+    );
+    let on_iso = iso_read(&iso, &format!("/{stub_rel}"), t.path());
+    assert_eq!(String::from_utf8(on_iso).unwrap(), stub);
+}
+
+#[test]
+fn boots_the_iso_under_secure_boot() {
+    // Through kola, which checks secureboot=1 and lockdown on the console.
+    kola(&["--platform", "live-iso", "--secure-boot"]);
+}
+
+#[test]
+fn secure_boot_of_the_pxe_files_is_refused() {
+    let b = built();
+    let out = run(
+        cosa(&b.wd).args([
+            "kola",
+            "run",
+            "basic",
+            "--platform",
+            "live-pxe",
+            "--secure-boot",
+        ]),
+        false,
+    );
+    let e = stderr(&out);
+    assert!(e.contains("shim") && e.contains("live-iso"), "{e}");
 }
