@@ -14,8 +14,8 @@ use crate::store::builds::{self, BuildsJson};
 use crate::store::meta::{self, Meta};
 use crate::testvm::builtin::{BuildFacts, UpgradeFacts};
 use crate::testvm::harness::{self, Harness, QemuBooter, TestKind, UpgradeFrom};
-use crate::testvm::serve::DirServer;
 use crate::testvm::report::{Report, TestResult};
+use crate::testvm::serve::DirServer;
 use crate::testvm::ssh::{Ssh, SshKey};
 use crate::testvm::{self, Machine, ext, ignition};
 use crate::util;
@@ -229,10 +229,18 @@ fn upgrade_source(
         )
     })?;
     let repo = crate::ostree::Repo::open_or_init(&wd.repo_dir())?;
-    crate::publish::oci::ensure_build_commit(&repo, m, &builds::build_dir(&wd.builds_dir(), id, arch))
-        .with_context(|| format!("putting the commit of build {id} into {}", wd.repo_dir().display()))?;
-    std::fs::create_dir_all(scratch)
-        .with_context(|| format!("creating {}", scratch.display()))?;
+    crate::publish::oci::ensure_build_commit(
+        &repo,
+        m,
+        &builds::build_dir(&wd.builds_dir(), id, arch),
+    )
+    .with_context(|| {
+        format!(
+            "putting the commit of build {id} into {}",
+            wd.repo_dir().display()
+        )
+    })?;
+    std::fs::create_dir_all(scratch).with_context(|| format!("creating {}", scratch.display()))?;
     let (prev, pm, machine) = machine_for(
         wd,
         Some(&prev),
@@ -305,9 +313,9 @@ fn run_tests(global: &GlobalOpts, opts: KolaRunOpts) -> Result<()> {
     };
     let build_dir = builds::build_dir(&wd.builds_dir(), &id, &booter.machine.arch);
     // Upgrade tests: a machine of the build before, and tmp/repo served.
-    let wants_upgrade = planned.iter().any(|p| {
-        p.denied.is_none() && matches!(&p.kind, TestKind::Builtin(b) if b.upgrade)
-    });
+    let wants_upgrade = planned
+        .iter()
+        .any(|p| p.denied.is_none() && matches!(&p.kind, TestKind::Builtin(b) if b.upgrade));
     let mut from_booter = None;
     let mut server = None;
     let mut upgrade_why = String::from("no upgrade test runs");
@@ -317,10 +325,8 @@ fn run_tests(global: &GlobalOpts, opts: KolaRunOpts) -> Result<()> {
         let from_scratch = scratch.path().join("upgrade-from");
         match upgrade_source(&wd, &id, &m, &opts, &arch, &from_scratch) {
             Ok((prev, pm, machine)) => {
-                let facts = BuildFacts::read(
-                    &pm,
-                    &builds::build_dir(&wd.builds_dir(), &prev, &arch),
-                )?;
+                let facts =
+                    BuildFacts::read(&pm, &builds::build_dir(&wd.builds_dir(), &prev, &arch))?;
                 let srv = DirServer::start(&wd.repo_dir())?;
                 eprintln!(
                     "kola: upgrade tests boot build {prev} and pull build {id} from {} (127.0.0.1:{})",
@@ -362,7 +368,11 @@ fn run_tests(global: &GlobalOpts, opts: KolaRunOpts) -> Result<()> {
     );
     let tests = h.run(&planned);
     if let Some(srv) = server.take() {
-        eprintln!("kola: served {} files of {}", srv.served(), wd.repo_dir().display());
+        eprintln!(
+            "kola: served {} files of {}",
+            srv.served(),
+            wd.repo_dir().display()
+        );
     }
     let report = Report::new(tests, &opts.platform, &m.ostree_version);
     let (json, junit) = report.write(&kola_dir)?;

@@ -708,9 +708,16 @@ mod tests {
         )
         .unwrap();
         let s = Spec::load(t.path()).unwrap().unwrap();
-        assert_eq!(s.for_arch("x86_64").kernel_modules, ["virtio_blk", "crc32c_intel"]);
+        assert_eq!(
+            s.for_arch("x86_64").kernel_modules,
+            ["virtio_blk", "crc32c_intel"]
+        );
         assert_eq!(s.for_arch("aarch64").kernel_modules, ["virtio_blk"]);
-        fs::write(t.path().join(SPEC_FILE), "init: /init\nkernel-modules-x86-64: []\n").unwrap();
+        fs::write(
+            t.path().join(SPEC_FILE),
+            "init: /init\nkernel-modules-x86-64: []\n",
+        )
+        .unwrap();
         assert!(Spec::load(t.path()).is_err());
     }
 }

@@ -29,7 +29,9 @@ pub const SUBBOOTVERSION: u32 = 1;
 /// `bootloader` (what ostree on the machine does with boot entries at each
 /// later deployment).
 fn bare_config(bootloader: &str) -> String {
-    format!("[core]\nrepo_version=1\nmode=bare\n\n[sysroot]\nbootloader={bootloader}\nreadonly=true\n")
+    format!(
+        "[core]\nrepo_version=1\nmode=bare\n\n[sysroot]\nbootloader={bootloader}\nreadonly=true\n"
+    )
 }
 
 /// Where a tree asks ostree to regenerate GRUB's menu: Debian's
@@ -500,10 +502,7 @@ pub fn deploy(
         opts.origin.as_bytes(),
     )?;
     let bootloader = sysroot_bootloader(&deploy);
-    crate::util::write_atomic(
-        &brepo.join("config"),
-        bare_config(bootloader).as_bytes(),
-    )?;
+    crate::util::write_atomic(&brepo.join("config"), bare_config(bootloader).as_bytes())?;
 
     // Kernel and initramfs into the boot directory.
     let (kver, vmlinuz, initramfs) = find_kernel(&deploy)?;

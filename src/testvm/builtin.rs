@@ -155,7 +155,12 @@ fn deployments(status: &str) -> Vec<(String, String, bool, String)> {
                 .nth(1)
                 .unwrap_or("");
             let (commit, serial) = id.split_once('.').unwrap_or((id, ""));
-            v.push((commit.to_string(), serial.to_string(), booted, line.to_string()));
+            v.push((
+                commit.to_string(),
+                serial.to_string(),
+                booted,
+                line.to_string(),
+            ));
         } else if let Some(last) = v.last_mut() {
             last.3.push('\n');
             last.3.push_str(line);
@@ -183,7 +188,13 @@ fn check_booted(status: &str, b: &BuildFacts) -> Result<String> {
         "ostree admin status does not show version {} booted:\n{status}",
         b.version
     );
-    Ok(booted.3.lines().next().unwrap_or("").trim_start_matches("* ").to_string())
+    Ok(booted
+        .3
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim_start_matches("* ")
+        .to_string())
 }
 
 /// `ostree.upgrade`: the machine boots the build before the one under
@@ -273,7 +284,10 @@ mod tests {
     fn reads_ostree_admin_status() {
         let d = deployments(STATUS);
         assert_eq!(d.len(), 2);
-        assert_eq!((d[0].0.as_str(), d[0].1.as_str(), d[0].2), ("ee78", "0", false));
+        assert_eq!(
+            (d[0].0.as_str(), d[0].1.as_str(), d[0].2),
+            ("ee78", "0", false)
+        );
         assert_eq!((d[1].0.as_str(), d[1].2), ("4cba", true));
         assert!(d[1].3.contains("Version: 1.1"));
         let b = BuildFacts {

@@ -85,10 +85,7 @@ impl Drop for DirServer {
 pub fn resolve(root: &Path, target: &str) -> Option<PathBuf> {
     let path = target.split(['?', '#']).next()?;
     let rel = Path::new(path.trim_start_matches('/'));
-    if rel
-        .components()
-        .any(|c| !matches!(c, Component::Normal(_)))
-    {
+    if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
         return None;
     }
     let full = root.join(rel).canonicalize().ok()?;
@@ -158,7 +155,13 @@ mod tests {
         let ok = get(s.port, "/config");
         assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
         assert!(ok.ends_with("\r\n\r\n[core]\n"), "{ok}");
-        for bad in ["/../secret", "/link", "/refs/heads", "/nothing", "/%2e%2e/secret"] {
+        for bad in [
+            "/../secret",
+            "/link",
+            "/refs/heads",
+            "/nothing",
+            "/%2e%2e/secret",
+        ] {
             let r = get(s.port, bad);
             assert!(r.starts_with("HTTP/1.1 404"), "{bad}: {r}");
         }

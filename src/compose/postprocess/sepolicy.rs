@@ -94,7 +94,11 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let etc = t.path().join("usr/etc/selinux");
         std::fs::create_dir_all(etc.join("targeted/contexts")).unwrap();
-        std::fs::write(etc.join("config"), "SELINUX=enforcing\nSELINUXTYPE=targeted\n").unwrap();
+        std::fs::write(
+            etc.join("config"),
+            "SELINUX=enforcing\nSELINUXTYPE=targeted\n",
+        )
+        .unwrap();
         if conf {
             std::fs::write(etc.join("semanage.conf"), "expand-check=0").unwrap();
         }
