@@ -171,3 +171,46 @@ pub fn process_dir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// Regular files of a FAT file system, as `EFI/...`, sorted. `image` is
+/// mtools' image spec: a file, or `FILE@@OFFSET` for one inside a disk.
+pub fn fat_files(image: &str) -> Vec<String> {
+    let out = sh_bytes(
+        "mdir",
+        Command::new("mdir")
+            .env("MTOOLS_SKIP_CHECK", "1")
+            .arg("-i")
+            .arg(image)
+            .args(["-/", "-b", "::/"]),
+    );
+    let mut v: Vec<String> = String::from_utf8_lossy(&out)
+        .lines()
+        .filter(|l| !l.ends_with('/'))
+        .filter_map(|l| l.strip_prefix("::/"))
+        .map(str::to_string)
+        .collect();
+    v.sort();
+    v
+}
+
+/// Regular files under `dir` in `commit` of the working directory's repo
+/// (`ostree ls -R`), relative to `dir`, sorted.
+pub fn commit_files(wd: &Path, commit: &str, dir: &str) -> Vec<String> {
+    let out = sh_bytes(
+        "ostree ls -R",
+        Command::new("ostree")
+            .arg(format!("--repo={}", wd.join("tmp/repo").display()))
+            .args(["ls", "-R"])
+            .arg(commit)
+            .arg(dir),
+    );
+    let mut v: Vec<String> = String::from_utf8_lossy(&out)
+        .lines()
+        .filter(|l| l.starts_with('-'))
+        .filter_map(|l| l.split_whitespace().last())
+        .filter_map(|p| p.strip_prefix(&format!("{dir}/")))
+        .map(str::to_string)
+        .collect();
+    v.sort();
+    v
+}

@@ -4,7 +4,7 @@
 //! grub.cfg stub; bootupd's state file on the boot partition (read with
 //! debugfs) naming those files with their SHA-512 and the update metadata.
 
-use crate::common::sh_bytes;
+use crate::common::{commit_files, fat_files, sh_bytes};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
@@ -23,43 +23,9 @@ pub fn ostree_cat(wd: &Path, commit: &str, path: &str) -> Vec<u8> {
     )
 }
 
-/// Regular files under `dir` in `commit` (`ostree ls -R`), relative to it.
-fn commit_files(wd: &Path, commit: &str, dir: &str) -> Vec<String> {
-    let out = sh_bytes(
-        "ostree ls -R",
-        Command::new("ostree")
-            .arg(format!("--repo={}", wd.join("tmp/repo").display()))
-            .args(["ls", "-R"])
-            .arg(commit)
-            .arg(dir),
-    );
-    String::from_utf8_lossy(&out)
-        .lines()
-        .filter(|l| l.starts_with('-'))
-        .filter_map(|l| l.split_whitespace().last())
-        .filter_map(|p| p.strip_prefix(&format!("{dir}/")))
-        .map(str::to_string)
-        .collect()
-}
-
 /// Files of the ESP (at 2 MiB of `raw`, 512-byte sectors), as `EFI/...`.
 fn esp_files(raw: &Path) -> Vec<String> {
-    let out = sh_bytes(
-        "mdir",
-        Command::new("mdir")
-            .env("MTOOLS_SKIP_CHECK", "1")
-            .arg("-i")
-            .arg(format!("{}@@{}", raw.display(), 2 * MIB))
-            .args(["-/", "-b", "::/"]),
-    );
-    let mut v: Vec<String> = String::from_utf8_lossy(&out)
-        .lines()
-        .filter(|l| !l.ends_with('/'))
-        .filter_map(|l| l.strip_prefix("::/"))
-        .map(str::to_string)
-        .collect();
-    v.sort();
-    v
+    fat_files(&format!("{}@@{}", raw.display(), 2 * MIB))
 }
 
 fn esp_read(raw: &Path, path: &str, scratch: &Path) -> Vec<u8> {

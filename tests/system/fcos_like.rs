@@ -18,6 +18,24 @@ fn copy_dir(from: &Path, to: &Path) {
     );
 }
 
+/// `cosa` in `wd` with the sample's repository at `repo`.
+fn cosa_with(wd: &Path, repo: &Path) -> std::process::Command {
+    let mut c = cosa(wd);
+    c.env("DNF_VAR_cosa_sample_fcos_repo", repo);
+    c
+}
+
+/// A working directory `dir/wd` made with `cosa init --transient cfg`.
+fn init_workdir(dir: &Path, repo: &Path, cfg: &Path) -> std::path::PathBuf {
+    let wd = dir.join("wd");
+    std::fs::create_dir_all(&wd).unwrap();
+    run(
+        cosa_with(&wd, repo).args(["init", "--transient"]).arg(cfg),
+        true,
+    );
+    wd
+}
+
 fn write_exec(path: &Path, text: &str) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -52,24 +70,13 @@ fn fcos_like_sample_builds_boots_and_passes_kola() {
         "#!/usr/bin/bash\n## kola:\n##   tags: negative\necho kola-sample-output-before-failing\nexit 3\n",
     );
 
-    let wd = t.path().join("wd");
-    std::fs::create_dir_all(&wd).unwrap();
-    let with_repo = |c: &mut std::process::Command| {
-        c.env("DNF_VAR_cosa_sample_fcos_repo", &repo);
-    };
-    let mut c = cosa(&wd);
-    with_repo(&mut c);
-    run(c.args(["init", "--transient"]).arg(&cfg), true);
-    let mut c = cosa(&wd);
-    with_repo(&mut c);
-    let out = run(c.arg("build"), true);
+    let wd = init_workdir(t.path(), &repo, &cfg);
+    let out = run(cosa_with(&wd, &repo).arg("build"), true);
     let log = stderr(&out);
     assert!(log.contains("Made the initramfs from the tree"), "{log}");
     // A second build of the same inputs (a new version, a new commit), for
     // ostree.upgrade to upgrade the first one to.
-    let mut c = cosa(&wd);
-    with_repo(&mut c);
-    run(c.args(["build", "--force"]), true);
+    run(cosa_with(&wd, &repo).args(["build", "--force"]), true);
 
     // The sample's own tests, basic and ostree.upgrade, under UEFI.
     let out = run(
@@ -154,18 +161,12 @@ fn fcos_like_sample_for_aarch64_builds_and_passes_basic() {
     let t = tempfile::tempdir().unwrap();
     let repo = t.path().join("repo");
     cosa_testkit::sample::fcos::make_repo(&repo, "aarch64").unwrap();
-    let wd = t.path().join("wd");
-    std::fs::create_dir_all(&wd).unwrap();
     let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-fcos");
-    let with_repo = |c: &mut std::process::Command| {
-        c.env("DNF_VAR_cosa_sample_fcos_repo", &repo);
-    };
-    let mut c = cosa(&wd);
-    with_repo(&mut c);
-    run(c.args(["init", "--transient"]).arg(&cfg), true);
-    let mut c = cosa(&wd);
-    with_repo(&mut c);
-    let out = run(c.args(["build", "--arch", "aarch64"]), true);
+    let wd = init_workdir(t.path(), &repo, &cfg);
+    let out = run(
+        cosa_with(&wd, &repo).args(["build", "--arch", "aarch64"]),
+        true,
+    );
     let log = stderr(&out);
     assert!(log.contains("Made the initramfs from the tree"), "{log}");
     assert!(log.contains("NOT run: target arch aarch64"), "{log}");
