@@ -186,7 +186,8 @@ pub fn packages(arch: &str) -> Result<Vec<PkgSpec>> {
             "only installed with recommends: true\n",
         ));
 
-    let policy = selinux::policy_package(false).context("preparing the sample OS's SELinux policy")?;
+    let policy =
+        selinux::policy_package(false).context("preparing the sample OS's SELinux policy")?;
 
     let mut all = vec![
         filesystem, setup, bb, release, daemon, extras, kernel_pkg, init, policy,
