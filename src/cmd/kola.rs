@@ -359,6 +359,7 @@ fn run_tests(global: &GlobalOpts, opts: KolaRunOpts) -> Result<()> {
         parallel: opts.parallel as usize,
         build: BuildFacts::read(&m, &build_dir)?,
         upgrade,
+        secure_boot: booter.machine.secure_boot,
     };
     eprintln!(
         "kola: {} test(s) on {} ({} at once)",
@@ -513,8 +514,8 @@ fn live_machine(
     let builds = BuildsJson::load(&wd.builds_dir())?;
     let arch = util::target_arch(opts.target.arch.as_deref())?;
     ensure!(
-        arch == "x86_64",
-        "booting {arch} live media is not supported yet (x86_64 only)"
+        arch == "x86_64" || arch == "aarch64",
+        "booting {arch} live media is not supported yet (x86_64 and aarch64)"
     );
     let id = builds.resolve(opts.target.build.as_deref())?;
     let build_dir = builds::build_dir(&wd.builds_dir(), &id, &arch);

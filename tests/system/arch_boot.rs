@@ -244,6 +244,29 @@ fn aarch64_image_has_the_fcos_layout_and_boots_under_aavmf() {
     kola(&b, "aarch64", 600, true);
 }
 
+/// aarch64 live media: the ISO carries the tree's arm64 shim and GRUB and
+/// boots under AAVMF, with and without Secure Boot; PXE boots too.
+#[test]
+fn aarch64_live_media_boot_with_the_trees_boot_loader() {
+    let b = build("aarch64");
+    run(
+        cosa(&b.wd).args(["buildextend-live", "--arch", "aarch64"]),
+        true,
+    );
+    let meta: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(b.qcow2.parent().unwrap().join("meta.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        meta["images"]["live-iso"]["bootloader"]["from"], "tree",
+        "{}",
+        meta["images"]["live-iso"]
+    );
+    kola_platform(&b, "aarch64", "live-iso", 600, false);
+    kola_platform(&b, "aarch64", "live-iso", 600, true);
+    kola_platform(&b, "aarch64", "live-pxe", 600, false);
+}
+
 #[test]
 fn s390x_image_has_boot_and_root_and_boots_its_own_kernel() {
     let b = build("s390x");
