@@ -34,6 +34,9 @@ pub struct TestFacts<'a> {
     pub build: &'a BuildFacts,
     /// For a test that boots the build before it ([`crate::testvm::harness::BuiltinTest::upgrade`]).
     pub upgrade: Option<&'a UpgradeFacts>,
+    /// The machine booted with Secure Boot enforced: `basic` checks that
+    /// the OS sees it on and the kernel locked down.
+    pub secure_boot: bool,
 }
 
 impl BuildFacts {
@@ -137,7 +140,43 @@ pub fn basic(g: &mut dyn Guest, f: &TestFacts) -> Result<String> {
         label.trim()
     );
     out.push_str(&format!("SELinux: /usr/bin/bash is {}\n", label.trim()));
+    if f.secure_boot {
+        out.push_str(&check_secure_boot(g)?);
+    }
     Ok(out)
+}
+
+/// The EFI variable that says whether Secure Boot is on (its last byte).
+const SECURE_BOOT_VAR: &str =
+    "/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c";
+
+/// Inside the OS: the firmware's `SecureBoot` variable is 1 and the kernel
+/// is locked down (`/sys/kernel/security/lockdown`), as a shim-booted
+/// signed kernel puts itself.
+fn check_secure_boot(g: &mut dyn Guest) -> Result<String> {
+    let var = g.ssh().run(&format!("od -An -t u1 {SECURE_BOOT_VAR}"))?;
+    let on = var.split_whitespace().last() == Some("1");
+    ensure!(
+        on,
+        "the machine booted with Secure Boot enforced, but the OS's SecureBoot variable says \
+         {:?} (bytes of {SECURE_BOOT_VAR})",
+        var.trim()
+    );
+    let lockdown = g.ssh().run("cat /sys/kernel/security/lockdown")?;
+    let mode = lockdown
+        .split_whitespace()
+        .find(|w| w.starts_with('['))
+        .map(|w| w.trim_matches(['[', ']']).to_string())
+        .unwrap_or_default();
+    ensure!(
+        mode == "integrity" || mode == "confidentiality",
+        "Secure Boot is on but the kernel is not locked down: /sys/kernel/security/lockdown \
+         says {:?}",
+        lockdown.trim()
+    );
+    Ok(format!(
+        "Secure Boot: on (SecureBoot=1); lockdown: {mode}\n"
+    ))
 }
 
 /// `ostree admin status` as a list of (commit, serial, booted, the block's

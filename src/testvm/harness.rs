@@ -153,6 +153,8 @@ pub struct Harness<'a> {
     pub build: BuildFacts,
     /// Where upgrade tests start from.
     pub upgrade: UpgradeFrom<'a>,
+    /// The machines boot with Secure Boot enforced.
+    pub secure_boot: bool,
 }
 
 impl Harness<'_> {
@@ -281,6 +283,7 @@ impl Harness<'_> {
                 &TestFacts {
                     build: &self.build,
                     upgrade,
+                    secure_boot: self.secure_boot,
                 },
             ) {
                 Ok(out) => (out, None),

@@ -423,6 +423,7 @@ fn kola_harness_reports_and_keeps_failure_logs() {
         parallel: 2,
         build: Default::default(),
         upgrade: UpgradeFrom::Unavailable("no build before 1.0 for x86_64 to upgrade from".into()),
+        secure_boot: false,
     };
     // An upgrade test without an earlier build is skipped, with the reason.
     let up_sel = Selection {
@@ -576,6 +577,7 @@ fn kola_harness_hands_a_tests_machine_options_to_the_booter() {
         parallel: 1,
         build: Default::default(),
         upgrade: UpgradeFrom::Unavailable("none".into()),
+        secure_boot: false,
     };
     let reports = h.run(&planned);
     let report = |n: &str| reports.iter().find(|r| r.name == n).unwrap();

@@ -2,7 +2,8 @@
 //! of converted Debian packages, `cosa build`, and `cosa kola run` over
 //! SSH under UEFI (the built-in `basic` and `ostree.upgrade`, from the
 //! first build to a second, and the config's external tests, Ignition and
-//! the reboot API among them) and `basic` and `ostree.upgrade` under BIOS. Two
+//! the reboot API among them), `basic` and `ostree.upgrade` under BIOS, and
+//! `basic` under Secure Boot. Two
 //! tests added to a copy of the config must fail, and say why: one whose
 //! Ignition config Ignition refuses (its own message is shown), one that
 //! exits non-zero (its output is shown).
@@ -128,6 +129,19 @@ fn fcos_like_sample_builds_boots_and_passes_kola() {
             stderr(&out)
         );
     }
+
+    // basic under Secure Boot (the tree's Microsoft-signed shim, Debian's
+    // signed GRUB and kernel): the OS sees SecureBoot=1 and is locked down.
+    let out = run(
+        cosa(&wd).args(["kola", "run", "basic", "--secure-boot"]),
+        true,
+    );
+    assert!(stderr(&out).contains("--- PASS: basic"), "{}", stderr(&out));
+    let basic = std::fs::read_to_string(wd.join("tmp/kola/basic/output.txt")).unwrap();
+    assert!(
+        basic.contains("Secure Boot: on (SecureBoot=1); lockdown: integrity"),
+        "{basic}"
+    );
 
     // The failing tests fail kola, each with its reason.
     let out = run(
