@@ -111,6 +111,7 @@ fn machine_for(
             ssh_port: None,
             ignition: None,
             memory_mib,
+            disks: Vec::new(),
         },
     ))
 }
@@ -555,6 +556,7 @@ fn live_machine(
         ssh_port: None,
         ignition: None,
         memory_mib: 1536,
+        disks: Vec::new(),
     };
     Ok((id, m, machine, want))
 }

@@ -120,12 +120,6 @@ pub enum Media {
         initrd: PathBuf,
         append: String,
     },
-    /// `media` with empty disks attached after it: a kola test's
-    /// `additionalDisks` ([`MachineOptions::apply`]).
-    WithDisks {
-        media: Box<Media>,
-        disks: Vec<ExtraDisk>,
-    },
 }
 
 impl Media {
@@ -135,11 +129,21 @@ impl Media {
             Media::Disk { path, .. } => path.display().to_string(),
             Media::Cdrom(iso) => format!("{} as a CD-ROM", iso.display()),
             Media::Kernel { kernel, .. } => format!("{} + initrd", kernel.display()),
-            Media::WithDisks { media, disks } => {
-                format!("{} and {} empty disk(s)", media.describe(), disks.len())
-            }
         }
     }
+}
+
+/// `path` as the value of a QEMU `file=` option: UTF-8 and without the
+/// comma that would end it; errors name it as the `what` path.
+fn qemu_path<'a>(path: &'a Path, what: &str) -> Result<&'a str> {
+    let file = path
+        .to_str()
+        .with_context(|| format!("the {what} path {} is not UTF-8", path.display()))?;
+    ensure!(
+        !file.contains(','),
+        "the {what} path {file} has a comma, which QEMU's options cannot carry"
+    );
+    Ok(file)
 }
 
 /// An empty disk a test asked for, made ([`MachineOptions::create_disks`])
@@ -158,14 +162,7 @@ impl ExtraDisk {
     /// Its `-drive` and `-device` arguments on `bus` (`pci` or `ccw`).
     /// The drive's id is made from the serial, which is unique per machine.
     pub fn qemu_args(&self, bus: &str) -> Result<Vec<String>> {
-        let file = self
-            .file
-            .to_str()
-            .with_context(|| format!("the disk image path {} is not UTF-8", self.file.display()))?;
-        ensure!(
-            !file.contains(','),
-            "the disk image path {file} has a comma, which QEMU's options cannot carry"
-        );
+        let file = qemu_path(&self.file, "disk image")?;
         let id = format!("extra-{}", self.serial);
         let blocks = match self.sectors {
             Some((physical, logical)) => {
@@ -261,17 +258,9 @@ impl MachineOptions {
     /// `machine` as the test wants it: its memory raised to `minMemory`
     /// and `disks` (from [`MachineOptions::create_disks`]) attached.
     pub fn apply(&self, machine: &Machine, disks: Vec<ExtraDisk>) -> Machine {
-        let media = if disks.is_empty() {
-            machine.media.clone()
-        } else {
-            Media::WithDisks {
-                media: Box::new(machine.media.clone()),
-                disks,
-            }
-        };
         Machine {
             memory_mib: self.memory_mib(machine.memory_mib),
-            media,
+            disks,
             ..machine.clone()
         }
     }
@@ -331,6 +320,9 @@ pub struct Machine {
     /// ppc64le, which have no fw_cfg, a read-only virtio disk with serial
     /// `ignition` (Ignition's qemu provider reads either).
     pub ignition: Option<PathBuf>,
+    /// Empty disks attached after the boot medium, on virtio-blk: a kola
+    /// test's `additionalDisks` ([`MachineOptions::apply`]).
+    pub disks: Vec<ExtraDisk>,
 }
 
 /// Where a machine's serial console goes.
@@ -555,13 +547,7 @@ impl Machine {
             None => a.extend(["-nic".to_string(), "none".into(), "-no-reboot".into()]),
         }
         if let Some(config) = &self.ignition {
-            let file = config.to_str().with_context(|| {
-                format!("the Ignition config path {} is not UTF-8", config.display())
-            })?;
-            ensure!(
-                !file.contains(','),
-                "the Ignition config path {file} has a comma, which QEMU's options cannot carry"
-            );
+            let file = qemu_path(config, "Ignition config")?;
             match self.arch.as_str() {
                 "x86_64" | "aarch64" => a.extend([
                     "-fw_cfg".to_string(),
@@ -655,7 +641,10 @@ impl Machine {
                 my_vars.display()
             ));
         }
-        self.media_args(&mut cmd, &self.media, scratch, bus)?;
+        self.media_args(&mut cmd, scratch, bus)?;
+        for d in &self.disks {
+            cmd.args(d.qemu_args(bus)?);
+        }
         match console {
             Console::Terminal => {
                 cmd.args(["-nographic", "-serial", "mon:stdio"]);
@@ -674,16 +663,10 @@ impl Machine {
         Ok(cmd)
     }
 
-    /// The arguments that attach `media` (for s390x, the direct boot of
-    /// the disk's kernel, read into `scratch`) on `bus`.
-    fn media_args(
-        &self,
-        cmd: &mut Command,
-        media: &Media,
-        scratch: &Path,
-        bus: &str,
-    ) -> Result<()> {
-        match media {
+    /// The arguments that attach the boot medium (for s390x, the direct
+    /// boot of the disk's kernel, read into `scratch`) on `bus`.
+    fn media_args(&self, cmd: &mut Command, scratch: &Path, bus: &str) -> Result<()> {
+        match &self.media {
             Media::Disk {
                 path,
                 format,
@@ -731,12 +714,6 @@ impl Machine {
                     .arg(initrd)
                     .arg("-append")
                     .arg(append);
-            }
-            Media::WithDisks { media, disks } => {
-                self.media_args(cmd, media, scratch, bus)?;
-                for d in disks {
-                    cmd.args(d.qemu_args(bus)?);
-                }
             }
         }
         Ok(())
@@ -1045,6 +1022,7 @@ mod tests {
             memory_mib: 512,
             ssh_port: None,
             ignition: None,
+            disks: Vec::new(),
         }
     }
 
@@ -1162,7 +1140,7 @@ mod tests {
             ..machine("x86_64")
         };
         let m = opts.apply(&base, disks);
-        assert!(m.media.describe().ends_with("and 3 empty disk(s)"));
+        assert_eq!(m.disks.len(), 3);
         let args = args_of(&m, t.path());
         assert!(args.windows(2).any(|w| w == ["-m", "3072"]), "{args:?}");
         let file = |n: &str| t.path().join(n).display().to_string();

@@ -632,6 +632,7 @@ fn kola_machine_runs_in_the_background_and_stops() {
         memory_mib: 256,
         ssh_port: Some(port),
         ignition: Some(ign),
+        disks: Vec::new(),
     };
     let console = t.path().join("m/console.txt");
     let mut inst = m.spawn(t.path(), &console).unwrap();

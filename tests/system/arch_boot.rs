@@ -452,6 +452,7 @@ fn vscsi_boot(b: &Built, metal: &Path) {
         secure_boot: false,
         ssh_port: None,
         ignition: None,
+        disks: Vec::new(),
     };
     let kola_cmd = m.command(&scratch, false).unwrap();
     let mut cmd = Command::new(kola_cmd.get_program());
