@@ -90,6 +90,15 @@ pub struct Prepared {
     pub record: serde_json::Value,
 }
 
+/// Where a tree keeps GRUB's BIOS modules (Debian's grub-pc-bin).
+pub(crate) const TREE_BIOS_MODULES: &str = "usr/lib/grub/i386-pc";
+
+/// The tree's GRUB BIOS modules directory, if it has one (with `boot.img`).
+pub(crate) fn tree_bios_modules(tree: &Path) -> Option<PathBuf> {
+    let d = tree.join(TREE_BIOS_MODULES);
+    d.join("boot.img").is_file().then_some(d)
+}
+
 /// Read a component's update metadata (`EFI.json`, `BIOS.json`).
 pub(crate) fn read_metadata(tree: &Path, component: &str) -> Result<Option<ContentMetadata>> {
     let p = tree.join(UPDATES_DIR).join(format!("{component}.json"));
@@ -315,9 +324,8 @@ pub fn prepare(
     });
     let mut bios = None;
     if arch == "x86_64" {
-        let modules = tree.join("usr/lib/grub/i386-pc");
         let core = grub_dir.join("core.img");
-        if modules.join("boot.img").is_file() {
+        if let Some(modules) = tree_bios_modules(tree) {
             let bios_meta = read_metadata(tree, "BIOS")?;
             grub::make_bios_core(&modules, &core, &grub_dir)
                 .context("assembling the BIOS core image from the tree's GRUB modules")?;
@@ -335,7 +343,7 @@ pub fn prepare(
             }
         } else {
             eprintln!(
-                "warning: the tree has no GRUB BIOS modules (/usr/lib/grub/i386-pc/boot.img): \
+                "warning: the tree has no GRUB BIOS modules (/{TREE_BIOS_MODULES}/boot.img): \
                  BIOS boot uses the build host's GRUB"
             );
             let host = grub::host_modules("i386-pc")?;

@@ -211,9 +211,6 @@ const TREE_GRUB_MODULES: &[&str] = &[
     "linux",
 ];
 
-/// Where the tree keeps GRUB's BIOS modules (Debian's grub-pc-bin).
-const TREE_I386_PC: &str = "usr/lib/grub/i386-pc";
-
 /// The embedded config of the ISO's GRUB images: the file system labelled
 /// `label` (the ISO, as a CD-ROM or as a disk) and its boot/grub/grub.cfg.
 pub fn early_cfg(label: &str) -> String {
@@ -313,7 +310,7 @@ fn make_efiboot(root: &Path, out: &Path, mtime: i64) -> Result<()> {
     mkfs.run_capture("making the EFI boot image (mkfs.fat)")?;
     // Fixed times: files keep those set here (-m), the directories mtools
     // makes get SOURCE_DATE_EPOCH.
-    set_mtimes(root, mtime)?;
+    set_mtimes(&efi, mtime)?;
     let mut mcopy = Command::new("mcopy");
     mcopy
         .args(["-s", "-m", "-i"])
@@ -329,31 +326,9 @@ fn make_efiboot(root: &Path, out: &Path, mtime: i64) -> Result<()> {
     Ok(())
 }
 
-/// Copy every file under `src` to the same place under `dest`.
-fn copy_tree(src: &Path, dest: &Path) -> Result<()> {
-    fs::create_dir_all(dest).with_context(|| format!("creating {}", dest.display()))?;
-    for e in fs::read_dir(src).with_context(|| format!("reading {}", src.display()))? {
-        let e = e.with_context(|| format!("reading {}", src.display()))?;
-        let (from, to) = (e.path(), dest.join(e.file_name()));
-        if e.file_type()
-            .with_context(|| format!("reading {}", from.display()))?
-            .is_dir()
-        {
-            copy_tree(&from, &to)?;
-        } else {
-            fs::copy(&from, &to)
-                .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
-        }
-    }
-    Ok(())
-}
-
 /// The live ISO's boot loader, ready for the ISO.
 #[derive(Debug)]
 pub struct LiveBootLoader {
-    /// A directory holding `EFI/`: the content of efiboot.img and of the
-    /// ISO's `/EFI`.
-    pub efi_root: PathBuf,
     /// GRUB's i386-pc modules for the BIOS El Torito image (None without
     /// BIOS boot).
     pub bios_modules: Option<PathBuf>,
@@ -363,17 +338,19 @@ pub struct LiveBootLoader {
 
 /// The live ISO's boot loader from the deployed tree `deployed`, as
 /// bootupd's payload lays it out, or else the host's GRUB (with a warning,
-/// signed when image.yaml names a key). `work` is a scratch directory.
+/// signed when image.yaml names a key), written into `efi_root/EFI` (the
+/// ISO's root: its `/EFI`, and what efiboot.img is made of). `work` is a
+/// scratch directory.
 pub fn prepare_boot_loader(
     deployed: &Path,
     arch: &str,
     bios: bool,
     label: &str,
+    efi_root: &Path,
     work: &Path,
     signing: Option<&EfiSigning>,
 ) -> Result<LiveBootLoader> {
     let (target, file) = grub::efi_target(arch)?;
-    let efi_root = work.join("efi-root");
     fs::create_dir_all(work).with_context(|| format!("creating {}", work.display()))?;
     let mut record = if deployed.join(UPDATES_DIR).join("EFI").is_dir() {
         let cfg = early_cfg(label);
@@ -383,7 +360,7 @@ pub fn prepare_boot_loader(
             replace_tree_stub: true,
             target: "the live ISO",
         };
-        let (_, stub_path) = bootloader::fill_esp(deployed, arch, &efi_root, &stub)
+        let (_, stub_path) = bootloader::fill_esp(deployed, arch, efi_root, &stub)
             .context("installing the tree's EFI boot loader on the live ISO")?;
         let mut r = serde_json::json!({"from": "tree", "grub-cfg-stub": stub_path});
         if let Some(m) = bootloader::read_metadata(deployed, "EFI")? {
@@ -421,23 +398,23 @@ pub fn prepare_boot_loader(
     };
     let bios_modules = if !bios {
         None
-    } else if deployed.join(TREE_I386_PC).join("normal.mod").is_file() {
+    } else if let Some(modules) = bootloader::tree_bios_modules(deployed) {
         if let Some(m) = bootloader::read_metadata(deployed, "BIOS")? {
             record["BIOS"] = serde_json::to_value(&m)?;
         }
-        Some(deployed.join(TREE_I386_PC))
+        Some(modules)
     } else {
         if record["from"] == "tree" {
             eprintln!(
-                "warning: the tree has no GRUB BIOS modules (/{TREE_I386_PC}/normal.mod): \
-                 the live ISO's BIOS boot uses the build host's GRUB"
+                "warning: the tree has no GRUB BIOS modules (/{}/boot.img): the live ISO's \
+                 BIOS boot uses the build host's GRUB",
+                bootloader::TREE_BIOS_MODULES
             );
             record["BIOS"] = serde_json::json!({"from": "host"});
         }
         Some(grub::host_modules("i386-pc")?)
     };
     Ok(LiveBootLoader {
-        efi_root,
         bios_modules,
         record,
     })
@@ -624,6 +601,7 @@ pub fn build_live(b: &ImageBuild) -> Result<MadeLive> {
         b.arch,
         bios,
         &label,
+        &iso,
         &grub_work,
         image.efi_signing.as_ref(),
     )
@@ -640,9 +618,9 @@ pub fn build_live(b: &ImageBuild) -> Result<MadeLive> {
             &grub_work,
         )?;
     }
-    make_efiboot(&bl.efi_root, &iso.join(ISO_EFIBOOT), b.timestamp)?;
-    // Also on the ISO file system, as upstream, for firmware that reads it.
-    copy_tree(&bl.efi_root.join("EFI"), &iso.join("EFI"))?;
+    // The boot loader is on the ISO file system (`/EFI`, as upstream, for
+    // firmware that reads it) and in the El Torito image.
+    make_efiboot(&iso, &iso.join(ISO_EFIBOOT), b.timestamp)?;
     set_mtimes(&iso, b.timestamp)?;
     let iso_out = b.work.join("live.iso");
     make_iso(
@@ -772,19 +750,24 @@ mod tests {
 
     #[test]
     fn the_iso_takes_the_trees_efi_files_and_a_stub_at_grubs_prefix() {
-        if !grub::platform_dir("x86_64-efi").join("normal.mod").exists() {
-            eprintln!("skipped: no x86_64-efi GRUB modules on this host");
-            return;
-        }
         let t = tempfile::tempdir().unwrap();
         let tree = t.path().join("tree");
         let grub = tree_with_grub(&tree, TREE_GRUB_MODULES);
-        let bl =
-            prepare_boot_loader(&tree, "x86_64", false, "L-1", &t.path().join("w"), None).unwrap();
+        let root = t.path().join("iso");
+        let bl = prepare_boot_loader(
+            &tree,
+            "x86_64",
+            false,
+            "L-1",
+            &root,
+            &t.path().join("w"),
+            None,
+        )
+        .unwrap();
         assert_eq!(bl.record["from"], "tree");
         assert_eq!(bl.record["grub-cfg-stub"], "/EFI/debian/grub.cfg");
         assert!(bl.bios_modules.is_none());
-        let efi = bl.efi_root.join("EFI");
+        let efi = root.join("EFI");
         assert_eq!(fs::read(efi.join("BOOT/BOOTX64.EFI")).unwrap(), b"shim");
         assert_eq!(
             fs::read(efi.join("debian/grubx64.efi")).unwrap(),
@@ -800,31 +783,22 @@ mod tests {
 
     #[test]
     fn a_tree_without_bootupds_payload_gets_the_hosts_grub() {
-        if !grub::platform_dir("x86_64-efi").join("normal.mod").exists()
-            || !grub::platform_dir("i386-pc").join("normal.mod").exists()
-        {
-            eprintln!("skipped: no x86_64-efi and i386-pc GRUB modules on this host");
-            return;
-        }
         let t = tempfile::tempdir().unwrap();
         let tree = t.path().join("tree");
         fs::create_dir_all(&tree).unwrap();
-        let bl =
-            prepare_boot_loader(&tree, "x86_64", true, "L", &t.path().join("w"), None).unwrap();
+        let root = t.path().join("iso");
+        let bl = prepare_boot_loader(&tree, "x86_64", true, "L", &root, &t.path().join("w"), None)
+            .unwrap();
         assert_eq!(bl.record["from"], "host");
         assert_eq!(bl.record["signed"], false);
         assert_eq!(bl.bios_modules, Some(grub::platform_dir("i386-pc")));
-        let efi = fs::read(bl.efi_root.join("EFI/BOOT/BOOTX64.EFI")).unwrap();
+        let efi = fs::read(root.join("EFI/BOOT/BOOTX64.EFI")).unwrap();
         let info = grub::read_image_info(&efi).unwrap();
         assert_eq!(info.config.as_deref(), Some(early_cfg("L").as_str()));
     }
 
     #[test]
     fn a_tree_grub_without_iso9660_is_refused_by_name() {
-        if !grub::platform_dir("x86_64-efi").join("normal.mod").exists() {
-            eprintln!("skipped: no x86_64-efi GRUB modules on this host");
-            return;
-        }
         let t = tempfile::tempdir().unwrap();
         let tree = t.path().join("tree");
         let without: Vec<&str> = TREE_GRUB_MODULES
@@ -833,8 +807,8 @@ mod tests {
             .filter(|m| *m != "iso9660")
             .collect();
         tree_with_grub(&tree, &without);
-        let e = prepare_boot_loader(&tree, "x86_64", false, "L", &t.path().join("w"), None)
-            .unwrap_err();
+        let (root, w) = (t.path().join("iso"), t.path().join("w"));
+        let e = prepare_boot_loader(&tree, "x86_64", false, "L", &root, &w, None).unwrap_err();
         let msg = format!("{e:#}");
         assert!(msg.contains("[\"iso9660\"]"), "{msg}");
         assert!(msg.contains("debian/grubx64.efi"), "{msg}");
