@@ -66,34 +66,26 @@ fn kernel(debarch: &str) -> Result<&'static str> {
 /// `filesystem`: the top-level links of a merged /usr and the directories
 /// every tree has.
 fn filesystem(arch: &str) -> PkgSpec {
-    let dirs = [
-        "/usr",
-        "/usr/bin",
-        "/usr/sbin",
-        "/usr/lib",
-        "/usr/lib64",
-        "/usr/share",
-        "/etc",
-        "/var",
-        "/home",
-        "/srv",
-        "/opt",
-        "/mnt",
-        "/media",
-    ];
-    dirs.iter()
-        .fold(
-            PkgSpec::new("filesystem", "3.18")
-                .release("1.sample")
-                .arch(arch),
-            |p, d| p.file(FileSpec::dir(d)),
-        )
-        .file(FileSpec::dir("/tmp").mode(0o1777))
-        .file(FileSpec::dir("/root").mode(0o700))
-        .file(FileSpec::symlink("/bin", "usr/bin"))
-        .file(FileSpec::symlink("/sbin", "usr/sbin"))
-        .file(FileSpec::symlink("/lib", "usr/lib"))
-        .file(FileSpec::symlink("/lib64", "usr/lib64"))
+    super::filesystem_package(
+        arch,
+        &[
+            "/usr",
+            "/usr/bin",
+            "/usr/sbin",
+            "/usr/lib",
+            "/usr/lib64",
+            "/usr/share",
+            "/etc",
+            "/var",
+            "/home",
+            "/srv",
+            "/opt",
+            "/mnt",
+            "/media",
+        ],
+        0o700,
+        &["bin", "sbin", "lib", "lib64"],
+    )
 }
 
 /// `sample-fcos-release`: the users and groups Debian's maintainer scripts

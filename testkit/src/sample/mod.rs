@@ -93,6 +93,29 @@ pub fn rpm_version(deb: &str) -> (String, String) {
     (v.replace(['-', ':'], "_"), r.replace(['-', ':'], "_"))
 }
 
+/// `filesystem` (as Fedora's): the directories every tree has (`dirs`),
+/// `/tmp` (1777), `/root` (`root_mode`) and the merged /usr's top-level
+/// links (`/bin -> usr/bin` for each of `links`).
+pub(crate) fn filesystem_package(
+    arch: &str,
+    dirs: &[&str],
+    root_mode: u16,
+    links: &[&str],
+) -> PkgSpec {
+    let p = dirs.iter().fold(
+        PkgSpec::new("filesystem", "3.18")
+            .release("1.sample")
+            .arch(arch),
+        |p, d| p.file(FileSpec::dir(d)),
+    );
+    let p = p
+        .file(FileSpec::dir("/tmp").mode(0o1777))
+        .file(FileSpec::dir("/root").mode(root_mode));
+    links.iter().fold(p, |p, l| {
+        p.file(FileSpec::symlink(&format!("/{l}"), &format!("usr/{l}")))
+    })
+}
+
 /// The package specs of the sample OS for `arch`.
 pub fn packages(arch: &str) -> Result<Vec<PkgSpec>> {
     let arch = arch.to_string();
@@ -100,31 +123,24 @@ pub fn packages(arch: &str) -> Result<Vec<PkgSpec>> {
     let kernel = kernel::load(&arch).context("preparing the sample OS's kernel")?;
     let kernel_pkg = kernel_package(&arch, &kernel, &busybox)?;
 
-    let filesystem = [
-        "/usr",
-        "/usr/bin",
-        "/usr/sbin",
-        "/usr/lib",
-        "/usr/share",
-        "/etc",
-        "/var",
-        "/home",
-        "/srv",
-        "/opt",
-        "/mnt",
-    ]
-    .iter()
-    .fold(
-        PkgSpec::new("filesystem", "3.18")
-            .release("1.sample")
-            .arch(&arch),
-        |p, d| p.file(FileSpec::dir(d)),
-    )
-    .file(FileSpec::dir("/tmp").mode(0o1777))
-    .file(FileSpec::dir("/root").mode(0o550))
-    .file(FileSpec::symlink("/bin", "usr/bin"))
-    .file(FileSpec::symlink("/lib", "usr/lib"))
-    .file(FileSpec::symlink("/sbin", "usr/sbin"));
+    let filesystem = filesystem_package(
+        &arch,
+        &[
+            "/usr",
+            "/usr/bin",
+            "/usr/sbin",
+            "/usr/lib",
+            "/usr/share",
+            "/etc",
+            "/var",
+            "/home",
+            "/srv",
+            "/opt",
+            "/mnt",
+        ],
+        0o550,
+        &["bin", "lib", "sbin"],
+    );
 
     let setup = PkgSpec::new("setup", "2.14.5")
         .release("1.sample")
