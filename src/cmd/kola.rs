@@ -212,9 +212,9 @@ fn previous_build(builds: &BuildsJson, id: &str, arch: &str) -> Option<String> {
 }
 
 /// What upgrade tests start from: the machine of the build before `id`
-/// (its `platform` image, same firmware) and the facts of both ends; the
-/// build under test's commit is made sure to be in tmp/repo, which the
-/// caller serves.
+/// (its `platform` image, same firmware) and that build's facts; the build
+/// under test's commit is made sure to be in tmp/repo, which the caller
+/// serves.
 fn upgrade_source(
     wd: &Workdir,
     id: &str,
@@ -222,7 +222,7 @@ fn upgrade_source(
     opts: &KolaRunOpts,
     arch: &str,
     scratch: &std::path::Path,
-) -> Result<(String, Meta, Machine)> {
+) -> Result<(Machine, BuildFacts)> {
     let builds = BuildsJson::load(&wd.builds_dir())?;
     let prev = previous_build(&builds, id, arch).with_context(|| {
         format!(
@@ -252,7 +252,8 @@ fn upgrade_source(
         scratch,
     )
     .with_context(|| format!("the image of build {prev}, to upgrade from"))?;
-    Ok((prev, pm, with_secure_boot(machine, opts.secure_boot)?))
+    let facts = BuildFacts::read(&pm, &builds::build_dir(&wd.builds_dir(), &prev, arch))?;
+    Ok((with_secure_boot(machine, opts.secure_boot)?, facts))
 }
 
 /// The SSH tests: discover, choose, boot a machine for each, report.
@@ -317,41 +318,41 @@ fn run_tests(global: &GlobalOpts, opts: KolaRunOpts) -> Result<()> {
     let wants_upgrade = planned
         .iter()
         .any(|p| p.denied.is_none() && matches!(&p.kind, TestKind::Builtin(b) if b.upgrade));
-    let mut from_booter = None;
-    let mut server = None;
     let mut upgrade_why = String::from("no upgrade test runs");
-    let mut from_facts = None;
+    // The earlier build's machines, where they pull from, and the server.
+    let mut from = None;
     if wants_upgrade {
-        let arch = booter.machine.arch.clone();
         let from_scratch = scratch.path().join("upgrade-from");
-        match upgrade_source(&wd, &id, &m, &opts, &arch, &from_scratch) {
-            Ok((prev, pm, machine)) => {
-                let facts =
-                    BuildFacts::read(&pm, &builds::build_dir(&wd.builds_dir(), &prev, &arch))?;
+        match upgrade_source(&wd, &id, &m, &opts, &booter.machine.arch, &from_scratch) {
+            Ok((machine, facts)) => {
                 let srv = DirServer::start(&wd.repo_dir())?;
                 eprintln!(
-                    "kola: upgrade tests boot build {prev} and pull build {id} from {} (127.0.0.1:{})",
+                    "kola: upgrade tests boot build {} and pull build {id} from {} (127.0.0.1:{})",
+                    facts.id,
                     wd.repo_dir().display(),
                     srv.port
                 );
-                from_facts = Some(UpgradeFacts {
+                let facts = UpgradeFacts {
                     from: facts,
                     repo_url: srv.guest_url(),
-                });
-                server = Some(srv);
-                from_booter = Some(QemuBooter {
+                };
+                let from_booter = QemuBooter {
                     machine,
                     scratch: from_scratch,
                     key: booter.key.clone(),
                     boot_timeout: booter.boot_timeout,
-                });
+                };
+                from = Some((from_booter, facts, srv));
             }
             Err(e) => upgrade_why = format!("{e:#}"),
         }
     }
-    let upgrade = match (&from_booter, from_facts) {
-        (Some(b), Some(facts)) => UpgradeFrom::Build { booter: b, facts },
-        _ => UpgradeFrom::Unavailable(upgrade_why),
+    let upgrade = match &from {
+        Some((b, facts, _)) => UpgradeFrom::Build {
+            booter: b,
+            facts: facts.clone(),
+        },
+        None => UpgradeFrom::Unavailable(upgrade_why),
     };
     let h = Harness {
         booter: &booter,
@@ -369,7 +370,7 @@ fn run_tests(global: &GlobalOpts, opts: KolaRunOpts) -> Result<()> {
         h.parallel
     );
     let tests = h.run(&planned);
-    if let Some(srv) = server.take() {
+    if let Some((_, _, srv)) = &from {
         eprintln!(
             "kola: served {} files of {}",
             srv.served(),

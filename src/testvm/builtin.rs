@@ -179,30 +179,47 @@ fn check_secure_boot(g: &mut dyn Guest) -> Result<String> {
     ))
 }
 
-/// `ostree admin status` as a list of (commit, serial, booted, the block's
-/// lines), in ostree's order (the default deployment first).
-fn deployments(status: &str) -> Vec<(String, String, bool, String)> {
-    let mut v: Vec<(String, String, bool, String)> = Vec::new();
+/// One deployment of `ostree admin status`.
+#[derive(Debug)]
+struct StatusEntry {
+    commit: String,
+    booted: bool,
+    /// Its lines: `* osname CHECKSUM.SERIAL (pending)`, `Version: ...`.
+    block: String,
+}
+
+impl StatusEntry {
+    /// The first line, without the booted mark.
+    fn header(&self) -> &str {
+        self.block
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim_start_matches("* ")
+            .trim()
+    }
+}
+
+/// `ostree admin status` as deployments, in ostree's order (the default
+/// deployment first).
+fn deployments(status: &str) -> Vec<StatusEntry> {
+    let mut v: Vec<StatusEntry> = Vec::new();
     for line in status.lines() {
-        let booted = line.starts_with("* ");
-        let header = !line.starts_with("    ") && !line.trim().is_empty();
-        if header {
-            // `* osname CHECKSUM.SERIAL (pending)`
+        if !line.starts_with("    ") && !line.trim().is_empty() {
             let id = line
                 .trim_start_matches("* ")
                 .split_whitespace()
                 .nth(1)
                 .unwrap_or("");
-            let (commit, serial) = id.split_once('.').unwrap_or((id, ""));
-            v.push((
-                commit.to_string(),
-                serial.to_string(),
-                booted,
-                line.to_string(),
-            ));
+            let commit = id.split_once('.').map_or(id, |(c, _serial)| c);
+            v.push(StatusEntry {
+                commit: commit.to_string(),
+                booted: line.starts_with("* "),
+                block: line.to_string(),
+            });
         } else if let Some(last) = v.last_mut() {
-            last.3.push('\n');
-            last.3.push_str(line);
+            last.block.push('\n');
+            last.block.push_str(line);
         }
     }
     v
@@ -214,26 +231,20 @@ fn check_booted(status: &str, b: &BuildFacts) -> Result<String> {
     let deps = deployments(status);
     let booted = deps
         .iter()
-        .find(|d| d.2)
+        .find(|d| d.booted)
         .with_context(|| format!("ostree admin status marks no booted deployment:\n{status}"))?;
     ensure!(
-        booted.0 == b.commit,
+        booted.commit == b.commit,
         "the booted deployment is not commit {} of build {}:\n{status}",
         b.commit,
         b.id
     );
     ensure!(
-        booted.3.contains(&format!("Version: {}", b.version)),
+        booted.block.contains(&format!("Version: {}", b.version)),
         "ostree admin status does not show version {} booted:\n{status}",
         b.version
     );
-    Ok(booted
-        .3
-        .lines()
-        .next()
-        .unwrap_or("")
-        .trim_start_matches("* ")
-        .to_string())
+    Ok(booted.header().to_string())
 }
 
 /// `ostree.upgrade`: the machine boots the build before the one under
@@ -276,7 +287,7 @@ pub fn ostree_upgrade(g: &mut dyn Guest, f: &TestFacts) -> Result<String> {
     let status = g.ssh().run(&g.as_root("ostree admin status"))?;
     let deps = deployments(&status);
     ensure!(
-        deps.first().map(|d| d.0.as_str()) == Some(to.commit.as_str()),
+        deps.first().map(|d| d.commit.as_str()) == Some(to.commit.as_str()),
         "after `ostree admin deploy` the default deployment is not commit {} of build {}:\n{status}",
         to.commit,
         to.id
@@ -288,15 +299,12 @@ pub fn ostree_upgrade(g: &mut dyn Guest, f: &TestFacts) -> Result<String> {
     out.push_str(&format!("after: booted {booted}\n"));
     let deps = deployments(&status);
     ensure!(
-        deps.len() == 2 && deps[1].0 == from.commit && deps[1].3.contains("(rollback)"),
+        deps.len() == 2 && deps[1].commit == from.commit && deps[1].block.contains("(rollback)"),
         "build {} (commit {}) is not the rollback deployment after the upgrade:\n{status}",
         from.id,
         from.commit
     );
-    out.push_str(&format!(
-        "rollback: {}\n",
-        deps[1].3.lines().next().unwrap_or("").trim()
-    ));
+    out.push_str(&format!("rollback: {}\n", deps[1].header()));
     let grub = g
         .ssh()
         .output(&g.as_root("test -f /boot/loader/grub.cfg"))?;
@@ -323,12 +331,10 @@ mod tests {
     fn reads_ostree_admin_status() {
         let d = deployments(STATUS);
         assert_eq!(d.len(), 2);
-        assert_eq!(
-            (d[0].0.as_str(), d[0].1.as_str(), d[0].2),
-            ("ee78", "0", false)
-        );
-        assert_eq!((d[1].0.as_str(), d[1].2), ("4cba", true));
-        assert!(d[1].3.contains("Version: 1.1"));
+        assert_eq!((d[0].commit.as_str(), d[0].booted), ("ee78", false));
+        assert_eq!(d[0].header(), "sample-fcos ee78.0 (pending)");
+        assert_eq!((d[1].commit.as_str(), d[1].booted), ("4cba", true));
+        assert!(d[1].block.contains("Version: 1.1"));
         let b = BuildFacts {
             id: "1.1".into(),
             commit: "4cba".into(),
