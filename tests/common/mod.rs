@@ -1,6 +1,8 @@
 //! Helpers for tests that run the real `cosa` binary.
 #![allow(dead_code)]
 
+pub mod kill;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
