@@ -78,6 +78,7 @@ pub fn release(global: &GlobalOpts, opts: ReleaseOpts) -> Result<()> {
         );
     }
     let pd = PublishDir::resolve(&wd.root, opts.publish.publish_dir.as_deref(), stream);
+    report_leftovers(&pd.remove_leftovers(&stream.name, Some(&id))?);
     let now = time::now_secs();
     let now_s = time::format_rfc3339(now);
     eprintln!(
@@ -99,14 +100,16 @@ pub fn release(global: &GlobalOpts, opts: ReleaseOpts) -> Result<()> {
     let updates = pd.updates(&stream.name, now)?;
     graph_gate(&stream.name, &versions, &updates)?;
 
+    // releases.json last: it is what a rerun checks to find the release
+    // done, so a run killed before it is run again in full.
     let release_path = pd.release_json(&stream.name, &id);
     create_parent(&release_path)?;
     release.write(&release_path)?;
-    let index_path = pd.releases_json(&stream.name);
-    index.write(&index_path)?;
     let sm_path = pd.stream_metadata(&stream.name);
     create_parent(&sm_path)?;
     metadata::generate(&release, &now_s).write(&sm_path)?;
+    let index_path = pd.releases_json(&stream.name);
+    index.write(&index_path)?;
     eprintln!(
         "{} {id} in {} (release.json, releases.json, {})",
         match outcome {
@@ -118,6 +121,12 @@ pub fn release(global: &GlobalOpts, opts: ReleaseOpts) -> Result<()> {
     );
     println!("{id}");
     Ok(())
+}
+
+fn report_leftovers(removed: &[std::path::PathBuf]) {
+    for p in removed {
+        eprintln!("Removed leftover of an interrupted run: {}", p.display());
+    }
 }
 
 fn create_parent(path: &Path) -> Result<()> {
@@ -180,8 +189,9 @@ fn parse_fraction(s: &str) -> Result<f64> {
     Ok(v)
 }
 
-/// Load a stream's released versions and updates, let `change` edit them,
-/// check the graph, then write updates/S.json.
+/// Under the working-directory lock, load a stream's released versions and
+/// updates, let `change` edit them, check the graph, then write
+/// updates/S.json.
 fn edit_updates(
     wd: &Workdir,
     stream: &Stream,
@@ -189,7 +199,9 @@ fn edit_updates(
     now: i64,
     change: impl FnOnce(&mut Updates, &[String]) -> Result<()>,
 ) -> Result<()> {
+    let _lock = WorkdirLock::acquire(&wd.root)?;
     let pd = PublishDir::resolve(&wd.root, publish_dir, stream);
+    report_leftovers(&pd.remove_leftovers(&stream.name, None)?);
     let released = pd.released_versions(&stream.name)?;
     let mut u = pd.updates(&stream.name, now)?;
     let before = u.clone();

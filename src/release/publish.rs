@@ -12,10 +12,16 @@
 //! The root is `--publish-dir` when given, else the stream's `publish-dir`
 //! in streams.yaml (relative to the working directory), else
 //! `<workdir>/publish`.
+//!
+//! Every file is written to a temp name and renamed (a reader sees the old
+//! file or the new one); a run killed before the rename leaves its temp
+//! file, which the next run of a verb that writes there removes
+//! ([`PublishDir::remove_leftovers`]) so that a sync of the directory never
+//! carries half a file.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use super::index::ReleaseIndex;
 use super::streams::Stream;
@@ -66,6 +72,42 @@ impl PublishDir {
     /// `updates/<stream>.json`
     pub fn updates_json(&self, stream: &str) -> PathBuf {
         self.root.join("updates").join(format!("{stream}.json"))
+    }
+
+    /// Remove the temp files (`.tmp*`, as [`crate::util::write_atomic`]
+    /// names them) that a killed run left in the directories cosa writes for
+    /// `stream` (with `version`: its release dir too). Run under the
+    /// working-directory lock, so that no temp file of a running cosa is
+    /// taken. Returns what was removed.
+    pub fn remove_leftovers(&self, stream: &str, version: Option<&str>) -> Result<Vec<PathBuf>> {
+        let mut dirs = vec![
+            self.stream_dir(stream),
+            self.root.join("updates"),
+            self.root.join("streams"),
+        ];
+        if let Some(dir) =
+            version.and_then(|v| self.release_json(stream, v).parent().map(Path::to_path_buf))
+        {
+            dirs.push(dir);
+        }
+        let mut removed = Vec::new();
+        for dir in dirs {
+            let rd = match std::fs::read_dir(&dir) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+            };
+            for e in rd {
+                let e = e.with_context(|| format!("listing {}", dir.display()))?;
+                let is_file = e.file_type().is_ok_and(|t| t.is_file());
+                if is_file && e.file_name().to_string_lossy().starts_with(".tmp") {
+                    std::fs::remove_file(e.path())
+                        .with_context(|| format!("removing {}", e.path().display()))?;
+                    removed.push(e.path());
+                }
+            }
+        }
+        Ok(removed)
     }
 
     /// The stream's release index, or an empty one when nothing is published yet.

@@ -127,3 +127,78 @@ fn prune_and_meta_set_survive_sigkill() {
         || {},
     );
 }
+
+/// `rollout`, `barrier` and `deadend` each change updates/stable.json from
+/// what the one before left (rollout from none); after a kill the file is
+/// the old one or the new one, byte for byte (the clock is fixed), and
+/// loads; the release index is untouched; the rerun removes the temp file a
+/// kill left.
+#[test]
+fn rollout_barrier_deadend_survive_sigkill() {
+    use crate::release_common::*;
+    const A: &str = "1.20260101.3.0";
+    const B: &str = "1.20260105.3.0";
+    const C: &str = "1.20260110.3.0";
+    let e = env(false);
+    publish_index(&e, &[A, B, C]);
+    let index = e.publish().join("prod/streams/stable/releases.json");
+    let index_bytes = std::fs::read(&index).unwrap();
+    let path = e.publish().join("updates/stable.json");
+    let now = T0 + 20 * DAY;
+    let start = now.to_string();
+    let verbs: [(&str, &[&str]); 3] = [
+        (
+            "rollout",
+            &[
+                "rollout",
+                "--stream",
+                "stable",
+                "--version",
+                B,
+                "--start",
+                &start,
+                "--duration",
+                "100m",
+                "--start-percentage",
+                "20%",
+            ],
+        ),
+        (
+            "barrier",
+            &[
+                "barrier",
+                "--version",
+                B,
+                "--reason",
+                "https://example.com/b",
+            ],
+        ),
+        ("deadend", &["deadend", "--version", A, "--reason", "bad"]),
+    ];
+    for (verb, args) in verbs {
+        let old = read_opt(&path);
+        let took = time_of(&mut e.cosa_cmd(now, args));
+        let new = std::fs::read(&path).unwrap();
+        assert_ne!(old.as_deref(), Some(&new[..]), "{verb} changes nothing");
+        kill_rounds(
+            verb,
+            20,
+            took,
+            |_| e.cosa_cmd(now, args),
+            |_| restore(&path, &old),
+            |round, killed| {
+                let what = format!("{verb} round {round}");
+                assert_old_or_new(&path, &old, &new, killed, &what);
+                if path.exists() {
+                    let u = cosa::release::updates::Updates::load(&path)
+                        .unwrap_or_else(|err| panic!("{what}: {err:#}"));
+                    assert_eq!(u.stream, "stable", "{what}");
+                }
+                assert_eq!(std::fs::read(&index).unwrap(), index_bytes, "{what}");
+                if !killed {
+                    assert_no_temps(&e.publish(), &what);
+                }
+            },
+        );
+    }
+}

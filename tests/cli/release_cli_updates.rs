@@ -9,28 +9,6 @@ const A: &str = "1.20260101.3.0";
 const B: &str = "1.20260105.3.0";
 const C: &str = "1.20260110.3.0";
 
-fn publish_index(e: &Env, versions: &[&str]) {
-    let path = e.publish().join("prod/streams/stable/releases.json");
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let mut idx = cosa::release::index::ReleaseIndex::new("stable", "2026-01-01T00:00:00Z");
-    for v in versions {
-        idx.add(
-            cosa::release::index::IndexRelease {
-                commits: vec![cosa::release::index::IndexCommit {
-                    architecture: "x86_64".into(),
-                    checksum: "a".repeat(64),
-                }],
-                version: v.to_string(),
-                metadata: format!("https://example.com/{v}/release.json"),
-                extra: Default::default(),
-            },
-            "2026-01-01T00:00:00Z",
-        )
-        .unwrap();
-    }
-    idx.write(&path).unwrap();
-}
-
 fn updates(e: &Env) -> serde_json::Value {
     json(&e.publish().join("updates/stable.json"))
 }

@@ -139,8 +139,7 @@ thread_local! {
 
 /// sha256 and size of `path`, from the cache when the file is unchanged.
 pub fn sha256_cached(path: &Path) -> anyhow::Result<(String, u64)> {
-    let md = std::fs::metadata(path)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let md = std::fs::metadata(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let key = (md.dev(), md.ino(), md.len(), md.mtime(), md.mtime_nsec());
     if let Some(sha) = DIGESTS.with(|d| d.borrow().get(&key).cloned()) {
         return Ok((sha, md.len()));
@@ -159,8 +158,8 @@ pub fn sha256_cached(path: &Path) -> anyhow::Result<(String, u64)> {
 /// newest. `what` names the round in failures.
 pub fn check_store(wd: &Path, what: &str, killed: bool) {
     let bd = wd.join("builds");
-    let bj = cosa::store::BuildsJson::load(&bd)
-        .unwrap_or_else(|e| panic!("{what}: builds.json: {e:#}"));
+    let bj =
+        cosa::store::BuildsJson::load(&bd).unwrap_or_else(|e| panic!("{what}: builds.json: {e:#}"));
     for b in &bj.builds {
         for a in &b.arches {
             let dir = bd.join(&b.id).join(a);
@@ -213,4 +212,51 @@ pub fn temps_under(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// No temp file (`.tmp*`) is left anywhere under `dir`.
+pub fn assert_no_temps(dir: &Path, what: &str) {
+    let left = temps_under(dir);
+    assert!(left.is_empty(), "{what}: left in {}: {left:?}", dir.display());
+}
+
+/// The file at `path`, if there is one.
+pub fn read_opt(path: &Path) -> Option<Vec<u8>> {
+    match std::fs::read(path) {
+        Ok(d) => Some(d),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => panic!("{}: {e}", path.display()),
+    }
+}
+
+/// Put the file at `path` back as `old` was (absent for `None`).
+pub fn restore(path: &Path, old: &Option<Vec<u8>>) {
+    match old {
+        Some(d) => std::fs::write(path, d).unwrap(),
+        None => {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// After a kill (`killed`) the file at `path` is whole: byte for byte what
+/// it was before the run (`old`, `None`: absent) or what a completed run
+/// writes (`new`); after a completed run it is `new`.
+pub fn assert_old_or_new(path: &Path, old: &Option<Vec<u8>>, new: &[u8], killed: bool, what: &str) {
+    let now = read_opt(path);
+    let is_new = now.as_deref() == Some(new);
+    if killed {
+        assert!(
+            is_new || now == *old,
+            "{what}: {} is neither the old file nor the new one:\n{}",
+            path.display(),
+            String::from_utf8_lossy(now.as_deref().unwrap_or(b"(absent)"))
+        );
+    } else {
+        assert!(
+            is_new,
+            "{what}: {} is not what a completed run writes",
+            path.display()
+        );
+    }
 }

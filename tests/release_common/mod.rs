@@ -65,15 +65,18 @@ pub fn env(with_repo: bool) -> Env {
 }
 
 impl Env {
+    /// `cosa ARGS` at time `at`, to run.
+    pub fn cosa_cmd(&self, at: i64, args: &[&str]) -> Command {
+        let mut c = cosa(&self.wd);
+        c.env("SOURCE_DATE_EPOCH", at.to_string())
+            .env("DNF_VAR_cosa_sample_repo", &self.repo)
+            .args(args);
+        c
+    }
+
     /// `cosa ARGS` at time `at`.
     pub fn cosa_at(&self, at: i64, args: &[&str], ok: bool) -> Output {
-        run(
-            cosa(&self.wd)
-                .env("SOURCE_DATE_EPOCH", at.to_string())
-                .env("DNF_VAR_cosa_sample_repo", &self.repo)
-                .args(args),
-            ok,
-        )
+        run(&mut self.cosa_cmd(at, args), ok)
     }
 
     /// `cosa build --stream S ARGS` at T0; returns the new build id (stdout is empty, so
@@ -120,6 +123,30 @@ impl Env {
         m.write(&mpath).unwrap();
         file
     }
+}
+
+/// A release index of stream `stable` in the publish dir listing `versions`
+/// (x86_64 only, a made-up commit).
+pub fn publish_index(e: &Env, versions: &[&str]) {
+    let path = e.publish().join("prod/streams/stable/releases.json");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut idx = cosa::release::index::ReleaseIndex::new("stable", "2026-01-01T00:00:00Z");
+    for v in versions {
+        idx.add(
+            cosa::release::index::IndexRelease {
+                commits: vec![cosa::release::index::IndexCommit {
+                    architecture: "x86_64".into(),
+                    checksum: "a".repeat(64),
+                }],
+                version: v.to_string(),
+                metadata: format!("https://example.com/{v}/release.json"),
+                extra: Default::default(),
+            },
+            "2026-01-01T00:00:00Z",
+        )
+        .unwrap();
+    }
+    idx.write(&path).unwrap();
 }
 
 pub fn json(p: &Path) -> serde_json::Value {
