@@ -331,6 +331,8 @@ pub fn promote_build(
     }
     let lock = WorkdirLock::acquire(&wd.root)?;
     let builds_dir = wd.builds_dir();
+    // Promotion makes a build: what a killed one left goes first.
+    builds::recover(&builds_dir, &lock)?.report();
     let builds = BuildsJson::load(&builds_dir)?;
     let pd_from = PublishDir::resolve(&wd.root, publish_dir, from);
     let released = pd_from.released_versions(&from.name)?;

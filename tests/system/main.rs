@@ -16,6 +16,7 @@ mod fcos_like;
 mod fcos_shape;
 mod image_boot;
 mod image_platforms;
+mod kill_verbs;
 mod install_preserve;
 mod live_boot;
 mod oci_push;
