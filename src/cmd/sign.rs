@@ -71,6 +71,9 @@ pub fn sign(global: &GlobalOpts, opts: SignOpts) -> Result<()> {
     let _lock = WorkdirLock::acquire(&t.wd.root)?;
     let meta_path = meta::meta_path(&t.wd.builds_dir(), &t.id, &t.arch);
     let mut m = Meta::read(&meta_path)?;
+    for p in builds::remove_partial_artifacts(&t.dir, &m) {
+        eprintln!("Removed leftover of an interrupted run: {}", p.display());
+    }
 
     // Everything that can fail cheaply fails before anything is written.
     let container = if opts.oci {
@@ -212,12 +215,26 @@ fn sign_ostree(
     }
     util::write_json_atomic(&cm_path, &cm)?;
 
-    // The ostree tarball carries the commit's detached metadata: re-export.
+    // The ostree tarball carries the commit's detached metadata: re-export
+    // it beside the old one, drop the old one's .sig (a signature of other
+    // bytes: a kill must leave the artifact unsigned, not signed badly),
+    // then swap it in and record its digest at once.
     if let Some(art) = m.images.get_mut("ostree") {
         if art.path.ends_with(".tar") || art.path.ends_with(".ociarchive") {
             let file = t.dir.join(&art.path);
-            crate::publish::oci::export_artifact(&repo, &commit, &t.arch, &file)?;
-            let (sum, size) = crate::util::digest::sha256_file(&file)?;
+            let tmp = t
+                .dir
+                .join(format!("{}-sign-{}", builds::TMP_PREFIX, art.path));
+            crate::publish::oci::export_artifact(&repo, &commit, &t.arch, &tmp)?;
+            let (sum, size) = crate::util::digest::sha256_file(&tmp)?;
+            let sig = t.dir.join(format!("{}.sig", art.path));
+            match std::fs::remove_file(&sig) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).with_context(|| format!("removing {}", sig.display())),
+            }
+            std::fs::rename(&tmp, &file)
+                .with_context(|| format!("renaming {} to {}", tmp.display(), file.display()))?;
             art.sha256 = sum;
             art.size = Some(size);
             m.write(meta_path)?;

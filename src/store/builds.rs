@@ -85,11 +85,12 @@ pub fn build_dir(builds_dir: &Path, id: &str, arch: &str) -> PathBuf {
     builds_dir.join(id).join(arch)
 }
 
-/// Remove what an interrupted artifact writer left in `build_dir`: its
-/// `.tmp-*` files (artifacts are renamed into place only when complete), and
-/// complete artifacts of this build (named `<name>-<buildid>-…`, as cosa
-/// names them) that meta.json does not list, because the run was killed
-/// between renaming the file and recording it. Returns what was removed.
+/// Remove what an interrupted writer left in `build_dir`: its temp files
+/// ([`TMP_PREFIX`]: artifacts and every other file are renamed into place
+/// only when complete), and complete artifacts of this build (named
+/// `<name>-<buildid>-…`, as cosa names them) that meta.json does not list,
+/// because the run was killed between renaming the file and recording it,
+/// with their `.sig`. Run under the workdir lock. Returns what was removed.
 pub fn remove_partial_artifacts(build_dir: &Path, meta: &super::meta::Meta) -> Vec<PathBuf> {
     let mut removed = Vec::new();
     let Ok(rd) = std::fs::read_dir(build_dir) else {
@@ -101,7 +102,7 @@ pub fn remove_partial_artifacts(build_dir: &Path, meta: &super::meta::Meta) -> V
         let name = e.file_name().to_string_lossy().into_owned();
         let base = name.strip_suffix(".sig").unwrap_or(&name);
         let unlisted = name.starts_with(&prefix) && !listed.contains(base);
-        if (name.starts_with(".tmp-") || unlisted) && std::fs::remove_file(e.path()).is_ok() {
+        if (name.starts_with(TMP_PREFIX) || unlisted) && std::fs::remove_file(e.path()).is_ok() {
             removed.push(e.path());
         }
     }

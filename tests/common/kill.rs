@@ -217,7 +217,11 @@ pub fn temps_under(dir: &Path) -> Vec<PathBuf> {
 /// No temp file (`.tmp*`) is left anywhere under `dir`.
 pub fn assert_no_temps(dir: &Path, what: &str) {
     let left = temps_under(dir);
-    assert!(left.is_empty(), "{what}: left in {}: {left:?}", dir.display());
+    assert!(
+        left.is_empty(),
+        "{what}: left in {}: {left:?}",
+        dir.display()
+    );
 }
 
 /// The file at `path`, if there is one.

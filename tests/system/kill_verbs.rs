@@ -8,6 +8,7 @@
 
 use crate::common::kill::*;
 use crate::release_common::*;
+use std::path::Path;
 
 /// The release files `cosa release --stream testing` writes for `id`.
 fn release_files(e: &Env, id: &str) -> [std::path::PathBuf; 3] {
@@ -102,6 +103,74 @@ fn release_and_promote_survive_sigkill() {
                     n,
                     "{what}: promote wrote a release file"
                 );
+            }
+        },
+    );
+    fsck(&e.wd);
+}
+
+/// `cosa verify --json` of the newest build: item name -> status.
+fn verify_statuses(e: &Env, keyring: &Path) -> Vec<(String, String)> {
+    let o = e
+        .cosa_cmd(T0, &["verify", "--json", "--keyring"])
+        .arg(keyring)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|err| panic!("verify --json: {err}: {}", stderr(&o)));
+    v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["name"].as_str().unwrap().to_string(),
+                i["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// `cosa sign --ostree --images` (the commit signed, the ostree artifact
+/// re-exported with the signature, every artifact's .sig written), killed:
+/// every signature there is verifies (a .sig is whole or absent, never one
+/// of older bytes), meta.json stays valid and names each artifact's digest,
+/// and the rerun leaves everything signed and no temp file.
+#[test]
+fn sign_survives_sigkill() {
+    use crate::sign_cli::gpg_key;
+    let e = env(true);
+    e.cosa_at(T0, &["build", "ostree"], true);
+    // Without a passphrase: unlocking one takes seconds in a debug build.
+    let keys = gpg_key(&e.root, "", true);
+    let sign = |_| {
+        let mut c = e.cosa_cmd(T0, &["sign", "--ostree", "--images", "--key"]);
+        c.arg(&keys.secret);
+        c
+    };
+    let took = time_of(&mut sign(0));
+    kill_rounds(
+        "sign",
+        20,
+        took,
+        sign,
+        |_| {},
+        |round, killed| {
+            let what = format!("sign round {round}");
+            check_store(&e.wd, &what, killed);
+            for (item, status) in verify_statuses(&e, &keys.public) {
+                let ok = if killed {
+                    ["good", "unsigned"].contains(&status.as_str())
+                } else {
+                    status == "good"
+                };
+                assert!(ok, "{what}: {item} is {status}");
+            }
+            if killed && round % 5 == 4 {
+                fsck(&e.wd);
+            }
+            if !killed {
+                assert_no_temps(&e.wd.join("builds"), &what);
             }
         },
     );

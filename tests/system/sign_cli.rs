@@ -87,10 +87,10 @@ fn private(p: &Path) {
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
-struct Keys {
+pub(crate) struct Keys {
     home: PathBuf,
-    secret: PathBuf,
-    public: PathBuf,
+    pub(crate) secret: PathBuf,
+    pub(crate) public: PathBuf,
 }
 
 impl Drop for Keys {
@@ -104,7 +104,7 @@ impl Drop for Keys {
 
 /// A fresh key made by GnuPG (with a passphrase or without), exported
 /// armored or binary.
-fn gpg_key(dir: &Path, passphrase: &str, armor: bool) -> Keys {
+pub(crate) fn gpg_key(dir: &Path, passphrase: &str, armor: bool) -> Keys {
     let home = dir.join("gnupg");
     std::fs::create_dir_all(&home).unwrap();
     std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
