@@ -122,7 +122,8 @@ impl Repo {
     }
 
     /// Import a tarball written by `export_commit`; returns the commit checksum.
-    /// Every object is verified before it enters the repository.
+    /// Every object is verified before it enters the repository, and the
+    /// commit object enters last.
     pub fn import_commit(&self, file: &Path) -> Result<String> {
         let f = File::open(file).with_context(|| format!("opening {}", file.display()))?;
         let mut input = BufReader::new(f);
@@ -154,17 +155,22 @@ impl Repo {
             verify_object(&checksum, otype, &data)
                 .with_context(|| format!("{}: object {name}", file.display()))?;
             if otype == ObjectType::Commit {
-                commits.push(checksum.clone());
+                commits.push((checksum, data));
+            } else {
+                self.import_object(&checksum, otype, &data)?;
             }
-            self.import_object(&checksum, otype, &data)?;
         }
-        let [commit] = commits.as_slice() else {
+        let [(commit, data)] = commits.as_slice() else {
             bail!(
                 "{} holds {} commits, expected exactly one",
                 file.display(),
                 commits.len()
             );
         };
+        // The commit object last: a repo that has it has all it needs (an
+        // import killed half-way must not leave a commit that `has_object`
+        // finds and whose files are missing).
+        self.import_object(commit, ObjectType::Commit, data)?;
         // Everything the commit needs must now be present.
         for o in self.reachable_objects(commit)? {
             ensure!(

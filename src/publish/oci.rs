@@ -688,8 +688,10 @@ fn parse_object_path(path: &str) -> Option<(String, &str)> {
         .then_some((checksum, ext))
 }
 
-/// Import the ostree objects of one layer tar stream; returns the commits seen.
-fn import_layer(repo: &Repo, input: impl Read, what: &str) -> Result<Vec<String>> {
+/// Import the ostree objects of one layer tar stream; returns the commits
+/// seen, verified but not written: the caller writes each once every other
+/// object is in (see [`Repo::import_commit`]).
+fn import_layer(repo: &Repo, input: impl Read, what: &str) -> Result<Vec<(String, Vec<u8>)>> {
     let mut ar = tar::Archive::new(input);
     let mut xattrs: HashMap<String, Vec<u8>> = HashMap::new();
     let mut links: HashMap<String, String> = HashMap::new();
@@ -724,10 +726,11 @@ fn import_layer(repo: &Repo, input: impl Read, what: &str) -> Result<Vec<String>
                 let mut data = Vec::new();
                 entry.read_to_end(&mut data).with_context(ctx)?;
                 verify_object(&checksum, kind, &data).with_context(ctx)?;
-                repo.import_object(&checksum, kind, &data)
-                    .with_context(ctx)?;
                 if kind == ObjectType::Commit {
-                    commits.push(checksum);
+                    commits.push((checksum, data));
+                } else {
+                    repo.import_object(&checksum, kind, &data)
+                        .with_context(ctx)?;
                 }
             }
             "file-xattrs" => {
@@ -833,7 +836,7 @@ pub fn import_ociarchive(repo: &Repo, file: &Path) -> Result<String> {
         };
         commits.extend(found);
     }
-    let [commit] = commits.as_slice() else {
+    let [(commit, data)] = commits.as_slice() else {
         bail!(
             "{} holds {} ostree commits, expected exactly one",
             file.display(),
@@ -847,6 +850,11 @@ pub fn import_ociarchive(repo: &Repo, file: &Path) -> Result<String> {
             file.display()
         );
     }
+    // The commit object last: a repo that has it has all it needs (an import
+    // killed half-way must not leave a commit that `has_object` finds and
+    // whose files are missing).
+    repo.import_object(commit, ObjectType::Commit, data)
+        .with_context(|| format!("{}: commit {commit}", file.display()))?;
     for o in repo.reachable_objects(commit)? {
         ensure!(
             repo.has_object(&o.checksum, o.kind),
