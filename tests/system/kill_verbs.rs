@@ -176,3 +176,226 @@ fn sign_survives_sigkill() {
     );
     fsck(&e.wd);
 }
+
+/// The platforms the image kill test makes: two disk geometries, three formats.
+const PLATFORMS: [&str; 3] = ["qemu", "metal", "hyperv"];
+
+/// Take `PLATFORMS`' images off the newest build (meta.json and files), as
+/// a build that never had them.
+fn strip_images(e: &Env) {
+    let dir = e.build_dir(&e.latest());
+    let path = dir.join("meta.json");
+    let mut m = cosa::store::Meta::read(&path).unwrap();
+    for p in PLATFORMS {
+        if let Some(a) = m.images.remove(p) {
+            std::fs::remove_file(dir.join(a.path)).unwrap();
+        }
+    }
+    m.write(&path).unwrap();
+}
+
+/// Files of the newest build's dir named as cosa names artifacts
+/// (`<name>-<id>-…`) that meta.json does not list.
+fn unlisted_artifacts(e: &Env) -> Vec<String> {
+    let id = e.latest();
+    let dir = e.build_dir(&id);
+    let m = cosa::store::Meta::read(&dir.join("meta.json")).unwrap();
+    let prefix = format!("{}-{id}-", m.name);
+    std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&prefix))
+        .filter(|n| !m.images.values().any(|a| &a.path == n))
+        .collect()
+}
+
+/// `cosa osbuild qemu metal hyperv`, killed: meta.json stays valid and
+/// lists no image that is not whole (each listed one has its recorded
+/// digest); the rerun lists all three, and leaves no temp file and no
+/// unlisted image in the build dir. `fresh`: each round starts from a build
+/// without those images (else the rerun replaces the images of the round
+/// before).
+fn osbuild_kills(fresh: bool) {
+    let e = env(true);
+    e.cosa_at(T0, &["build", "ostree"], true);
+    let mut args = vec!["osbuild"];
+    args.extend(PLATFORMS);
+    let took = time_of(&mut e.cosa_cmd(T0, &args));
+    let scratch = e.wd.join("tmp");
+    kill_rounds(
+        "osbuild",
+        20,
+        took,
+        |_| e.cosa_cmd(T0, &args),
+        |_| {
+            if fresh {
+                strip_images(&e);
+            }
+            // A killed run's scratch dir (tmp/image-*, a few hundred MB)
+            // stays: nothing removes it yet (see README, Reliability).
+            for d in std::fs::read_dir(&scratch).unwrap().flatten() {
+                if d.file_name().to_string_lossy().starts_with("image-") {
+                    std::fs::remove_dir_all(d.path()).unwrap();
+                }
+            }
+        },
+        |round, killed| {
+            let what = format!("osbuild round {round}");
+            check_store(&e.wd, &what, killed);
+            if !killed {
+                let m =
+                    cosa::store::Meta::read(&e.build_dir(&e.latest()).join("meta.json")).unwrap();
+                for p in PLATFORMS {
+                    assert!(m.images.contains_key(p), "{what}: no images.{p}");
+                }
+                assert_no_temps(&e.wd.join("builds"), &what);
+                assert_eq!(unlisted_artifacts(&e), Vec::<String>::new(), "{what}");
+            }
+        },
+    );
+}
+
+#[test]
+fn osbuild_survives_sigkill() {
+    osbuild_kills(true);
+}
+
+/// Known to fail: an image replacing a listed one is renamed over it as
+/// soon as it is made (src/image/mod.rs), and meta.json records its digest
+/// only once every platform is done (src/cmd/image.rs `record`), so a kill
+/// in between leaves meta.json naming the old digest for the new bytes.
+#[test]
+#[ignore = "osbuild replacing listed images is not crash-safe yet (README, Reliability)"]
+fn osbuild_replacing_images_survives_sigkill() {
+    osbuild_kills(false);
+}
+
+/// What a reader of `prefix` in the bucket finds is whole: builds.json, if
+/// there, parses and lists only build arches whose meta.json is there, and
+/// every meta.json there (listed or not yet) names only objects that are
+/// there with its recorded size and digest.
+fn check_remote(s3: &crate::s3_publish::S3Server, prefix: &str, what: &str) {
+    let root = s3.object(prefix).join("builds");
+    if let Ok(text) = std::fs::read_to_string(root.join("builds.json")) {
+        let bj = cosa::store::BuildsJson::parse(&text)
+            .unwrap_or_else(|err| panic!("{what}: remote builds.json: {err:#}"));
+        for b in &bj.builds {
+            for a in &b.arches {
+                assert!(
+                    root.join(&b.id).join(a).join("meta.json").is_file(),
+                    "{what}: remote builds.json lists {} {a} without its meta.json",
+                    b.id
+                );
+            }
+        }
+    }
+    for build in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+        for arch in std::fs::read_dir(build.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let mp = arch.path().join("meta.json");
+            if !mp.is_file() {
+                continue;
+            }
+            let m = cosa::store::Meta::read(&mp)
+                .unwrap_or_else(|err| panic!("{what}: remote {}: {err:#}", mp.display()));
+            for (k, a) in &m.images {
+                let (sha, size) = sha256_cached(&arch.path().join(&a.path))
+                    .unwrap_or_else(|err| panic!("{what}: remote images.{k}: {err:#}"));
+                assert_eq!(Some(size), a.size, "{what}: remote images.{k} size");
+                assert_eq!(sha, a.sha256, "{what}: remote images.{k} sha256");
+            }
+        }
+    }
+}
+
+/// `cosa buildupload s3` of the sample build, each round into a fresh
+/// prefix of a real local S3 server, killed: the remote builds.json lists
+/// only builds whose objects are all there, and the rerun lands every file
+/// and the listing. Then `cosa buildfetch` of it into an emptied workdir,
+/// killed: the local store is valid, and the rerun brings the build whole
+/// with its commit.
+#[test]
+fn buildupload_and_buildfetch_survive_sigkill() {
+    use crate::s3_publish::*;
+    let t = tempfile::tempdir().unwrap();
+    let s3 = S3Server::start();
+    let (wd, id) = workdir_copy(t.path());
+    let dir = wd.join("builds").join(&id).join("x86_64");
+    // compose-report.json is not part of the published layout.
+    let want: Vec<_> = dir_files(&dir)
+        .into_iter()
+        .filter(|(n, _)| n != "compose-report.json")
+        .collect();
+    let upload = |prefix: &str| {
+        let mut c = cosa_s3(&wd, &s3);
+        c.args(["buildupload", "s3", "--bucket"])
+            .arg(format!("{BUCKET}/{prefix}"));
+        c
+    };
+    let took = time_of(&mut upload("timing"));
+    kill_rounds(
+        "buildupload",
+        20,
+        took,
+        |round| upload(&format!("kill{round}")),
+        |_| {},
+        |round, killed| {
+            let what = format!("buildupload round {round}");
+            let prefix = format!("kill{round}");
+            check_remote(&s3, &prefix, &what);
+            if !killed {
+                let bj =
+                    std::fs::read_to_string(s3.object(&format!("{prefix}/builds/builds.json")))
+                        .unwrap();
+                let bj = cosa::store::BuildsJson::parse(&bj).unwrap();
+                assert!(bj.has_arch(&id, "x86_64"), "{what}: {bj:?}");
+                for (name, sum) in &want {
+                    let obj = s3.object(&format!("{prefix}/builds/{id}/x86_64/{name}"));
+                    assert_eq!(&sha256_cached(&obj).unwrap().0, sum, "{what}: {name}");
+                }
+            }
+        },
+    );
+    check_store(&wd, "buildupload", false);
+
+    let wd2 = empty_workdir(t.path(), "wd2");
+    let fetch = || {
+        let mut c = cosa_s3(&wd2, &s3);
+        c.args(["buildfetch", "--url", "s3://builds/kill0"]);
+        c
+    };
+    // Each round starts from a workdir without builds or repo.
+    let empty = || {
+        for d in ["builds", "tmp/repo"] {
+            let _ = std::fs::remove_dir_all(wd2.join(d));
+        }
+    };
+    let took = time_of(&mut fetch());
+    let commit = cosa::store::Meta::read(&dir.join("meta.json"))
+        .unwrap()
+        .ostree_commit;
+    kill_rounds(
+        "buildfetch",
+        20,
+        took,
+        |_| fetch(),
+        |_| empty(),
+        |round, killed| {
+            let what = format!("buildfetch round {round}");
+            check_store(&wd2, &what, killed);
+            if killed && round % 5 == 4 {
+                fsck(&wd2);
+            }
+            if !killed {
+                let dir2 = wd2.join("builds").join(&id).join("x86_64");
+                assert_eq!(dir_files(&dir2), want, "{what}");
+                assert!(ostree(&wd2, &["show", &commit]).contains(&id), "{what}");
+                assert_no_temps(&wd2.join("builds"), &what);
+            }
+        },
+    );
+    fsck(&wd2);
+}

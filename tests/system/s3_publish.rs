@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 
 const AK: &str = "cosa-test-access";
 const SK: &str = "cosa-test-secret-key";
-const BUCKET: &str = "builds";
+pub(crate) const BUCKET: &str = "builds";
 
 /// A running s3s-fs, killed on drop.
-struct S3Server {
+pub(crate) struct S3Server {
     child: Child,
     root: tempfile::TempDir,
     port: u16,
@@ -61,7 +61,7 @@ fn free_port() -> u16 {
 }
 
 impl S3Server {
-    fn start() -> S3Server {
+    pub(crate) fn start() -> S3Server {
         let root = tempfile::tempdir().unwrap();
         std::fs::create_dir(root.path().join(BUCKET)).unwrap();
         let port = free_port();
@@ -89,13 +89,13 @@ impl S3Server {
     }
 
     /// Where s3s-fs keeps object `key` of the bucket.
-    fn object(&self, key: &str) -> PathBuf {
+    pub(crate) fn object(&self, key: &str) -> PathBuf {
         self.root.path().join(BUCKET).join(key)
     }
 }
 
 /// `cosa` with credentials for `s3` only (no profile or instance metadata).
-fn cosa_s3(wd: &Path, s3: &S3Server) -> Command {
+pub(crate) fn cosa_s3(wd: &Path, s3: &S3Server) -> Command {
     let mut c = cosa(wd);
     c.env("AWS_ACCESS_KEY_ID", AK)
         .env("AWS_SECRET_ACCESS_KEY", SK)
@@ -138,7 +138,7 @@ fn built() -> (PathBuf, String) {
 }
 
 /// A copy of the built workdir under `t`.
-fn workdir_copy(t: &Path) -> (PathBuf, String) {
+pub(crate) fn workdir_copy(t: &Path) -> (PathBuf, String) {
     let (wd, id) = built();
     let dst = t.join("wd");
     let st = Command::new("cp")
@@ -152,7 +152,7 @@ fn workdir_copy(t: &Path) -> (PathBuf, String) {
 }
 
 /// A fresh workdir with no builds.
-fn empty_workdir(t: &Path, name: &str) -> PathBuf {
+pub(crate) fn empty_workdir(t: &Path, name: &str) -> PathBuf {
     let wd = t.join(name);
     let manifests = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
     run(cosa(&wd).args(["init", "--transient"]).arg(manifests), true);
@@ -225,7 +225,7 @@ fn upload(wd: &Path, s3: &S3Server, prefix: &str, extra: &[&str]) -> String {
 }
 
 /// The files of a build arch dir, by name, with their bytes' sha256.
-fn dir_files(dir: &Path) -> Vec<(String, String)> {
+pub(crate) fn dir_files(dir: &Path) -> Vec<(String, String)> {
     let mut v: Vec<(String, String)> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
