@@ -545,7 +545,7 @@ pub fn export_ociarchive(repo: &Repo, commit: &str, arch: &str, file: &Path) -> 
 
 /// An OCI image layout read from an unpacked archive or directory.
 pub struct Layout {
-    dir: tempfile::TempDir,
+    dir: crate::util::scratch::ScratchDir,
     pub manifest: Json,
     pub manifest_bytes: Vec<u8>,
     pub manifest_digest: String,
@@ -608,12 +608,10 @@ impl Layout {
     }
 }
 
-/// Unpack an OCI archive into a temp dir under `tmpdir` and read its one image.
+/// Unpack an OCI archive into a scratch dir under `tmpdir` and read its one
+/// image (the unpacked archives a killed run left there are removed first).
 pub fn open_ociarchive(file: &Path, tmpdir: &Path) -> Result<Layout> {
-    let dir = tempfile::Builder::new()
-        .prefix("ociarchive-")
-        .tempdir_in(tmpdir)
-        .with_context(|| format!("creating a temp dir in {}", tmpdir.display()))?;
+    let dir = crate::util::scratch::ScratchDir::new(tmpdir, "ociarchive-")?;
     let f = File::open(file).with_context(|| format!("opening {}", file.display()))?;
     let mut ar = tar::Archive::new(BufReader::with_capacity(1 << 20, f));
     ar.set_preserve_permissions(false);

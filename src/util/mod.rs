@@ -5,6 +5,7 @@ pub mod cmd;
 pub mod cpio;
 pub mod digest;
 pub mod progress;
+pub mod scratch;
 pub mod time;
 
 use std::io::Write;

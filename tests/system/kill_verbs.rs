@@ -399,3 +399,68 @@ fn buildupload_and_buildfetch_survive_sigkill() {
     );
     fsck(&wd2);
 }
+
+/// `cosa push-container` of the sample build's OCI archive, each round to a
+/// fresh repository of a real local registry (Debian's docker-registry),
+/// killed: meta.json stays valid; the rerun completes, records the digest a
+/// push without a kill gives, the registry serves that digest for the
+/// build's tag, and no unpacked archive is left in tmp/.
+#[test]
+fn push_container_survives_sigkill() {
+    use crate::oci_push::{Registry, have};
+    assert!(
+        have("skopeo") && Path::new("/usr/bin/docker-registry").exists(),
+        "skopeo and docker-registry are needed: scripts/install-deps.sh"
+    );
+    let e = env(true);
+    e.cosa_at(T0, &["build", "ostree"], true);
+    let id = e.latest();
+    let reg = Registry::start(&e.root.join("registry"));
+    let dest = |round: usize| format!("{}/cosa/kill{round}", reg.addr);
+    let push = |round: usize| e.cosa_cmd(T0, &["push-container", &dest(round)]);
+    let t0 = std::time::Instant::now();
+    let timing = e.cosa_at(
+        T0,
+        &["push-container", &format!("{}/cosa/timing", reg.addr)],
+        true,
+    );
+    let took = t0.elapsed();
+    let digest = out(&timing).trim().rsplit_once('@').unwrap().1.to_string();
+    let meta = e.build_dir(&id).join("meta.json");
+    kill_rounds(
+        "push-container",
+        20,
+        took,
+        push,
+        |_| {},
+        |round, killed| {
+            let what = format!("push-container round {round}");
+            check_store(&e.wd, &what, killed);
+            if killed {
+                return;
+            }
+            let m = json(&meta);
+            assert_eq!(
+                m["base-oscontainer"]["image"],
+                dest(round).as_str(),
+                "{what}"
+            );
+            assert_eq!(m["base-oscontainer"]["digest"], digest.as_str(), "{what}");
+            let inspect: serde_json::Value = serde_json::from_str(&sh(
+                "skopeo inspect",
+                std::process::Command::new("skopeo")
+                    .args(["inspect", "--tls-verify=false"])
+                    .arg(format!("docker://{}:{id}", dest(round))),
+            ))
+            .unwrap();
+            assert_eq!(inspect["Digest"], digest.as_str(), "{what}");
+            let left: Vec<_> = std::fs::read_dir(e.wd.join("tmp"))
+                .unwrap()
+                .flatten()
+                .map(|d| d.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("ociarchive-"))
+                .collect();
+            assert!(left.is_empty(), "{what}: left in tmp/: {left:?}");
+        },
+    );
+}

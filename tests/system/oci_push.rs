@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-fn have(tool: &str) -> bool {
+pub(crate) fn have(tool: &str) -> bool {
     Command::new("sh")
         .arg("-c")
         .arg(format!("command -v {tool}"))
@@ -31,13 +31,13 @@ fn tool(cmd: &mut Command) -> String {
 }
 
 /// Debian's docker-registry on 127.0.0.1:<free port>, storage in `dir`.
-struct Registry {
+pub(crate) struct Registry {
     child: Child,
-    addr: String,
+    pub(crate) addr: String,
 }
 
 impl Registry {
-    fn start(dir: &Path) -> Registry {
+    pub(crate) fn start(dir: &Path) -> Registry {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
