@@ -131,10 +131,13 @@ pub fn time_of(cmd: &mut Command) -> Duration {
     t.elapsed()
 }
 
+/// A file as it is now: device, inode, size, mtime (s, ns).
+type FileKey = (u64, u64, u64, i64, i64);
+
 thread_local! {
-    /// sha256 by (device, inode, size, mtime): a file the checks hashed
-    /// before and nothing rewrote since is not read again.
-    static DIGESTS: RefCell<HashMap<(u64, u64, u64, i64, i64), String>> = RefCell::default();
+    /// sha256 by [`FileKey`]: a file the checks hashed before and nothing
+    /// rewrote since is not read again.
+    static DIGESTS: RefCell<HashMap<FileKey, String>> = RefCell::default();
 }
 
 /// sha256 and size of `path`, from the cache when the file is unchanged.
