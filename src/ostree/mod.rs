@@ -1,9 +1,10 @@
 //! Native OSTree: GVariant objects, an archive-mode repository writer and
-//! reader, commit metadata, refs, summary, detached metadata, prune, and
-//! export/import of one commit as a tarball. Verified against Debian's
-//! `ostree` in tests/cli/ostree_writer.rs.
+//! reader, commit metadata, refs, summary, detached metadata, prune,
+//! export/import of one commit as a tarball, and the diff of two commits.
+//! Verified against Debian's `ostree` in tests/cli/ostree_writer.rs.
 
 pub mod deploy;
+pub mod diff;
 pub mod export;
 pub mod gvariant;
 pub mod objects;

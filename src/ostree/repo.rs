@@ -353,6 +353,20 @@ impl Repo {
 
     /// Write a commit object; the root objects (and the parent, if given) must exist.
     pub fn write_commit(&self, spec: &CommitSpec) -> Result<String> {
+        if let Some(p) = &spec.parent {
+            ensure!(
+                self.has_object(p, ObjectType::Commit),
+                "parent commit {p} is not in {}",
+                self.root.display()
+            );
+        }
+        self.write_commit_shallow(spec)
+    }
+
+    /// Write a commit object whose parent need not be in this repository
+    /// (a shallow history, as `ostree pull --depth=0` leaves; a rebuild
+    /// names the recorded parent); the root objects must exist.
+    pub fn write_commit_shallow(&self, spec: &CommitSpec) -> Result<String> {
         ensure!(
             self.has_object(&spec.root.0, ObjectType::DirTree)
                 && self.has_object(&spec.root.1, ObjectType::DirMeta),
@@ -361,13 +375,6 @@ impl Repo {
             spec.root.1,
             self.root.display()
         );
-        if let Some(p) = &spec.parent {
-            ensure!(
-                self.has_object(p, ObjectType::Commit),
-                "parent commit {p} is not in {}",
-                self.root.display()
-            );
-        }
         self.write_metadata(ObjectType::Commit, &spec.to_value()?)
     }
 
