@@ -1,6 +1,7 @@
-//! The config repo: treefile (manifest) loading, `.repo` files, and the
-//! working directory layout.
+//! The config repo: treefile (manifest) loading, `.repo` files, its git
+//! state, and the working directory layout.
 
+pub mod git;
 pub mod image;
 pub mod kola;
 pub mod repofile;
