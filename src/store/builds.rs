@@ -85,6 +85,15 @@ pub fn build_dir(builds_dir: &Path, id: &str, arch: &str) -> PathBuf {
     builds_dir.join(id).join(arch)
 }
 
+/// The signed statement `cosa rebuild-verify --attest` writes beside a
+/// build. It is about the build, not one of its artifacts: meta.json does
+/// not list it, and cleaning up leftovers keeps it.
+pub fn rebuild_statement_name(name: &str, id: &str, arch: &str) -> String {
+    format!("{name}-{id}-{REBUILD_STATEMENT}.{arch}.intoto.json")
+}
+
+const REBUILD_STATEMENT: &str = "rebuild-verify";
+
 /// Remove what an interrupted writer left in `build_dir`: its temp files
 /// ([`TMP_PREFIX`]: artifacts and every other file are renamed into place
 /// only when complete), and complete artifacts of this build (named
@@ -97,11 +106,13 @@ pub fn remove_partial_artifacts(build_dir: &Path, meta: &super::meta::Meta) -> V
         return removed;
     };
     let prefix = format!("{}-{}-", meta.name, meta.buildid);
+    let statement = format!("{prefix}{REBUILD_STATEMENT}.");
     let listed: BTreeSet<&str> = meta.images.values().map(|a| a.path.as_str()).collect();
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         let base = name.strip_suffix(".sig").unwrap_or(&name);
-        let unlisted = name.starts_with(&prefix) && !listed.contains(base);
+        let unlisted =
+            name.starts_with(&prefix) && !name.starts_with(&statement) && !listed.contains(base);
         if (name.starts_with(TMP_PREFIX) || unlisted) && std::fs::remove_file(e.path()).is_ok() {
             removed.push(e.path());
         }

@@ -12,38 +12,21 @@
 //! - Run details: the builder (cosa's version and the sha256 of its
 //!   binary) and the build's id and time.
 //!
-//! The DSSE signature is an OpenPGP detached signature over the PAE
-//! encoding of the payload, in base64, with the key's fingerprint as keyid.
+//! Signed as a DSSE envelope ([`super::dsse`]).
 
 use std::path::Path;
 
-use anyhow::{Context, Result, bail, ensure};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
+use anyhow::{Context, Result, ensure};
 use serde_json::{Value, json};
 
 use crate::sign::{Keyring, PgpSigner, Signer};
 use crate::store::meta::Meta;
 
-pub const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 pub const BUILD_TYPE: &str = "https://cosa.invalid/build/v1";
 
 /// The provenance's file name for a build.
 pub fn file_name(name: &str, version: &str, arch: &str) -> String {
     format!("{name}-{version}-provenance.{arch}.intoto.json")
-}
-
-/// DSSE's pre-authentication encoding.
-pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
-    let mut v = format!(
-        "DSSEv1 {} {} {} ",
-        payload_type.len(),
-        payload_type,
-        payload.len()
-    )
-    .into_bytes();
-    v.extend_from_slice(payload);
-    v
 }
 
 /// The in-toto statement of build `m` whose files are in `dir`;
@@ -143,51 +126,14 @@ pub fn statement(m: &Meta, dir: &Path, commitmeta: &Value, sbom: Option<&Value>)
 
 /// Sign `statement` as a DSSE envelope.
 pub fn envelope(statement: &Value, signer: &PgpSigner) -> Result<Value> {
-    let payload = serde_json::to_vec(statement)?;
-    let sig = signer
-        .sign_detached(&pae(PAYLOAD_TYPE, &payload)[..])
-        .context("signing the provenance")?;
-    Ok(json!({
-        "payloadType": PAYLOAD_TYPE,
-        "payload": B64.encode(&payload),
-        "signatures": [{"keyid": signer.fingerprint, "sig": B64.encode(sig)}],
-    }))
+    super::dsse::sign(statement, signer, "provenance")
 }
 
 /// Check a DSSE envelope against `keyring`: some signature verifies; then
 /// every subject's digest equals meta.json's and the file's. Returns the
 /// signer.
 pub fn verify(envelope: &Value, keyring: &Keyring, m: &Meta, dir: &Path) -> Result<Signer> {
-    ensure!(
-        envelope["payloadType"] == PAYLOAD_TYPE,
-        "payloadType is {}, not {PAYLOAD_TYPE}",
-        envelope["payloadType"]
-    );
-    let payload = B64
-        .decode(envelope["payload"].as_str().context("no payload")?)
-        .context("payload is not base64")?;
-    let sigs = envelope["signatures"].as_array().context("no signatures")?;
-    let mut last = None;
-    let mut signer = None;
-    for s in sigs {
-        let Some(sig) = s["sig"].as_str().and_then(|b| B64.decode(b).ok()) else {
-            continue;
-        };
-        match keyring.verify_detached(&sig, &pae(PAYLOAD_TYPE, &payload)[..]) {
-            Ok(who) => {
-                signer = Some(who);
-                break;
-            }
-            Err(e) => last = Some(e),
-        }
-    }
-    let Some(signer) = signer else {
-        match last {
-            Some(e) => return Err(e.context("no signature of the provenance verifies")),
-            None => bail!("the provenance has no signature"),
-        }
-    };
-    let st: Value = serde_json::from_slice(&payload).context("parsing the statement")?;
+    let (signer, st) = super::dsse::open(envelope, keyring, "provenance")?;
     ensure!(
         st["predicateType"] == "https://slsa.dev/provenance/v1",
         "predicateType is {}",
@@ -226,17 +172,4 @@ pub fn verify(envelope: &Value, keyring: &Keyring, m: &Meta, dir: &Path) -> Resu
         );
     }
     Ok(signer)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pae_is_dsse_v1() {
-        assert_eq!(
-            pae("http://example.com/HelloWorld", b"hello world"),
-            b"DSSEv1 29 http://example.com/HelloWorld 11 hello world".to_vec()
-        );
-    }
 }
