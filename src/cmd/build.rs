@@ -75,9 +75,61 @@ struct Previous {
     meta: Meta,
 }
 
+/// What a rebuild (`cosa rebuild-verify`) takes from the build it repeats
+/// instead of from the working directory, its ref and the clock.
+pub(crate) struct Pinned {
+    /// The recorded commit's timestamp: the new commit's, the packages'
+    /// install time, and SOURCE_DATE_EPOCH for the postprocess scripts.
+    pub timestamp: u64,
+    /// The recorded commit's parent.
+    pub parent: Option<String>,
+    /// `/usr/lib/passwd` and `/usr/lib/group` of the build before it.
+    pub previous_passwd: Option<String>,
+    pub previous_group: Option<String>,
+    /// The build's generated lockfile: every package by version and digest.
+    pub lockfile: crate::rpm::lockfile::Lockfile,
+    /// The config repo commit and dirty flag the build recorded.
+    pub config_gitrev: Option<String>,
+    pub config_dirty: bool,
+    /// The rpm-md repo timestamps the commit recorded, by repo id: the
+    /// repos' metadata may have been regenerated since (the packages are
+    /// pinned by digest).
+    pub repo_timestamps: BTreeMap<String, u64>,
+    /// The build ran with `--skip-scripts` (its compose report says so).
+    pub skip_scripts: bool,
+}
+
+impl Pinned {
+    /// Give the loaded repos the timestamps the build saw, saying which moved.
+    fn stamp_repos(&self, repos: &mut [crate::rpm::repodata::LoadedRepo]) {
+        for r in repos {
+            let Some(&ts) = self.repo_timestamps.get(&r.id) else {
+                continue;
+            };
+            if r.timestamp != Some(ts) {
+                eprintln!(
+                    "Note: repo {}'s metadata is from {}, the build saw it from {}; the rebuild \
+                     records the build's (its packages are pinned by digest)",
+                    r.id,
+                    r.timestamp
+                        .map_or("an unknown time".into(), |t| time::format_rfc3339(t as i64)),
+                    time::format_rfc3339(ts as i64)
+                );
+                r.timestamp = Some(ts);
+            }
+        }
+    }
+}
+
 pub fn run(global: &GlobalOpts, opts: BuildOpts) -> Result<()> {
+    build(&global.workdir, opts, None)
+}
+
+/// `cosa build` in the working directory `root`; with `pinned`, a rebuild
+/// of a recorded build.
+pub(crate) fn build(root: &Path, opts: BuildOpts, pinned: Option<&Pinned>) -> Result<()> {
     let started = Instant::now();
-    let wd = Workdir::open(&global.workdir)?;
+    let wd = Workdir::open(root)?;
     wd.ensure_dirs()?;
     let lock = WorkdirLock::acquire(&wd.root)?;
     let builds_dir = wd.builds_dir();
@@ -103,8 +155,25 @@ pub fn run(global: &GlobalOpts, opts: BuildOpts) -> Result<()> {
 
     // 1. Resolve and fetch.
     let dl = Downloader::new(opts.resolve.jobs)?;
-    let resolved = resolve::resolve(&wd, &arch, opts.resolve.strict, &dl)?;
+    let resolved = match pinned {
+        // Every package as the build had it: by the recorded lockfile, strictly.
+        Some(p) => {
+            let mut r = resolve::resolve_locked(&wd, &arch, true, &dl, Some(p.lockfile.clone()))?;
+            p.stamp_repos(&mut r.repos);
+            r
+        }
+        None => resolve::resolve(&wd, &arch, opts.resolve.strict, &dl)?,
+    };
     let pkgs = resolve::fetch(&wd, &dl, &resolved)?;
+    if pinned.is_some() {
+        let t = Instant::now();
+        crate::rpm::download::verify_cached(&pkgs)?;
+        eprintln!(
+            "Verified the sha256 of {} cached packages in {:.1}s",
+            pkgs.len(),
+            t.elapsed().as_secs_f64()
+        );
+    }
     let tf = &resolved.treefile;
     for w in tf.not_acted() {
         eprintln!("warning: {w}");
@@ -207,24 +276,19 @@ pub fn run(global: &GlobalOpts, opts: BuildOpts) -> Result<()> {
     let rootfs = staging.path().join("rootfs");
     std::fs::create_dir(&rootfs)?;
     let repo = crate::ostree::Repo::open_or_init(&wd.repo_dir())?;
-    let (prev_passwd, prev_group) = match &previous {
-        Some(p) => (
+    let (prev_passwd, prev_group) = match (pinned, &previous) {
+        (Some(p), _) => (p.previous_passwd.clone(), p.previous_group.clone()),
+        (None, Some(p)) => (
             repo.read_commit_file(&p.meta.ostree_commit, "usr/lib/passwd")?
                 .map(|b| String::from_utf8_lossy(&b).into_owned()),
             repo.read_commit_file(&p.meta.ostree_commit, "usr/lib/group")?
                 .map(|b| String::from_utf8_lossy(&b).into_owned()),
         ),
-        None => (None, None),
+        (None, None) => (None, None),
     };
+    let skip_scripts = opts.skip_scripts || pinned.is_some_and(|p| p.skip_scripts);
     let previous_ids = tree::previous_ids(tf, prev_passwd.clone(), prev_group.clone());
-    let report = tree::compose_tree(
-        &wd,
-        &resolved,
-        &pkgs,
-        opts.skip_scripts,
-        previous_ids,
-        &rootfs,
-    )?;
+    let report = tree::compose_tree(&wd, &resolved, &pkgs, skip_scripts, previous_ids, &rootfs)?;
     let has_kernel = rootfs.join("usr/lib/modules").is_dir()
         || rootfs
             .join("boot")
@@ -241,9 +305,10 @@ pub fn run(global: &GlobalOpts, opts: BuildOpts) -> Result<()> {
             previous_passwd: prev_passwd,
             previous_group: prev_group,
             bootable: has_kernel,
-            run_scripts: !opts.skip_scripts,
+            run_scripts: !skip_scripts,
             basearch: arch.clone(),
             initramfs: crate::compose::initramfs::Spec::load(&wd.config_dir())?,
+            source_date_epoch: pinned.map(|p| p.timestamp as i64),
         },
     )?;
     for w in &pp.warnings {
@@ -255,7 +320,10 @@ pub fn run(global: &GlobalOpts, opts: BuildOpts) -> Result<()> {
     std::fs::create_dir_all(ij.parent().unwrap())?;
     std::fs::write(&ij, &image_json).with_context(|| format!("writing {}", ij.display()))?;
     // The commit's timestamp is also the packages' install time.
-    let timestamp = time::now_secs().max(0) as u64;
+    let timestamp = match pinned {
+        Some(p) => p.timestamp,
+        None => time::now_secs().max(0) as u64,
+    };
     let t = Instant::now();
     let db = rpmdb::write_tree_rpmdb(
         &rootfs,
@@ -278,8 +346,13 @@ pub fn run(global: &GlobalOpts, opts: BuildOpts) -> Result<()> {
         .unwrap_or_else(|| format!("cosa/{arch}/dev"));
     let t = Instant::now();
     let root = commit_tree(&repo, &rootfs, tf)?;
-    let parent = repo.resolve_ref(&ref_)?;
-    let (gitrev, dirty) = config_git(&wd.config_dir());
+    let (parent, (gitrev, dirty)) = match pinned {
+        Some(p) => (p.parent.clone(), (p.config_gitrev.clone(), p.config_dirty)),
+        None => (
+            repo.resolve_ref(&ref_)?,
+            crate::config::git::state(&wd.config_dir()),
+        ),
+    };
     let metadata = commit_metadata(
         &resolved,
         &metas,
@@ -289,15 +362,24 @@ pub fn run(global: &GlobalOpts, opts: BuildOpts) -> Result<()> {
         pp.kernel.as_ref().map(|k| k.version.as_str()),
         gitrev.as_deref(),
     )?;
-    let commit = repo.write_commit(&Commit {
+    let spec = Commit {
         parent: parent.clone(),
         subject: version.clone(),
         body: String::new(),
         timestamp,
         metadata: metadata.clone(),
         root,
-    })?;
-    if let Some(key) = tf.other.get("gpg-key").and_then(|v| v.as_str()) {
+    };
+    let commit = match pinned {
+        // The recorded parent, which the rebuild's repo need not hold.
+        Some(_) => repo.write_commit_shallow(&spec)?,
+        None => repo.write_commit(&spec)?,
+    };
+    // A rebuild signs nothing: the recorded commit's detached metadata is
+    // in the repo already, and goes with an identical commit.
+    if let Some(key) = tf.other.get("gpg-key").and_then(|v| v.as_str())
+        && pinned.is_none()
+    {
         crate::sign::ostree::sign_commit_with_gpg(&repo, &commit, key, None)?;
         eprintln!("Signed {commit} with GPG key {key} (treefile key gpg-key)");
     }
@@ -321,7 +403,16 @@ pub fn run(global: &GlobalOpts, opts: BuildOpts) -> Result<()> {
         .map(|(k, v)| (k.clone(), v.metadata_json()))
         .collect();
     util::write_json_atomic(&staged.path().join("commitmeta.json"), &commitmeta)?;
-    resolved.lockfile().write(
+    let mut lockfile = resolved.lockfile();
+    if let (Some(p), Some(m)) = (pinned, lockfile.metadata.as_mut()) {
+        // The resolution is the recorded one, and so is its time.
+        m.generated = p
+            .lockfile
+            .metadata
+            .as_ref()
+            .and_then(|m| m.generated.clone());
+    }
+    lockfile.write(
         &staged
             .path()
             .join(format!("manifest-lock.generated.{arch}.json")),
@@ -467,29 +558,6 @@ fn previous_build(builds_dir: &Path, builds: &BuildsJson, arch: &str) -> Result<
     }))
 }
 
-/// The config repo's HEAD commit and whether its work tree is dirty. A
-/// `--transient` config may be a folder inside a larger git repository (this
-/// project's own `manifests/`), so the repository is discovered upwards.
-fn config_git(dir: &Path) -> (Option<String>, bool) {
-    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-    let Ok(repo) = git2::Repository::discover(&dir) else {
-        return (None, true);
-    };
-    let head = repo
-        .head()
-        .ok()
-        .and_then(|h| h.peel_to_commit().ok())
-        .map(|c| c.id().to_string());
-    let mut so = git2::StatusOptions::new();
-    so.include_untracked(true).include_ignored(false);
-    let dirty = repo
-        .statuses(Some(&mut so))
-        .map(|s| !s.is_empty())
-        .unwrap_or(true);
-    (head, dirty)
-}
-
-/// The commit metadata rpm-ostree writes, plus `add-commit-metadata`.
 /// Files the build reads besides the config directory's own: treefiles and
 /// image.yaml files (an include may leave the directory), add-files
 /// sources, postprocess-script, check-passwd/check-groups files.
@@ -514,6 +582,7 @@ fn input_files(
     v
 }
 
+/// The commit metadata rpm-ostree writes, plus `add-commit-metadata`.
 fn commit_metadata(
     resolved: &resolve::Resolved,
     pkgs: &[PackageMeta],

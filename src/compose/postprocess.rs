@@ -73,6 +73,20 @@ pub struct PostprocessOptions {
     /// tree (see [`crate::compose::initramfs`]) instead of taking the
     /// package's or running dracut.
     pub initramfs: Option<crate::compose::initramfs::Spec>,
+    /// `SOURCE_DATE_EPOCH` for the postprocess scripts and dracut, over the
+    /// one cosa's own environment may give them (a rebuild passes the
+    /// recorded commit's timestamp).
+    pub source_date_epoch: Option<i64>,
+}
+
+impl PostprocessOptions {
+    /// Environment for programs run in the tree: `SOURCE_DATE_EPOCH` when set here.
+    pub(crate) fn sandbox_env(&self) -> Vec<(&'static str, String)> {
+        self.source_date_epoch
+            .map(|t| ("SOURCE_DATE_EPOCH", t.to_string()))
+            .into_iter()
+            .collect()
+    }
 }
 
 /// The kernel found in the tree.
@@ -249,7 +263,7 @@ fn run_postprocess_scripts(
             .with_context(|| format!("creating {}", parent.display()))?;
         write_mode(&host, &body, 0o755).with_context(|| format!("writing {what} to /{rel}"))?;
         eprintln!("Running {what}");
-        let res = sandbox::run(tree, &[format!("/{rel}")], &[], &[], &name);
+        let res = sandbox::run(tree, &[format!("/{rel}")], &[], &opts.sandbox_env(), &name);
         let rm = std::fs::remove_file(&host);
         res.with_context(|| format!("{what} failed"))?;
         rm.with_context(|| format!("removing /{rel}"))?;

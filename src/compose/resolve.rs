@@ -113,6 +113,19 @@ fn load_config(wd: &Workdir, arch: &str) -> Result<(Treefile, Vec<RepoDef>)> {
 
 /// Resolve the manifest (through the lockfile when there is one).
 pub fn resolve(wd: &Workdir, arch: &str, strict: bool, dl: &Downloader) -> Result<Resolved> {
+    let lock = lockfile::load_layered(&wd.config_dir(), arch)?;
+    resolve_locked(wd, arch, strict, dl, lock)
+}
+
+/// Resolve the manifest through `lock` instead of the config's lockfiles
+/// (a rebuild takes the build's generated lockfile).
+pub fn resolve_locked(
+    wd: &Workdir,
+    arch: &str,
+    strict: bool,
+    dl: &Downloader,
+    lock: Option<Lockfile>,
+) -> Result<Resolved> {
     let (tf, defs) = load_config(wd, arch)?;
     let t = Instant::now();
     let cache = wd.cache_dir();
@@ -129,7 +142,6 @@ pub fn resolve(wd: &Workdir, arch: &str, strict: bool, dl: &Downloader) -> Resul
         t.elapsed().as_secs_f64()
     );
 
-    let lock = lockfile::load_layered(&wd.config_dir(), arch)?;
     let mut pins = match &lock {
         Some(l) => l.pins()?,
         None => BTreeMap::new(),

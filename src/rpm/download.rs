@@ -621,6 +621,30 @@ fn is_cached(path: &Path, size: u64) -> bool {
     }
 }
 
+/// Hash every fetched package again (on every core) and compare it with
+/// its repodata digest, which a digest-pinned lockfile also fixes. A cache
+/// hit is otherwise trusted on its size alone, so this is what catches a
+/// package changed in the cache after it was downloaded; the error names
+/// each such package and file.
+pub fn verify_cached(pkgs: &[(PackageMeta, PathBuf)]) -> Result<()> {
+    let results: Vec<Result<()>> = pkgs
+        .par_iter()
+        .map(|(p, path)| {
+            // The real path: the cache may be reached through a link.
+            let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+            verify_file(&path, &Checksum::new(&p.checksum_type, &p.checksum)).with_context(|| {
+                format!(
+                    "package {} in the cache is not the one its repository and the lockfile name; \
+                     delete {} and run `cosa fetch` to download it again",
+                    p.nevra(),
+                    path.display()
+                )
+            })
+        })
+        .collect();
+    combine_errors("verifying cached packages", pkgs.len(), results)
+}
+
 /// The verifier of each gpgcheck repo among `repos`, by id. A gpgcheck
 /// repo without `gpgkey=` is checked against the keys of all the other
 /// repos, as dnf and rpm-ostree check it against the one keyring every

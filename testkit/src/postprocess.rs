@@ -128,6 +128,7 @@ pub fn opts() -> PostprocessOptions {
         run_scripts: true,
         basearch: cosa::util::host_arch().to_string(),
         initramfs: None,
+        source_date_epoch: None,
     }
 }
 

@@ -328,7 +328,8 @@ fn run_dracut(
     }
     argv.extend(["--kver".into(), kver.into()]);
     let binds = vec![(host.path().to_path_buf(), INSIDE.to_string(), true)];
-    let env = [("DRACUT_NO_MKNOD", "1".to_string())];
+    let mut env = vec![("DRACUT_NO_MKNOD", "1".to_string())];
+    env.extend(opts.sandbox_env());
     {
         let _etc = TempEtc::new(tree)?;
         super::sandbox::run(tree, &argv, &binds, &env, "dracut")

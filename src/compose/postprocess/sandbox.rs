@@ -26,6 +26,8 @@ fn bwrap_args(tree: &Path, binds: &[Bind], env: &[(&str, String)]) -> Vec<OsStri
     if let Ok(sde) = std::env::var("SOURCE_DATE_EPOCH") {
         a.extend(["--setenv".into(), "SOURCE_DATE_EPOCH".into(), sde.into()]);
     }
+    // After the inherited one: bwrap applies --setenv in order, so an
+    // explicit SOURCE_DATE_EPOCH (a rebuild's) wins.
     for (k, v) in env {
         a.extend(["--setenv".into(), (*k).into(), v.into()]);
     }
