@@ -75,6 +75,8 @@ pub enum Command {
     Sign(SignOpts),
     /// Check a build's signatures and name anything unsigned or bad.
     Verify(VerifyOpts),
+    /// Rebuild a build from its recorded inputs and compare every artifact with the recorded one.
+    RebuildVerify(RebuildVerifyOpts),
     /// Release a build on a stream: release.json, releases.json, stream metadata.
     Release(ReleaseOpts),
     /// Promote a released build to another stream (or the config repo's branch).
@@ -764,9 +766,11 @@ pub struct SignOpts {
 
 Checks every artifact of meta.json against <artifact>.sig, the OSTree
 commit's ostree.gpgsigs (and ostree.sign.ed25519 with
---ed25519-public-key), and the container image's simple signing signatures
-when the build has a base-oscontainer. Prints one line per item (good, bad
-or unsigned) and exits non-zero naming every item that is unsigned or bad.")]
+--ed25519-public-key), the container image's simple signing signatures
+when the build has a base-oscontainer, and the provenance and the `cosa
+rebuild-verify --attest` statement when the build has them. Prints one
+line per item (good, bad or unsigned) and exits non-zero naming every item
+that is unsigned or bad.")]
 pub struct VerifyOpts {
     /// OpenPGP public keys (armored or binary; several allowed in one file).
     #[arg(long)]
@@ -784,6 +788,70 @@ pub struct VerifyOpts {
     /// bad, unsigned). The exit status is the same.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  cosa rebuild-verify                         # the latest build, host arch
+  cosa rebuild-verify --build 1.20260101.dev.0 --json | jq .rows
+  cosa rebuild-verify --attest key.asc        # also write a signed statement beside the build
+  cosa rebuild-verify --from-release s3://fcos-builds/prod/streams/stable --build 41.20250101.3.0
+  cosa rebuild-verify --from-release https://builds.example.com/dev --keep
+
+The build is made again in a scratch working directory, tmp/rebuild-<id>-*/
+(removed afterwards unless --keep), from what it recorded: its generated
+lockfile (every package by version and sha256; each cached RPM is hashed
+again and one that differs fails the rebuild, naming the package), the
+config repo at the recorded commit (checked out into the scratch directory
+when the config has moved on; a build made from a dirty config is rebuilt
+from the config as it is, with a warning), the commit's timestamp as
+SOURCE_DATE_EPOCH, its parent, and the build id as the version. This working
+directory's cache/ and overrides/ are used. Then the same code as `cosa
+build`, `cosa osbuild` and `cosa buildextend-live` makes every artifact
+meta.json records, and each sha256 (the uncompressed one of a compressed
+artifact) is compared with the recorded one, as is the OSTree commit (when
+it differs, the first differing file is named) and the generated lockfile.
+Nothing of the build, builds.json, the refs or tmp/repo changes.
+
+Prints ARTIFACT, RECORDED and REBUILT sha256 (12 digits) and identical or
+DIFFERENT per line, and exits non-zero naming every artifact that differs or
+could not be made; the provenance is skipped (it is signed, not built).
+--from-release fetches the build (meta.json, lockfile, ostree artifact) from
+a build store as `cosa buildfetch` does, into the scratch directory.
+--attest writes <name>-<id>-rebuild-verify.<arch>.intoto.json (an in-toto
+statement with a SLSA verification summary, PASSED or FAILED, signed as a
+DSSE envelope like the provenance) beside the build, or in the working
+directory for --from-release; `cosa verify` checks it.")]
+pub struct RebuildVerifyOpts {
+    #[command(flatten)]
+    pub target: BuildSelector,
+    /// Rebuild a build of this build store instead of a local one:
+    /// s3://BUCKET/PREFIX, http(s)://HOST/PREFIX, file:///PATH or a directory with builds/.
+    #[arg(long, value_name = "URL")]
+    pub from_release: Option<String>,
+    /// An S3-compatible endpoint for --from-release, addressed path-style.
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    pub endpoint_url: Option<String>,
+    /// Write a signed verification statement with this OpenPGP secret key
+    /// (armored or binary, mode 0600), as `cosa sign --provenance` signs.
+    #[arg(long, value_name = "KEYFILE")]
+    pub attest: Option<PathBuf>,
+    /// Read the --attest key's passphrase from this file (first line, mode
+    /// 0600); otherwise from $COSA_SIGN_PASSPHRASE.
+    #[arg(long, requires = "attest")]
+    pub passphrase_file: Option<PathBuf>,
+    /// Print `{"build", "arch", "source", "rows": [{"artifact", "file",
+    /// "recorded", "rebuilt", "status", "detail"}], "commit_diff",
+    /// "warnings", "seconds"}` on stdout instead of the table (status:
+    /// identical, different, not-rebuilt, skipped). The exit status is the same.
+    #[arg(long)]
+    pub json: bool,
+    /// Keep the scratch working directory (its path is printed).
+    #[arg(long)]
+    pub keep: bool,
+    /// Parallel downloads of packages missing from the cache.
+    #[arg(long, default_value_t = 8)]
+    pub jobs: usize,
 }
 
 #[derive(Debug, Subcommand)]

@@ -29,6 +29,7 @@ fn main() {
         Command::Run(o) => cosa::cmd::kola::interactive(&cli.global, o),
         Command::Sign(o) => cosa::cmd::sign::sign(&cli.global, o),
         Command::Verify(o) => cosa::cmd::sign::verify(&cli.global, o),
+        Command::RebuildVerify(o) => cosa::cmd::rebuild_verify::run(&cli.global, o),
         Command::Release(o) => cosa::cmd::release::release(&cli.global, o),
         Command::Promote(o) => cosa::cmd::release::promote(&cli.global, o),
         Command::Rollout(o) => cosa::cmd::release::rollout(&cli.global, o),

@@ -12,6 +12,7 @@ pub mod init;
 pub mod kola;
 pub mod live;
 pub mod push_container;
+pub mod rebuild_verify;
 pub mod release;
 pub mod sign;
 

@@ -337,6 +337,35 @@ pub fn verify(global: &GlobalOpts, opts: VerifyOpts) -> Result<()> {
         }
     }
 
+    // The statement of `cosa rebuild-verify --attest`, when there is one.
+    let rs = builds::rebuild_statement_name(&m.name, &m.buildid, &t.arch);
+    if t.dir.join(&rs).exists() {
+        let item = format!("rebuild statement ({rs})");
+        let r = std::fs::read(t.dir.join(&rs))
+            .context("reading it")
+            .and_then(|d| serde_json::from_slice(&d).context("parsing it"))
+            .and_then(|env| crate::supply::rebuild::verify_statement(&env, &keyring, &m, &t.dir));
+        match r {
+            Ok(c) if c.result == "PASSED" => add(
+                item,
+                "good",
+                format!(
+                    "signed by {}; rebuilt identically ({})",
+                    c.signer, c.time_verified
+                ),
+            ),
+            Ok(c) => add(
+                item,
+                "bad",
+                format!(
+                    "signed by {}, but its verification result is {} (rebuilt {})",
+                    c.signer, c.result, c.time_verified
+                ),
+            ),
+            Err(e) => add(item, "bad", format!("{e:#}")),
+        }
+    }
+
     // The OSTree commit.
     let commit = &m.ostree_commit;
     let repo_path = t.wd.repo_dir();

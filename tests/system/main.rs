@@ -20,6 +20,7 @@ mod kill_verbs;
 mod install_preserve;
 mod live_boot;
 mod oci_push;
+mod rebuild_verify;
 mod release_cli_build;
 mod release_cli_promote;
 mod release_cli_publish;
