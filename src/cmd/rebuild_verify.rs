@@ -24,7 +24,8 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 use crate::cli::{
-    BuildOpts, BuildSelector, BuildfetchOpts, GlobalOpts, LiveOpts, RebuildVerifyOpts, ResolveOpts,
+    BuildOpts, BuildSelector, BuildfetchOpts, GlobalOpts, LiveOpts, OsbuildOpts, RebuildVerifyOpts,
+    ResolveOpts,
 };
 use crate::config::workdir::Workdir;
 use crate::ostree::Repo;
@@ -144,15 +145,21 @@ fn verify(
         eprintln!("warning: {w}");
     }
 
-    // 3. The build, then what the recorded build has besides.
+    // 3. The build, then what the recorded build has besides. The images
+    // are made in the runs the usual pipeline makes them in: qemu by `cosa
+    // build`, the other platforms by one `cosa osbuild` (the disks of one
+    // run share a base disk, whose aleph file names the run's first image).
+    let platforms: Vec<String> = rec
+        .meta
+        .images
+        .keys()
+        .filter(|k| crate::image::target(k).is_ok())
+        .cloned()
+        .collect();
+    let (with_build, later): (Vec<String>, Vec<String>) =
+        platforms.into_iter().partition(|p| p == "qemu");
     let mut targets = vec!["ostree".to_string()];
-    targets.extend(
-        rec.meta
-            .images
-            .keys()
-            .filter(|k| crate::image::target(k).is_ok())
-            .cloned(),
-    );
+    targets.extend(with_build);
     let build = BuildOpts {
         resolve: ResolveOpts {
             arch: Some(rec.arch.clone()),
@@ -168,16 +175,24 @@ fn verify(
     };
     super::build::build(&scratch_wd.root, build, Some(&pinned))
         .with_context(|| format!("rebuilding build {} ({})", rec.id, rec.arch))?;
+    let global = GlobalOpts {
+        workdir: scratch_wd.root.clone(),
+    };
+    let selector = BuildSelector {
+        build: Some(rec.id.clone()),
+        arch: Some(rec.arch.clone()),
+    };
+    if !later.is_empty() {
+        let osbuild = OsbuildOpts {
+            platforms: later,
+            all: false,
+            target: selector.clone(),
+        };
+        super::image::osbuild(&global, osbuild)
+            .with_context(|| format!("rebuilding the images of build {}", rec.id))?;
+    }
     if rec.meta.images.keys().any(|k| k.starts_with("live-")) {
-        let live = LiveOpts {
-            target: BuildSelector {
-                build: Some(rec.id.clone()),
-                arch: Some(rec.arch.clone()),
-            },
-        };
-        let global = GlobalOpts {
-            workdir: scratch_wd.root.clone(),
-        };
+        let live = LiveOpts { target: selector };
         super::live::buildextend_live(&global, live)
             .with_context(|| format!("rebuilding the live media of build {}", rec.id))?;
     }
