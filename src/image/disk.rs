@@ -11,7 +11,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Command;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result, bail, ensure};
 
 use super::gpt::{self, Guid};
 use super::grub;
@@ -90,6 +90,12 @@ fn mkfs_ext4(
         .arg("4096")
         .arg("-T")
         .arg("default")
+        // Room in every inode for its SELinux label and file capability
+        // (XFS's inode size, which Fedora CoreOS's root uses): attributes
+        // in the inode are put in one order afterwards, where ones that
+        // spill into a block would keep the host's listing order.
+        .arg("-I")
+        .arg("512")
         .arg("-L")
         .arg(label)
         .arg("-U")
@@ -103,6 +109,9 @@ fn mkfs_ext4(
     }
     cmd.arg("-d").arg(dir).arg(disk).arg(blocks.to_string());
     cmd.run_capture(&format!("making the {label} file system (mkfs.ext4 -d)"))?;
+    // mkfs.ext4 -d copies the host's atime, ctime and xattr order.
+    super::ext4::normalize_inodes(disk, offset, timestamp)
+        .with_context(|| format!("normalizing the inodes of the {label} file system"))?;
     Ok(())
 }
 
@@ -113,9 +122,13 @@ fn mkfs_esp(
     sector: u64,
     volid: &str,
     dir: &Path,
+    timestamp: i64,
 ) -> Result<()> {
     let mut cmd = Command::new("mkfs.fat");
-    cmd.arg("--offset")
+    // mkfs.fat 4.2 stamps the volume label with the clock whatever
+    // SOURCE_DATE_EPOCH says; --invariant fixes it (-i keeps our id).
+    cmd.arg("--invariant")
+        .arg("--offset")
         .arg((offset / sector).to_string())
         .arg("-S")
         .arg(sector.to_string())
@@ -128,25 +141,97 @@ fn mkfs_esp(
         .arg(disk)
         .arg((size / 1024).to_string());
     cmd.run_capture("making the EFI system partition (mkfs.fat)")?;
-    let mut entries: Vec<_> = fs::read_dir(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<std::io::Result<_>>()
-        .with_context(|| format!("reading {}", dir.display()))?;
-    entries.sort();
-    if entries.is_empty() {
-        return Ok(());
+    fat_copy_tree(
+        &format!("{}@@{offset}", disk.display()),
+        dir,
+        "::",
+        timestamp,
+        "the EFI system partition",
+    )
+}
+
+/// Copy the tree `dir` into the FAT file system `image` (an mtools `-i`
+/// argument, `file@@offset` for a partition) under `target` (`::` or
+/// `::/EFI`): directories first, with `mmd`, then each directory's files
+/// with one `mcopy`, all in name order. `mcopy -s` would follow the host's
+/// readdir order, which differs between file systems and gives a
+/// different cluster layout. Every file's and directory's time is
+/// `timestamp` (files: `mcopy -m` after setting it; directories:
+/// `SOURCE_DATE_EPOCH`).
+pub(crate) fn fat_copy_tree(
+    image: &str,
+    dir: &Path,
+    target: &str,
+    timestamp: i64,
+    what: &str,
+) -> Result<()> {
+    super::live::set_mtimes(dir, timestamp)?;
+    let target = target.trim_end_matches('/');
+    // The target itself, unless it is the root.
+    let mut dirs = match target.trim_start_matches("::") {
+        "" => Vec::new(),
+        _ => vec![target.to_string()],
+    };
+    let mut files: Vec<(String, Vec<std::path::PathBuf>)> = Vec::new();
+    let mut stack = vec![(dir.to_path_buf(), target.to_string())];
+    while let Some((d, t)) = stack.pop() {
+        let mut entries: Vec<_> = fs::read_dir(&d)
+            .with_context(|| format!("reading {}", d.display()))?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<std::io::Result<_>>()
+            .with_context(|| format!("reading {}", d.display()))?;
+        entries.sort();
+        let mut here = Vec::new();
+        let mut subdirs = Vec::new();
+        for e in entries {
+            let name = e
+                .file_name()
+                .and_then(|n| n.to_str())
+                .with_context(|| format!("{}: not a UTF-8 name for FAT", e.display()))?
+                .to_string();
+            let md =
+                fs::symlink_metadata(&e).with_context(|| format!("reading {}", e.display()))?;
+            if md.is_dir() {
+                let sub = format!("{t}/{name}");
+                dirs.push(sub.clone());
+                subdirs.push((e, sub));
+            } else if md.is_file() {
+                here.push(e);
+            } else {
+                bail!(
+                    "{}: only files and directories can go into {what}",
+                    e.display()
+                );
+            }
+        }
+        if !here.is_empty() {
+            files.push((t, here));
+        }
+        // Popped in name order.
+        stack.extend(subdirs.into_iter().rev());
     }
-    let mut cmd = Command::new("mcopy");
-    cmd.env("MTOOLS_SKIP_CHECK", "1")
-        .arg("-s")
-        .arg("-p")
-        .arg("-m")
-        .arg("-i")
-        .arg(format!("{}@@{offset}", disk.display()))
-        .args(&entries)
-        .arg("::/");
-    cmd.run_capture("copying files into the EFI system partition (mcopy)")?;
+    let epoch = timestamp.max(0).to_string();
+    let mtools = |prog: &str| {
+        let mut c = Command::new(prog);
+        c.env("MTOOLS_SKIP_CHECK", "1")
+            .env("SOURCE_DATE_EPOCH", &epoch)
+            .env("TZ", "UTC")
+            .arg("-i")
+            .arg(image);
+        c
+    };
+    if !dirs.is_empty() {
+        mtools("mmd")
+            .args(&dirs)
+            .run_capture(&format!("making directories in {what} (mmd)"))?;
+    }
+    for (t, list) in files {
+        mtools("mcopy")
+            .args(["-p", "-m"])
+            .args(&list)
+            .arg(format!("{t}/"))
+            .run_capture(&format!("copying files into {what} (mcopy)"))?;
+    }
     Ok(())
 }
 
@@ -185,7 +270,15 @@ pub fn make_raw(out: &Path, input: &DiskInput) -> Result<Layout> {
         match p.role {
             Role::Esp => {
                 if let Some(dir) = input.esp {
-                    mkfs_esp(out, p.offset, p.size, input.sector, volid, dir)?;
+                    mkfs_esp(
+                        out,
+                        p.offset,
+                        p.size,
+                        input.sector,
+                        volid,
+                        dir,
+                        input.timestamp,
+                    )?;
                 }
             }
             Role::Boot => {

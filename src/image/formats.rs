@@ -95,13 +95,15 @@ fn tar_cmd(
 }
 
 /// Convert `raw` into `out` in `format`. `work` is scratch space; `raw` may
-/// be consumed (moved).
+/// be consumed (moved). What qemu-img makes up (ids, its clock) is derived
+/// from `seed` and `timestamp` instead ([`super::fixup`]).
 pub fn convert(
     format: Format,
     raw: &Path,
     out: &Path,
     work: &Path,
     ovf: &OvfInfo,
+    seed: &str,
     timestamp: i64,
 ) -> Result<()> {
     match format {
@@ -114,29 +116,38 @@ pub fn convert(
             }
             qemu_img("converting to qcow2 (qemu-img convert)", &args, raw, out)
         }
-        Format::Vmdk => qemu_img(
-            "converting to vmdk (qemu-img convert)",
-            &[
-                "-O",
-                "vmdk",
-                "-o",
-                "adapter_type=lsilogic,subformat=streamOptimized,compat6",
-            ],
-            raw,
-            out,
-        ),
-        Format::Vhd => qemu_img(
-            "converting to vhd (qemu-img convert)",
-            &["-O", "vpc", "-o", "subformat=fixed,force_size"],
-            raw,
-            out,
-        ),
-        Format::Vhdx => qemu_img(
-            "converting to vhdx (qemu-img convert)",
-            &["-O", "vhdx", "-o", "subformat=dynamic"],
-            raw,
-            out,
-        ),
+        Format::Vmdk => {
+            qemu_img(
+                "converting to vmdk (qemu-img convert)",
+                &[
+                    "-O",
+                    "vmdk",
+                    "-o",
+                    "adapter_type=lsilogic,subformat=streamOptimized,compat6",
+                ],
+                raw,
+                out,
+            )?;
+            super::fixup::vmdk(out, seed)
+        }
+        Format::Vhd => {
+            qemu_img(
+                "converting to vhd (qemu-img convert)",
+                &["-O", "vpc", "-o", "subformat=fixed,force_size"],
+                raw,
+                out,
+            )?;
+            super::fixup::vhd(out, seed, timestamp)
+        }
+        Format::Vhdx => {
+            qemu_img(
+                "converting to vhdx (qemu-img convert)",
+                &["-O", "vhdx", "-o", "subformat=dynamic"],
+                raw,
+                out,
+            )?;
+            super::fixup::vhdx(out, seed)
+        }
         Format::GcpTarGz => {
             let dir = work.join("gcp");
             fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -167,6 +178,7 @@ pub fn convert(
                 raw,
                 &vmdk,
             )?;
+            super::fixup::vmdk(&vmdk, seed)?;
             let capacity = fs::metadata(raw)
                 .with_context(|| format!("reading {}", raw.display()))?
                 .len();

@@ -190,7 +190,10 @@ pub fn make_squashfs(dir: &Path, out: &Path, compression: &str, mtime: i64) -> R
         .arg("-mkfs-time")
         .arg(mtime.max(0).to_string())
         .arg("-all-time")
-        .arg(mtime.max(0).to_string());
+        .arg(mtime.max(0).to_string())
+        // mksquashfs refuses its time options when the caller's
+        // environment has SOURCE_DATE_EPOCH; ours say the same.
+        .env_remove("SOURCE_DATE_EPOCH");
     cmd.run_capture("making the live squashfs (install Debian's squashfs-tools)")?;
     Ok(())
 }
@@ -308,22 +311,13 @@ fn make_efiboot(root: &Path, out: &Path, mtime: i64) -> Result<()> {
         .arg(out)
         .arg(kib.to_string());
     mkfs.run_capture("making the EFI boot image (mkfs.fat)")?;
-    // Fixed times: files keep those set here (-m), the directories mtools
-    // makes get SOURCE_DATE_EPOCH.
-    set_mtimes(&efi, mtime)?;
-    let mut mcopy = Command::new("mcopy");
-    mcopy
-        .args(["-s", "-m", "-i"])
-        .arg(out)
-        .arg(&efi)
-        .arg("::")
-        .env("TZ", "UTC")
-        .env("SOURCE_DATE_EPOCH", mtime.max(0).to_string());
-    mcopy.run_capture(&format!(
-        "copying {} into the EFI boot image (mtools)",
-        efi.display()
-    ))?;
-    Ok(())
+    super::disk::fat_copy_tree(
+        &out.display().to_string(),
+        &efi,
+        "::/EFI",
+        mtime,
+        "the EFI boot image",
+    )
 }
 
 /// The live ISO's boot loader, ready for the ISO.
@@ -420,7 +414,7 @@ pub fn prepare_boot_loader(
     })
 }
 
-fn set_mtimes(dir: &Path, mtime: i64) -> Result<()> {
+pub(crate) fn set_mtimes(dir: &Path, mtime: i64) -> Result<()> {
     let t = filetime::FileTime::from_unix_time(mtime.max(0), 0);
     let mut stack = vec![dir.to_path_buf()];
     let mut all = Vec::new();

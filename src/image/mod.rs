@@ -7,6 +7,8 @@
 pub mod bootloader;
 pub mod compress;
 pub mod disk;
+pub mod ext4;
+pub mod fixup;
 pub mod formats;
 pub mod gpt;
 pub mod grub;
@@ -513,7 +515,8 @@ pub fn build_images(b: &ImageBuild, platforms: &[String]) -> Result<Vec<MadeImag
                 disk::write_boot(raw, &layout, &pboot, &seed, b.timestamp)?;
                 let file = artifact_name(b.name, b.buildid, tg.platform, b.arch, tg.ext);
                 let tmp = b.build_dir.join(format!(".tmp-{file}"));
-                formats::convert(tg.format, raw, &tmp, pwork, &ovf, b.timestamp)
+                let pseed = format!("{seed}/{}", tg.platform);
+                formats::convert(tg.format, raw, &tmp, pwork, &ovf, &pseed, b.timestamp)
                     .with_context(|| format!("making the {} artifact", tg.platform))?;
                 fs::rename(&tmp, b.build_dir.join(&file))
                     .with_context(|| format!("renaming {} into place", tmp.display()))?;
