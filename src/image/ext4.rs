@@ -33,12 +33,18 @@ const RO_COMPAT_METADATA_CSUM: u32 = 0x400;
 const BG_INODE_UNINIT: u16 = 0x1;
 const GOOD_OLD_INODE_SIZE: usize = 128;
 
-fn le16(b: &[u8], at: usize) -> u16 {
+/// Little-endian fields of on-disk structures (also the vhdx and vmdk
+/// fixups').
+pub(super) fn le16(b: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([b[at], b[at + 1]])
 }
 
-fn le32(b: &[u8], at: usize) -> u32 {
+pub(super) fn le32(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+pub(super) fn le64(b: &[u8], at: usize) -> u64 {
+    (le32(b, at + 4) as u64) << 32 | le32(b, at) as u64
 }
 
 /// crc32c as ext4 chains it: no pre- or post-inversion.

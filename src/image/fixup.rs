@@ -16,6 +16,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
+use super::ext4::{le16, le32 as le_u32, le64 as le_u64};
 use super::gpt::Guid;
 
 fn open(path: &Path) -> Result<File> {
@@ -36,13 +37,6 @@ fn write_at(f: &File, path: &Path, buf: &[u8], at: u64) -> Result<()> {
         .with_context(|| format!("writing {} at byte {at}", path.display()))
 }
 
-fn le_u32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
-}
-
-fn le_u64(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
-}
 
 /// vmdk (sparse, streamOptimized included): the descriptor's `CID=`.
 pub fn vmdk(path: &Path, seed: &str) -> Result<()> {
@@ -225,7 +219,7 @@ pub fn vhdx(path: &Path, seed: &str) -> Result<()> {
         "{}: no vhdx metadata table at {meta}",
         path.display()
     );
-    let count = u16::from_le_bytes([table[10], table[11]]) as usize;
+    let count = le16(&table, 10) as usize;
     let page83 = Guid::parse(VHDX_PAGE83)?;
     let item = (0..count.min(2047))
         .map(|i| &table[32 + i * 32..32 + (i + 1) * 32])
