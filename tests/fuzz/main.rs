@@ -221,6 +221,15 @@ fn fuzz(t: Target, f: impl Fn(&[u8]) + Sync) {
         .fold(0xc05a_u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
     let mut rng = StdRng::seed_from_u64(seed);
     let last = crasher_path(t.name, b"").with_file_name(format!("{}.last-input", t.name));
+    // Written in place, never truncated to zero: ext4 flushes a file
+    // truncated to zero and rewritten when it is closed (auto_da_alloc),
+    // which made that write most of an input's cost.
+    let last_file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open(&last)
+        .unwrap();
     let start = Instant::now();
     let mut n = 0u64;
     loop {
@@ -232,7 +241,11 @@ fn fuzz(t: Target, f: impl Fn(&[u8]) + Sync) {
         let input = mutate(&mut rng, &t);
         // Kept on disk while it runs: an abort (allocation over 1 GiB)
         // leaves it behind.
-        std::fs::write(&last, &input).unwrap();
+        {
+            use std::os::unix::fs::FileExt;
+            last_file.write_all_at(&input, 0).unwrap();
+            last_file.set_len(input.len() as u64).unwrap();
+        }
         if let Err(why) = one(&f, &input) {
             let p = crasher_path(t.name, &input);
             std::fs::write(&p, &input).unwrap();
@@ -268,6 +281,14 @@ fn files_with_ext(dir: &Path, ext: &str) -> Vec<PathBuf> {
         .collect();
     v.sort();
     v
+}
+
+/// Scratch space for the parsers that read files: in /dev/shm where there
+/// is one (tmpfs: a rewritten file costs no flush), else the temp dir.
+fn scratch() -> tempfile::TempDir {
+    tempfile::tempdir_in("/dev/shm")
+        .or_else(|_| tempfile::tempdir())
+        .unwrap()
 }
 
 /// Write `input` to `dir/name` and return the path (for parsers that read files).
@@ -338,7 +359,7 @@ fn treefile() {
         &repo_root().join("tests/data/fcos-shape"),
         "yaml",
     ));
-    let d = tempfile::tempdir().unwrap();
+    let d = scratch();
     fuzz(
         Target {
             name: "treefile",
@@ -368,7 +389,7 @@ fn image_yaml() {
         &repo_root().join("tests/data/fcos-shape"),
         "yaml",
     ));
-    let d = tempfile::tempdir().unwrap();
+    let d = scratch();
     fuzz(
         Target {
             name: "image_yaml",
@@ -391,7 +412,7 @@ fn image_yaml() {
 fn repo_files() {
     let mut seeds = files_with_ext(&repo_root().join("tests/data/fcos-shape"), "repo");
     seeds.push(repo_root().join("manifests/sample.repo"));
-    let d = tempfile::tempdir().unwrap();
+    let d = scratch();
     let mut vars = std::collections::BTreeMap::new();
     vars.insert("basearch".to_string(), "x86_64".to_string());
     vars.insert("releasever".to_string(), "1".to_string());
@@ -473,7 +494,7 @@ fn primary_and_filelists() {
 #[test]
 fn rpm_headers() {
     let fx = fixture();
-    let d = tempfile::tempdir().unwrap();
+    let d = scratch();
     fuzz(
         Target {
             name: "rpm_headers",
@@ -495,7 +516,7 @@ fn rpm_headers() {
 #[test]
 fn rpm_payload_install() {
     let fx = fixture();
-    let d = tempfile::tempdir().unwrap();
+    let d = scratch();
     let opts = cosa::compose::install::InstallOptions {
         documentation: true,
         remove_from_packages: vec![],
@@ -540,7 +561,7 @@ fn lockfiles() {
         std::fs::read(repo_root().join("tests/data/fcos-shape/manifest-lock.overrides.yaml"))
             .unwrap(),
     ];
-    let d = tempfile::tempdir().unwrap();
+    let d = scratch();
     fuzz(
         Target {
             name: "lockfiles",
@@ -578,7 +599,7 @@ fn small_commit(dir: &Path) -> (cosa::ostree::Repo, String) {
 
 #[test]
 fn ostree_objects() {
-    let d = tempfile::tempdir().unwrap();
+    let d = scratch();
     let (repo, _) = small_commit(d.path());
     let mut seeds = Vec::new();
     for (o, _) in repo.list_objects().unwrap() {
@@ -603,7 +624,7 @@ fn ostree_objects() {
 
 #[test]
 fn oci_archive_import() {
-    let d = tempfile::tempdir().unwrap();
+    let d = scratch();
     let (repo, commit) = small_commit(d.path());
     let archive = d.path().join("x.ociarchive");
     cosa::publish::oci::export_ociarchive(&repo, &commit, "x86_64", &archive).unwrap();
