@@ -88,7 +88,12 @@ pub fn run(global: &GlobalOpts, opts: RebuildVerifyOpts) -> Result<()> {
         let kept = scratch.keep();
         eprintln!("Kept the scratch directory {}", kept.display());
     }
-    let (rec, mut report) = result?;
+    let (rec, mut report) = match result {
+        Err(e) if !opts.keep => {
+            return Err(e.context("the rebuild failed (--keep keeps its scratch directory)"));
+        }
+        r => r?,
+    };
     report.seconds = started.elapsed().as_secs_f64();
 
     if opts.json {
