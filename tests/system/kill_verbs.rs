@@ -8,10 +8,10 @@
 
 use crate::common::kill::*;
 use crate::release_common::*;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The release files `cosa release --stream testing` writes for `id`.
-fn release_files(e: &Env, id: &str) -> [std::path::PathBuf; 3] {
+fn release_files(e: &Env, id: &str) -> [PathBuf; 3] {
     let p = e.publish();
     [
         p.join(format!("prod/streams/testing/builds/{id}/release.json")),
@@ -22,7 +22,7 @@ fn release_files(e: &Env, id: &str) -> [std::path::PathBuf; 3] {
 
 /// Each of the release files that exists loads with cosa's loaders (and the
 /// stream metadata with coreos-stream-metadata's).
-fn check_release_files(files: &[std::path::PathBuf; 3], what: &str) {
+fn check_release_files(files: &[PathBuf; 3], what: &str) {
     use cosa::release::{index, metadata};
     let [release, index_json, stream] = files;
     if release.exists() {
@@ -133,7 +133,7 @@ fn verify_statuses(e: &Env, keyring: &Path) -> Vec<(String, String)> {
 
 /// `cosa sign --ostree --images` (the commit signed, the ostree artifact
 /// re-exported with the signature, every artifact's .sig written), killed:
-/// every signature there is verifies (a .sig is whole or absent, never one
+/// every signature there verifies (a .sig is whole or absent, never one
 /// of older bytes), meta.json stays valid and names each artifact's digest,
 /// and the rerun leaves everything signed and no temp file.
 #[test]
