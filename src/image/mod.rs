@@ -449,9 +449,17 @@ pub fn build_images(b: &ImageBuild, platforms: &[String]) -> Result<Vec<MadeImag
     let mut made = Vec::new();
     for (gi, ((sector, size), members)) in groups.iter().enumerate() {
         let t = Instant::now();
-        // The aleph file names the group's first image, as upstream's
-        // platform variants keep the base image's.
-        let first = &members[0];
+        // The aleph file names the base image of the group, as upstream's
+        // platform variants keep the base image's: the first platform of
+        // the arch with this geometry in the platform table, whichever
+        // were asked for, so an image's bytes never depend on what else
+        // was made in the same run.
+        let first = platforms_for_arch(b.arch)
+            .into_iter()
+            .filter_map(|p| target(p).ok())
+            .find(|t| (t.sector, disk_size(t)) == (*sector, *size))
+            .unwrap_or(members[0]);
+        let first = &first;
         let aleph = serde_json::json!({
             "build": b.buildid,
             "ref": b.ostree_ref,
