@@ -37,7 +37,6 @@ fn write_at(f: &File, path: &Path, buf: &[u8], at: u64) -> Result<()> {
         .with_context(|| format!("writing {} at byte {at}", path.display()))
 }
 
-
 /// vmdk (sparse, streamOptimized included): the descriptor's `CID=`.
 pub fn vmdk(path: &Path, seed: &str) -> Result<()> {
     let f = open(path)?;
