@@ -69,7 +69,7 @@ pub(crate) struct OpenBuild {
     meta_path: PathBuf,
     meta: Meta,
     repo: Repo,
-    scratch: tempfile::TempDir,
+    scratch: crate::util::scratch::ScratchDir,
     ostree_ref: String,
     ostree_archive: String,
     config_dir: PathBuf,
@@ -162,6 +162,61 @@ impl OpenBuild {
     }
 }
 
+impl OpenBuild {
+    /// Run `make`, which makes (and renames into the build dir) the
+    /// artifacts `keys`, then record what it made. Artifacts meta.json
+    /// already lists under those keys are withdrawn from meta.json first:
+    /// a new image is renamed over the old file as soon as it is made, and
+    /// a kill before the record would otherwise leave meta.json naming the
+    /// old digest for the new bytes. After a kill the withdrawn images are
+    /// unlisted (the next run removes them, the rerun makes them again);
+    /// after an error, each one whose file is still the recorded one is
+    /// listed again, so a failed run loses nothing it did not replace.
+    pub(crate) fn replace(
+        &self,
+        keys: &[String],
+        make: impl FnOnce() -> Result<Vec<MadeImage>>,
+    ) -> Result<()> {
+        let mut m = Meta::read(&self.meta_path)?;
+        let withdrawn: Vec<(String, Artifact)> = keys
+            .iter()
+            .filter_map(|k| m.images.remove(k).map(|a| (k.clone(), a)))
+            .collect();
+        if !withdrawn.is_empty() {
+            m.write(&self.meta_path)?;
+        }
+        match make() {
+            Ok(made) => {
+                self.record(&made)?;
+                // Old files under another name (a compressed image).
+                for (key, old) in &withdrawn {
+                    if made.iter().any(|i| &i.platform == key && i.file != old.path) {
+                        let _ = std::fs::remove_file(self.build_dir.join(&old.path));
+                    }
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let mut m = Meta::read(&self.meta_path)?;
+                let mut restored = false;
+                for (key, old) in withdrawn {
+                    let p = self.build_dir.join(&old.path);
+                    let same = crate::util::digest::sha256_file(&p)
+                        .is_ok_and(|(sha, size)| sha == old.sha256 && Some(size) == old.size);
+                    if same {
+                        m.images.insert(key, old);
+                        restored = true;
+                    }
+                }
+                if restored {
+                    m.write(&self.meta_path)?;
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
 /// Make `platforms` for build `id` of `arch` and record them in its meta.json.
 pub(crate) fn add_images(
     wd: &Workdir,
@@ -174,6 +229,5 @@ pub(crate) fn add_images(
         return Ok(());
     }
     let b = OpenBuild::open(wd, lock, id, arch)?;
-    let made = image::build_images(&b.image_build(), platforms)?;
-    b.record(&made)
+    b.replace(platforms, || image::build_images(&b.image_build(), platforms))
 }

@@ -562,12 +562,9 @@ pub fn requested_platforms(targets: &[String]) -> Result<Vec<String>> {
 }
 
 /// Where the scratch work of an image build goes.
-pub fn scratch_dir(tmp: &Path) -> Result<tempfile::TempDir> {
-    fs::create_dir_all(tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    tempfile::Builder::new()
-        .prefix("image-")
-        .tempdir_in(tmp)
-        .with_context(|| format!("creating a scratch directory in {}", tmp.display()))
+pub fn scratch_dir(tmp: &Path) -> Result<crate::util::scratch::ScratchDir> {
+    // Locked while in use; a killed run's are removed by the next one.
+    crate::util::scratch::ScratchDir::new(tmp, "image-")
 }
 
 #[cfg(test)]
