@@ -218,13 +218,13 @@ fn sign_ostree(
     // The ostree tarball carries the commit's detached metadata: re-export
     // it beside the old one, drop the old one's .sig (a signature of other
     // bytes: a kill must leave the artifact unsigned, not signed badly),
-    // then swap it in and record its digest at once.
+    // record its digest, then swap it in. A kill between the record and
+    // the rename is finished by the next run (builds::remove_partial_artifacts
+    // renames a complete replacement whose digest meta.json records).
     if let Some(art) = m.images.get_mut("ostree") {
         if art.path.ends_with(".tar") || art.path.ends_with(".ociarchive") {
             let file = t.dir.join(&art.path);
-            let tmp = t
-                .dir
-                .join(format!("{}-sign-{}", builds::TMP_PREFIX, art.path));
+            let tmp = t.dir.join(builds::replacement_name(&art.path));
             crate::publish::oci::export_artifact(&repo, &commit, &t.arch, &tmp)?;
             let (sum, size) = crate::util::digest::sha256_file(&tmp)?;
             let sig = t.dir.join(format!("{}.sig", art.path));
@@ -233,11 +233,11 @@ fn sign_ostree(
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e).with_context(|| format!("removing {}", sig.display())),
             }
-            std::fs::rename(&tmp, &file)
-                .with_context(|| format!("renaming {} to {}", tmp.display(), file.display()))?;
             art.sha256 = sum;
             art.size = Some(size);
             m.write(meta_path)?;
+            std::fs::rename(&tmp, &file)
+                .with_context(|| format!("renaming {} to {}", tmp.display(), file.display()))?;
             eprintln!("Re-exported {} with the signatures", file.display());
         } else {
             eprintln!(

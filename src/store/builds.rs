@@ -102,6 +102,7 @@ const REBUILD_STATEMENT: &str = "rebuild-verify";
 /// with their `.sig`. Run under the workdir lock. Returns what was removed.
 pub fn remove_partial_artifacts(build_dir: &Path, meta: &super::meta::Meta) -> Vec<PathBuf> {
     let mut removed = Vec::new();
+    roll_forward_replacements(build_dir, meta);
     let Ok(rd) = std::fs::read_dir(build_dir) else {
         return removed;
     };
@@ -118,6 +119,43 @@ pub fn remove_partial_artifacts(build_dir: &Path, meta: &super::meta::Meta) -> V
         }
     }
     removed
+}
+
+/// The temp name of a complete replacement for the artifact `path`, which
+/// meta.json records before the replacement is renamed over it
+/// ([`roll_forward_replacements`]).
+pub fn replacement_name(path: &str) -> String {
+    format!("{TMP_PREFIX}-replace-{path}")
+}
+
+/// Finish a replacement a kill interrupted: a writer that replaces a
+/// listed artifact in place (`cosa sign --ostree` re-exporting the ostree
+/// artifact) writes the new file as [`replacement_name`], records its
+/// digest in meta.json, and only then renames it over the old one. If
+/// meta.json's digest is the temp file's and not the listed file's, the
+/// rename is done here; otherwise the temp file is left for the cleaning.
+fn roll_forward_replacements(build_dir: &Path, meta: &super::meta::Meta) {
+    for art in meta.images.values() {
+        let tmp = build_dir.join(replacement_name(&art.path));
+        let Ok(md) = std::fs::metadata(&tmp) else {
+            continue;
+        };
+        if art.size.is_some_and(|s| s != md.len()) {
+            continue;
+        }
+        let file = build_dir.join(&art.path);
+        let listed_ok = crate::util::digest::sha256_file(&file)
+            .is_ok_and(|(sha, _)| sha == art.sha256);
+        if !listed_ok
+            && crate::util::digest::sha256_file(&tmp).is_ok_and(|(sha, _)| sha == art.sha256)
+            && std::fs::rename(&tmp, &file).is_ok()
+        {
+            eprintln!(
+                "Finished replacing {} that an interrupted run left",
+                file.display()
+            );
+        }
+    }
 }
 
 impl BuildsJson {
@@ -582,6 +620,42 @@ mod tests {
         assert!(!b.has("1"));
         assert_eq!(b.remove_build("2").unwrap().id, "2");
         assert!(b.is_empty());
+    }
+
+    /// A replacement killed between its record and its rename is renamed
+    /// in by the next run; one meta.json does not record is removed.
+    #[test]
+    fn a_recorded_replacement_is_rolled_forward_an_unrecorded_one_removed() {
+        use super::super::meta::{Artifact, Meta};
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        let (old, new) = (b"old bytes".as_slice(), b"new bytes!".as_slice());
+        let mut m = Meta {
+            name: "os".into(),
+            buildid: "1".into(),
+            ..Default::default()
+        };
+        for (k, data) in [("ostree", new), ("qemu", old)] {
+            let path = format!("os-1-{k}.x86_64.img");
+            std::fs::write(d.join(&path), old).unwrap();
+            std::fs::write(d.join(replacement_name(&path)), new).unwrap();
+            m.images.insert(
+                k.into(),
+                Artifact {
+                    path,
+                    sha256: crate::util::digest::sha256_hex(data),
+                    size: Some(data.len() as u64),
+                    ..Default::default()
+                },
+            );
+        }
+        let removed = remove_partial_artifacts(d, &m);
+        // ostree: meta.json records the new bytes, so they went in.
+        assert_eq!(std::fs::read(d.join("os-1-ostree.x86_64.img")).unwrap(), new);
+        // qemu: meta.json records the old bytes; the replacement is a
+        // leftover.
+        assert_eq!(std::fs::read(d.join("os-1-qemu.x86_64.img")).unwrap(), old);
+        assert_eq!(removed, vec![d.join(replacement_name("os-1-qemu.x86_64.img"))]);
     }
 
     #[test]
