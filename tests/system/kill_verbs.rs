@@ -181,14 +181,14 @@ fn sign_survives_sigkill() {
 /// formats (qcow2 through qemu-img, raw), the quick ones.
 const PLATFORMS: [&str; 2] = ["qemu", "metal"];
 
-/// Take `PLATFORMS`' images off the newest build (meta.json and files), as
+/// Take the images `keys` off the newest build (meta.json and files), as
 /// a build that never had them.
-fn strip_images(e: &Env) {
+fn strip_images(e: &Env, keys: &[&str]) {
     let dir = e.build_dir(&e.latest());
     let path = dir.join("meta.json");
     let mut m = cosa::store::Meta::read(&path).unwrap();
-    for p in PLATFORMS {
-        if let Some(a) = m.images.remove(p) {
+    for p in keys {
+        if let Some(a) = m.images.remove(*p) {
             std::fs::remove_file(dir.join(a.path)).unwrap();
         }
     }
@@ -218,6 +218,15 @@ fn unlisted_artifacts(e: &Env) -> Vec<String> {
 /// with others (a kernel argument naming the round in image.yaml: the
 /// images are bit-identical when nothing changes).
 fn osbuild_kills(fresh: bool) {
+    let mut args = vec!["osbuild"];
+    args.extend(PLATFORMS);
+    image_kills(&args, &PLATFORMS, fresh);
+}
+
+/// `args` (a verb making the images `keys` of the newest build), killed
+/// 20 times: as [`osbuild_kills`] says.
+fn image_kills(args: &[&str], keys: &[&str], fresh: bool) {
+    let verb = args[0];
     let e = env(true);
     // The copy's image.yaml is a link to ../image.yaml: made a file here.
     let image_yaml = e.config.join("image.yaml");
@@ -227,31 +236,29 @@ fn osbuild_kills(fresh: bool) {
     std::fs::remove_file(&image_yaml).unwrap();
     std::fs::write(&image_yaml, &image).unwrap();
     e.cosa_at(T0, &["build", "ostree"], true);
-    let mut args = vec!["osbuild"];
-    args.extend(PLATFORMS);
-    let took = time_of(&mut e.cosa_cmd(T0, &args));
+    let took = time_of(&mut e.cosa_cmd(T0, args));
     let scratch = e.wd.join("tmp");
     kill_rounds(
-        "osbuild",
+        verb,
         20,
         took,
-        |_| e.cosa_cmd(T0, &args),
+        |_| e.cosa_cmd(T0, args),
         |round| {
             if fresh {
-                strip_images(&e);
+                strip_images(&e, keys);
             } else {
                 let karg = format!("\n  - panic=5\n  - cosa.kill-round={round}\n");
                 std::fs::write(&image_yaml, image.replace("\n  - panic=5\n", &karg)).unwrap();
             }
         },
         |round, killed| {
-            let what = format!("osbuild round {round}");
+            let what = format!("{verb} round {round}");
             check_store(&e.wd, &what, killed);
             if !killed {
                 let m =
                     cosa::store::Meta::read(&e.build_dir(&e.latest()).join("meta.json")).unwrap();
-                for p in PLATFORMS {
-                    assert!(m.images.contains_key(p), "{what}: no images.{p}");
+                for p in keys {
+                    assert!(m.images.contains_key(*p), "{what}: no images.{p}");
                 }
                 // A killed run's scratch dir (tmp/image-*, a few hundred
                 // MB) is removed by the next run.
@@ -282,6 +289,13 @@ fn osbuild_survives_sigkill() {
 #[test]
 fn osbuild_replacing_images_survives_sigkill() {
     osbuild_kills(false);
+}
+
+/// `cosa buildextend-live`, killed, on a build without live media: its
+/// four artifacts are listed whole or not at all.
+#[test]
+fn buildextend_live_survives_sigkill() {
+    image_kills(&["buildextend-live"], &cosa::image::live::KEYS, true);
 }
 
 /// What a reader of `prefix` in the bucket finds is whole: builds.json, if
