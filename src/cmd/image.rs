@@ -190,7 +190,10 @@ impl OpenBuild {
                 self.record(&made)?;
                 // Old files under another name (a compressed image).
                 for (key, old) in &withdrawn {
-                    if made.iter().any(|i| &i.platform == key && i.file != old.path) {
+                    if made
+                        .iter()
+                        .any(|i| &i.platform == key && i.file != old.path)
+                    {
                         let _ = std::fs::remove_file(self.build_dir.join(&old.path));
                     }
                 }
@@ -229,5 +232,7 @@ pub(crate) fn add_images(
         return Ok(());
     }
     let b = OpenBuild::open(wd, lock, id, arch)?;
-    b.replace(platforms, || image::build_images(&b.image_build(), platforms))
+    b.replace(platforms, || {
+        image::build_images(&b.image_build(), platforms)
+    })
 }

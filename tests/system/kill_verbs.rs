@@ -291,6 +291,32 @@ fn osbuild_replacing_images_survives_sigkill() {
     osbuild_kills(false);
 }
 
+/// A run remaking listed images that fails (here: image.yaml broken
+/// after the build) lists them again: their files were not replaced.
+#[test]
+fn a_failed_image_run_keeps_the_images_it_did_not_replace() {
+    let e = env(true);
+    let image_yaml = e.config.join("image.yaml");
+    let image =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("image.yaml")).unwrap();
+    std::fs::remove_file(&image_yaml).unwrap();
+    std::fs::write(&image_yaml, &image).unwrap();
+    e.cosa_at(T0, &["build"], true);
+    let meta = || cosa::store::Meta::read(&e.build_dir(&e.latest()).join("meta.json")).unwrap();
+    let before = meta().images.get("qemu").cloned().expect("cosa build made qemu");
+    std::fs::write(&image_yaml, "size: [not a size\n").unwrap();
+    let out = e.cosa_at(T0, &["osbuild", "qemu", "metal"], false);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("image.yaml"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = meta();
+    assert_eq!(after.images.get("qemu"), Some(&before), "images.qemu was lost");
+    assert!(!after.images.contains_key("metal"));
+    check_store(&e.wd, "after the failed run", false);
+}
+
 /// `cosa buildextend-live`, killed, on a build without live media: its
 /// four artifacts are listed whole or not at all.
 #[test]
