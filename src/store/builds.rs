@@ -144,8 +144,8 @@ fn roll_forward_replacements(build_dir: &Path, meta: &super::meta::Meta) {
             continue;
         }
         let file = build_dir.join(&art.path);
-        let listed_ok = crate::util::digest::sha256_file(&file)
-            .is_ok_and(|(sha, _)| sha == art.sha256);
+        let listed_ok =
+            crate::util::digest::sha256_file(&file).is_ok_and(|(sha, _)| sha == art.sha256);
         if !listed_ok
             && crate::util::digest::sha256_file(&tmp).is_ok_and(|(sha, _)| sha == art.sha256)
             && std::fs::rename(&tmp, &file).is_ok()
@@ -651,11 +651,17 @@ mod tests {
         }
         let removed = remove_partial_artifacts(d, &m);
         // ostree: meta.json records the new bytes, so they went in.
-        assert_eq!(std::fs::read(d.join("os-1-ostree.x86_64.img")).unwrap(), new);
+        assert_eq!(
+            std::fs::read(d.join("os-1-ostree.x86_64.img")).unwrap(),
+            new
+        );
         // qemu: meta.json records the old bytes; the replacement is a
         // leftover.
         assert_eq!(std::fs::read(d.join("os-1-qemu.x86_64.img")).unwrap(), old);
-        assert_eq!(removed, vec![d.join(replacement_name("os-1-qemu.x86_64.img"))]);
+        assert_eq!(
+            removed,
+            vec![d.join(replacement_name("os-1-qemu.x86_64.img"))]
+        );
     }
 
     #[test]

@@ -303,7 +303,11 @@ fn a_failed_image_run_keeps_the_images_it_did_not_replace() {
     std::fs::write(&image_yaml, &image).unwrap();
     e.cosa_at(T0, &["build"], true);
     let meta = || cosa::store::Meta::read(&e.build_dir(&e.latest()).join("meta.json")).unwrap();
-    let before = meta().images.get("qemu").cloned().expect("cosa build made qemu");
+    let before = meta()
+        .images
+        .get("qemu")
+        .cloned()
+        .expect("cosa build made qemu");
     std::fs::write(&image_yaml, "size: [not a size\n").unwrap();
     let out = e.cosa_at(T0, &["osbuild", "qemu", "metal"], false);
     assert!(
@@ -312,7 +316,11 @@ fn a_failed_image_run_keeps_the_images_it_did_not_replace() {
         String::from_utf8_lossy(&out.stderr)
     );
     let after = meta();
-    assert_eq!(after.images.get("qemu"), Some(&before), "images.qemu was lost");
+    assert_eq!(
+        after.images.get("qemu"),
+        Some(&before),
+        "images.qemu was lost"
+    );
     assert!(!after.images.contains_key("metal"));
     check_store(&e.wd, "after the failed run", false);
 }
