@@ -70,6 +70,34 @@ pub fn open(envelope: &Value, keyring: &Keyring, what: &str) -> Result<(Signer, 
     }
 }
 
+/// The artifact subjects of in-toto statement `st` as (file name, sha256):
+/// the `ostree-commit:<checksum>` subject is checked against `commit` and
+/// left out, every other name must be an artifact file name (it becomes a
+/// path). `what` names the statement in errors.
+pub fn artifact_subjects<'a>(
+    st: &'a Value,
+    commit: &str,
+    what: &str,
+) -> Result<Vec<(&'a str, &'a str)>> {
+    let mut out = Vec::new();
+    for s in st["subject"].as_array().context("no subjects")? {
+        let name = s["name"].as_str().context("subject without name")?;
+        let sha = s["digest"]["sha256"]
+            .as_str()
+            .context("subject without sha256")?;
+        if let Some(c) = name.strip_prefix("ostree-commit:") {
+            ensure!(
+                c == commit && sha == commit,
+                "the {what} is about commit {c}, the build's is {commit}"
+            );
+            continue;
+        }
+        crate::store::names::artifact_file(name)?;
+        out.push((name, sha));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

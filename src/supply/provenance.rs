@@ -139,20 +139,7 @@ pub fn verify(envelope: &Value, keyring: &Keyring, m: &Meta, dir: &Path) -> Resu
         "predicateType is {}",
         st["predicateType"]
     );
-    for s in st["subject"].as_array().context("no subjects")? {
-        let name = s["name"].as_str().context("subject without name")?;
-        let sha = s["digest"]["sha256"]
-            .as_str()
-            .context("subject without sha256")?;
-        if let Some(c) = name.strip_prefix("ostree-commit:") {
-            ensure!(
-                c == m.ostree_commit && sha == m.ostree_commit,
-                "the provenance is for commit {c}, the build's is {}",
-                m.ostree_commit
-            );
-            continue;
-        }
-        crate::store::names::artifact_file(name)?;
+    for (name, sha) in super::dsse::artifact_subjects(&st, &m.ostree_commit, "provenance")? {
         let listed = m
             .images
             .values()

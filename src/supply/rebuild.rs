@@ -360,20 +360,7 @@ pub fn verify_statement(
         "predicateType is {}, not {PREDICATE_TYPE}",
         st["predicateType"]
     );
-    for s in st["subject"].as_array().context("no subjects")? {
-        let name = s["name"].as_str().context("subject without name")?;
-        let sha = s["digest"]["sha256"]
-            .as_str()
-            .context("subject without sha256")?;
-        if let Some(c) = name.strip_prefix(&format!("{COMMIT_ROW}:")) {
-            ensure!(
-                c == m.ostree_commit && sha == m.ostree_commit,
-                "the {what} is about commit {c}, the build's is {}",
-                m.ostree_commit
-            );
-            continue;
-        }
-        crate::store::names::artifact_file(name)?;
+    for (name, sha) in super::dsse::artifact_subjects(&st, &m.ostree_commit, what)? {
         match m.images.values().find(|a| a.path == name) {
             Some(a) => ensure!(
                 made_digest(a) == sha,
