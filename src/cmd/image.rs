@@ -127,8 +127,10 @@ impl OpenBuild {
     }
 
     /// Record `made` in meta.json (digests on every core), replacing an
-    /// artifact of the same key and deleting its old file if it had another.
-    pub(crate) fn record(&self, made: &[MadeImage]) -> Result<()> {
+    /// artifact of the same key (listed, or `withdrawn` from meta.json by
+    /// [`OpenBuild::replace`]) and deleting its old file if it had another
+    /// name (a compressed image).
+    fn record(&self, made: &[MadeImage], withdrawn: &[(String, Artifact)]) -> Result<()> {
         use rayon::prelude::*;
         let digests: Vec<(String, u64)> = made
             .par_iter()
@@ -148,6 +150,12 @@ impl OpenBuild {
                     ..Default::default()
                 },
             );
+            let old = old.or_else(|| {
+                withdrawn
+                    .iter()
+                    .find(|(k, _)| k == &img.platform)
+                    .map(|(_, a)| a.clone())
+            });
             if let Some(old) = old
                 && old.path != img.file
             {
@@ -186,19 +194,7 @@ impl OpenBuild {
             m.write(&self.meta_path)?;
         }
         match make() {
-            Ok(made) => {
-                self.record(&made)?;
-                // Old files under another name (a compressed image).
-                for (key, old) in &withdrawn {
-                    if made
-                        .iter()
-                        .any(|i| &i.platform == key && i.file != old.path)
-                    {
-                        let _ = std::fs::remove_file(self.build_dir.join(&old.path));
-                    }
-                }
-                Ok(())
-            }
+            Ok(made) => self.record(&made, &withdrawn),
             Err(e) => {
                 let mut m = Meta::read(&self.meta_path)?;
                 let mut restored = false;

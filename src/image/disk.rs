@@ -165,7 +165,7 @@ pub(crate) fn fat_copy_tree(
     timestamp: i64,
     what: &str,
 ) -> Result<()> {
-    super::live::set_mtimes(dir, timestamp)?;
+    set_mtimes(dir, timestamp)?;
     let target = target.trim_end_matches('/');
     // The target itself, unless it is the root.
     let mut dirs = match target.trim_start_matches("::") {
@@ -231,6 +231,30 @@ pub(crate) fn fat_copy_tree(
             .args(&list)
             .arg(format!("{t}/"))
             .run_capture(&format!("copying files into {what} (mcopy)"))?;
+    }
+    Ok(())
+}
+
+/// Set the atime and mtime of `dir` and everything under it to `mtime`.
+pub(crate) fn set_mtimes(dir: &Path, mtime: i64) -> Result<()> {
+    let t = filetime::FileTime::from_unix_time(mtime.max(0), 0);
+    let mut stack = vec![dir.to_path_buf()];
+    let mut all = Vec::new();
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).with_context(|| format!("reading {}", d.display()))? {
+            let p = e
+                .with_context(|| format!("reading {}", d.display()))?
+                .path();
+            if p.is_dir() {
+                stack.push(p.clone());
+            }
+            all.push(p);
+        }
+    }
+    all.push(dir.to_path_buf());
+    for p in all {
+        filetime::set_file_times(&p, t, t)
+            .with_context(|| format!("setting the time of {}", p.display()))?;
     }
     Ok(())
 }

@@ -199,7 +199,13 @@ pub fn normalize_inodes(disk: &Path, offset: u64, time: i64) -> Result<u64> {
 /// Set one inode's atime and ctime, clamp its mtime, sort its in-inode
 /// extended attributes; true if it changed.
 fn normalize(inode: &mut [u8], ino: u32, time: u32, csum_seed: Option<u32>) -> bool {
-    let before = inode.to_vec();
+    // Inodes are 128 to 1024 bytes in practice: a copy on the stack (a
+    // larger one counts as changed).
+    let mut before = [0u8; 1024];
+    let keep = inode.len() <= before.len();
+    if keep {
+        before[..inode.len()].copy_from_slice(inode);
+    }
     inode[0x8..0xC].copy_from_slice(&time.to_le_bytes()); // i_atime
     inode[0xC..0x10].copy_from_slice(&time.to_le_bytes()); // i_ctime
     let extra = if inode.len() > GOOD_OLD_INODE_SIZE {
@@ -225,21 +231,9 @@ fn normalize(inode: &mut [u8], ino: u32, time: u32, csum_seed: Option<u32>) -> b
     }
     sort_inline_xattrs(inode, extra);
     if let Some(seed) = csum_seed {
-        let has_hi = extra >= 0x84 - 0x80;
-        inode[0x7C..0x7E].fill(0);
-        if has_hi {
-            inode[0x82..0x84].fill(0);
-        }
-        let generation = &inode[0x64..0x68];
-        let mut crc = crc32c_raw(seed, &ino.to_le_bytes());
-        crc = crc32c_raw(crc, generation);
-        crc = crc32c_raw(crc, inode);
-        inode[0x7C..0x7E].copy_from_slice(&(crc as u16).to_le_bytes());
-        if has_hi {
-            inode[0x82..0x84].copy_from_slice(&((crc >> 16) as u16).to_le_bytes());
-        }
+        set_checksum(inode, ino, seed, extra);
     }
-    inode != before.as_slice()
+    !keep || inode != &before[..inode.len()]
 }
 
 const XATTR_MAGIC: u32 = 0xEA02_0000;
@@ -317,6 +311,33 @@ fn sort_inline_xattrs(inode: &mut [u8], extra: usize) {
     inode[start..].copy_from_slice(&out);
 }
 
+/// Whether the inode's extra space holds `i_checksum_hi`.
+fn has_checksum_hi(extra: usize) -> bool {
+    extra >= 0x84 - 0x80
+}
+
+/// The `metadata_csum` checksum of inode `ino`: crc32c from the file
+/// system's seed over the inode number, generation and the inode with its
+/// checksum fields zeroed (which this leaves zeroed).
+fn checksum(inode: &mut [u8], ino: u32, seed: u32, extra: usize) -> u32 {
+    inode[0x7C..0x7E].fill(0);
+    if has_checksum_hi(extra) {
+        inode[0x82..0x84].fill(0);
+    }
+    let mut crc = crc32c_raw(seed, &ino.to_le_bytes());
+    crc = crc32c_raw(crc, &inode[0x64..0x68]);
+    crc32c_raw(crc, inode)
+}
+
+/// Write the inode's checksum into it.
+fn set_checksum(inode: &mut [u8], ino: u32, seed: u32, extra: usize) {
+    let crc = checksum(inode, ino, seed, extra);
+    inode[0x7C..0x7E].copy_from_slice(&(crc as u16).to_le_bytes());
+    if has_checksum_hi(extra) {
+        inode[0x82..0x84].copy_from_slice(&((crc >> 16) as u16).to_le_bytes());
+    }
+}
+
 /// Refuse a checksum this module would get wrong: used by the tests to
 /// check our crc against e2fsprogs' on an untouched file system.
 #[cfg(test)]
@@ -327,21 +348,15 @@ fn verify_inode(inode: &[u8], ino: u32, seed: u32) -> Result<()> {
     } else {
         0
     };
-    let has_hi = extra >= 4;
+    let hi = has_checksum_hi(extra);
     let want = le16(&copy, 0x7C) as u32
-        | if has_hi {
+        | if hi {
             (le16(&copy, 0x82) as u32) << 16
         } else {
             0
         };
-    copy[0x7C..0x7E].fill(0);
-    if has_hi {
-        copy[0x82..0x84].fill(0);
-    }
-    let mut crc = crc32c_raw(seed, &ino.to_le_bytes());
-    crc = crc32c_raw(crc, &copy[0x64..0x68]);
-    crc = crc32c_raw(crc, &copy);
-    let got = if has_hi { crc } else { crc & 0xFFFF };
+    let crc = checksum(&mut copy, ino, seed, extra);
+    let got = if hi { crc } else { crc & 0xFFFF };
     if got != want {
         anyhow::bail!("inode {ino}: checksum {got:#x}, e2fsprogs wrote {want:#x}");
     }

@@ -129,6 +129,21 @@ const VHDX_REGION_TABLE: u64 = 192 * KIB;
 const VHDX_METADATA_REGION: &str = "8b7ca206-4790-4b9a-b8fe-575f050f886e";
 const VHDX_PAGE83: &str = "beca12ab-b2e6-4523-93ef-c309e000c746";
 
+/// The 32-byte entry whose first 16 bytes are GUID `id`, of the `count`
+/// entries at `start` of a vhdx region or metadata table (both 64 KiB).
+fn vhdx_entry<'a>(
+    table: &'a [u8],
+    start: usize,
+    count: usize,
+    id: &str,
+) -> Result<Option<&'a [u8]>> {
+    let id = Guid::parse(id)?;
+    let fits = (table.len() - start) / 32;
+    Ok((0..count.min(fits))
+        .map(|i| &table[start + i * 32..start + (i + 1) * 32])
+        .find(|e| e[0..16] == id.0))
+}
+
 fn crc32c_with_zeroed(buf: &mut [u8], at: usize) -> u32 {
     buf[at..at + 4].fill(0);
     crc32c::crc32c(buf)
@@ -204,11 +219,7 @@ pub fn vhdx(path: &Path, seed: &str) -> Result<()> {
         "{}: no vhdx region table",
         path.display()
     );
-    let entries = le_u32(&rt, 8) as usize;
-    let meta_guid = Guid::parse(VHDX_METADATA_REGION)?;
-    let meta = (0..entries.min(2047))
-        .map(|i| &rt[16 + i * 32..16 + (i + 1) * 32])
-        .find(|e| e[0..16] == meta_guid.0)
+    let meta = vhdx_entry(&rt, 16, le_u32(&rt, 8) as usize, VHDX_METADATA_REGION)?
         .map(|e| le_u64(e, 16))
         .with_context(|| format!("{}: no vhdx metadata region", path.display()))?;
     let mut table = vec![0u8; 64 * KIB as usize];
@@ -218,11 +229,7 @@ pub fn vhdx(path: &Path, seed: &str) -> Result<()> {
         "{}: no vhdx metadata table at {meta}",
         path.display()
     );
-    let count = le16(&table, 10) as usize;
-    let page83 = Guid::parse(VHDX_PAGE83)?;
-    let item = (0..count.min(2047))
-        .map(|i| &table[32 + i * 32..32 + (i + 1) * 32])
-        .find(|e| e[0..16] == page83.0)
+    let item = vhdx_entry(&table, 32, le16(&table, 10) as usize, VHDX_PAGE83)?
         .with_context(|| format!("{}: the vhdx has no virtual disk id", path.display()))?;
     let (offs, len) = (le_u32(item, 16) as u64, le_u32(item, 20));
     ensure!(

@@ -414,29 +414,6 @@ pub fn prepare_boot_loader(
     })
 }
 
-pub(crate) fn set_mtimes(dir: &Path, mtime: i64) -> Result<()> {
-    let t = filetime::FileTime::from_unix_time(mtime.max(0), 0);
-    let mut stack = vec![dir.to_path_buf()];
-    let mut all = Vec::new();
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).with_context(|| format!("reading {}", d.display()))? {
-            let p = e
-                .with_context(|| format!("reading {}", d.display()))?
-                .path();
-            if p.is_dir() {
-                stack.push(p.clone());
-            }
-            all.push(p);
-        }
-    }
-    all.push(dir.to_path_buf());
-    for p in all {
-        filetime::set_file_times(&p, t, t)
-            .with_context(|| format!("setting the time of {}", p.display()))?;
-    }
-    Ok(())
-}
-
 /// Link `src` to `dest`, or copy it when linking fails.
 fn place(src: &Path, dest: &Path) -> Result<()> {
     if let Some(d) = dest.parent() {
@@ -615,7 +592,7 @@ pub fn build_live(b: &ImageBuild) -> Result<MadeLive> {
     // The boot loader is on the ISO file system (`/EFI`, as upstream, for
     // firmware that reads it) and in the El Torito image.
     make_efiboot(&iso, &iso.join(ISO_EFIBOOT), b.timestamp)?;
-    set_mtimes(&iso, b.timestamp)?;
+    super::disk::set_mtimes(&iso, b.timestamp)?;
     let iso_out = b.work.join("live.iso");
     make_iso(
         &iso,

@@ -122,6 +122,25 @@ fn short_json(v: &super::Value) -> String {
     }
 }
 
+/// Push a modified `path`, with what changed for the first [`DETAILED`].
+fn modified(
+    out: &mut Vec<Change>,
+    path: &str,
+    detail: impl FnOnce() -> Result<String>,
+) -> Result<()> {
+    let detail = if out.len() < DETAILED {
+        detail()?
+    } else {
+        String::new()
+    };
+    out.push(Change {
+        kind: Kind::Modified,
+        path: path.to_string(),
+        detail,
+    });
+    Ok(())
+}
+
 fn diff_entry(repo: &Repo, path: &str, a: &Entry, b: &Entry, out: &mut Vec<Change>) -> Result<()> {
     if a == b {
         return Ok(());
@@ -129,16 +148,7 @@ fn diff_entry(repo: &Repo, path: &str, a: &Entry, b: &Entry, out: &mut Vec<Chang
     match (a, b) {
         (Entry::Dir(ta, ma), Entry::Dir(tb, mb)) => {
             if ma != mb {
-                let detail = if out.len() < DETAILED {
-                    dirmeta_detail(repo, ma, mb)?
-                } else {
-                    String::new()
-                };
-                out.push(Change {
-                    kind: Kind::Modified,
-                    path: path.to_string(),
-                    detail,
-                });
+                modified(out, path, || dirmeta_detail(repo, ma, mb))?;
             }
             if ta != tb {
                 let la = listing(repo, ta)?;
@@ -160,16 +170,7 @@ fn diff_entry(repo: &Repo, path: &str, a: &Entry, b: &Entry, out: &mut Vec<Chang
             }
         }
         (Entry::File(ca), Entry::File(cb)) => {
-            let detail = if out.len() < DETAILED {
-                file_detail(repo, ca, cb)?
-            } else {
-                String::new()
-            };
-            out.push(Change {
-                kind: Kind::Modified,
-                path: path.to_string(),
-                detail,
-            });
+            modified(out, path, || file_detail(repo, ca, cb))?;
         }
         // A file became a directory or the other way round.
         _ => {
