@@ -398,10 +398,15 @@ impl StagedBuild {
         let id_dir = builds_dir.join(id);
         // Markers say "made by cosa, not listed yet": recovery removes a
         // marked directory that builds.json does not list, and nothing else.
-        let new_id_dir = !id_dir.exists();
-        fs::create_dir_all(&id_dir).with_context(|| format!("creating {}", id_dir.display()))?;
-        if new_id_dir {
-            write_marker(&id_dir)?;
+        if !id_dir.exists() {
+            // Made marked under a temp name and renamed in, so a kill never
+            // leaves an unmarked directory that recovery must keep.
+            let tmp = builds_dir.join(format!("{TMP_PREFIX}-id-{id}-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&tmp);
+            fs::create_dir(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+            write_marker(&tmp)?;
+            fs::rename(&tmp, &id_dir)
+                .with_context(|| format!("renaming {} to {}", tmp.display(), id_dir.display()))?;
         }
         let dest = id_dir.join(arch);
         if dest.exists() {
